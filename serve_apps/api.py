@@ -1,0 +1,65 @@
+"""The API: a FastAPI app (REST + WebSocket), served as a Ray Serve ingress deployment."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from aico.settings import Settings, get_settings
+from serve_apps.body_limit import BodySizeLimit
+from serve_apps.errors import install_error_handlers
+from serve_apps.routes import ROUTERS
+from serve_apps.state import ApiState
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = ApiState(settings=settings, _pool=pool, owns_pool=pool is None)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.close()
+
+    app = FastAPI(title="AICO", version="0.1.0", lifespan=lifespan)
+    app.state.aico = state
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _mount_dashboard(app, settings.dashboard_dir or DEFAULT_DASHBOARD_DIR)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _mount_dashboard(app: FastAPI, dist: Path) -> None:
+    """Serve the built dashboard at `/`, with client-side routes falling back to index.html."""
+    index = dist / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard_index() -> FileResponse:
+        if not index.exists():
+            from aico.errors import NotFound
+
+            raise NotFound("the dashboard is not built (run `npm run build` in frontend/)")
+        return FileResponse(index)
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def dashboard_asset(path: str) -> FileResponse:
+        from aico.errors import NotFound
+
+        if path.startswith(("v1/", "healthz")) or not index.exists():
+            raise NotFound(f"no route for /{path}")
+        candidate = (dist / path).resolve()
+        if candidate.is_file() and dist.resolve() in candidate.parents:
+            return FileResponse(candidate)
+        return FileResponse(index)

@@ -1,0 +1,14 @@
+"""Every API router, in the order they are mounted."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serve_apps.routes import auth_config, flows, health, sessions
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    auth_config.router,
+    flows.router,
+    sessions.router,
+]

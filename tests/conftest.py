@@ -1,0 +1,109 @@
+"""Shared fixtures: a real embedded PostgreSQL (pgvector), the API app in-process, and orgs.
+
+Every test that needs an organization asks `make_org()` for a fresh one, so tests never see
+each other's rows and cross-organization checks are natural.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+
+from aico.settings import Settings
+from db.api_clients import insert_api_client, new_token
+from db.embedded import EmbeddedPostgres, start_embedded_postgres
+from db.migrate import prepare_database
+from db.organizations import insert_organization
+from db.pool import create_pool
+
+
+@pytest.fixture(scope="session")
+def aico_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("aico-home")
+    home.chmod(0o755)
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded_pg(aico_home: Path) -> Iterator[EmbeddedPostgres]:
+    pg = start_embedded_postgres(aico_home / "pg", delete_on_stop=True)
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn(embedded_pg: EmbeddedPostgres) -> str:
+    await prepare_database(embedded_pg.dsn)
+    return embedded_pg.dsn
+
+
+@pytest.fixture(scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_dsn, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def settings(aico_home: Path, pg_dsn: str) -> Settings:
+    return Settings(home=aico_home, database_url=pg_dsn, max_body_bytes=256 * 1024)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, pool: asyncpg.Pool):  # noqa: ANN201 - FastAPI
+    from serve_apps.api import create_app
+
+    return create_app(settings, pool=pool)
+
+
+@dataclass
+class OrgHandle:
+    id: UUID
+    slug: str
+    token: str
+    client: httpx.AsyncClient
+
+
+MakeOrg = Callable[..., Awaitable[OrgHandle]]
+
+
+@pytest.fixture
+async def make_org(app, pool: asyncpg.Pool) -> AsyncIterator[MakeOrg]:  # noqa: ANN001
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(*, role: str = "admin", settings: dict | None = None) -> OrgHandle:
+        slug = "org-" + secrets.token_hex(5)
+        org = await insert_organization(pool, slug=slug, name=slug, settings=settings)
+        token = new_token()
+        await insert_api_client(pool, org_id=org["id"], name="test", token=token, role=role)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://aico.test",
+            headers={"Authorization": f"Bearer {token}"}, timeout=60,
+        )
+        clients.append(client)
+        return OrgHandle(id=org["id"], slug=slug, token=token, client=client)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def api(make_org: MakeOrg) -> httpx.AsyncClient:
+    """An authenticated client for a fresh organization."""
+    return (await make_org()).client
+
+
+@pytest.fixture
+async def anon(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://aico.test"
+    ) as client:
+        yield client
