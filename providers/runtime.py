@@ -1,0 +1,159 @@
+"""The one way the executor and the voice session obtain providers for a session.
+
+    llm = await open_llm(resolved["llm"], secrets=secrets)
+    stt = await open_stt(resolved["stt"], secrets=secrets)
+
+Cloud kinds are constructed with their secrets. Self-hosted kinds (faster-whisper, piper,
+llamacpp, minilm) are served two ways, chosen by `AICO_MODELS`:
+
+* `auto` (default): if this process is connected to Ray and the Serve application `models`
+  (built by `serve_apps.models.build_models_app`) is running and serves the same model, the
+  provider returned is a thin client that calls that deployment through a `DeploymentHandle`;
+  otherwise the model is loaded in this process.
+* `serve`: always use the deployment; fail if it is not running.
+* `inprocess`: always load in this process (unit tests, a laptop without Ray).
+
+An in-process model is loaded once per process and per `model_key()`, and shared by every
+session's provider object; each provider object keeps its own usage totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aico.errors import MissingSecrets
+from providers.configs import ProviderConfig
+from providers.embeddings import Embeddings
+from providers.errors import ProviderConfigError
+from providers.llm import ChatLLM
+from providers.registry import ProviderSpec, parse_config
+from providers.stt import STT
+from providers.tts import TTS
+
+log = logging.getLogger("aico.providers.runtime")
+
+MODELS_APP = "models"
+_models: dict[tuple[Any, ...], Any] = {}
+_model_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+_serve_keys: dict[str, tuple[float, tuple[Any, ...] | None]] = {}
+_SERVE_CHECK_TTL_S = 10.0
+
+
+def models_mode() -> str:
+    mode = os.environ.get("AICO_MODELS", "auto").strip().lower()
+    if mode not in ("auto", "serve", "inprocess"):
+        raise ProviderConfigError(f"AICO_MODELS must be auto, serve or inprocess, not {mode!r}")
+    return mode
+
+
+async def open_stt(config: dict | ProviderConfig, *, secrets: Mapping[str, str]) -> STT:
+    return await _open("stt", config, secrets)
+
+
+async def open_llm(config: dict | ProviderConfig, *, secrets: Mapping[str, str]) -> ChatLLM:
+    return await _open("llm", config, secrets)
+
+
+async def open_tts(config: dict | ProviderConfig, *, secrets: Mapping[str, str]) -> TTS:
+    return await _open("tts", config, secrets)
+
+
+async def open_embeddings(config: dict | ProviderConfig, *,
+                          secrets: Mapping[str, str]) -> Embeddings:
+    return await _open("embeddings", config, secrets)
+
+
+async def _open(capability: str, config: dict | ProviderConfig, secrets: Mapping[str, str]):
+    spec, cfg = parse_config(capability, config)
+    missing = [name for name in cfg.required_secrets() if not secrets.get(name)]
+    if missing:
+        raise MissingSecrets(missing)
+    cls = spec.load_class()
+    if not spec.self_hosted:
+        return cls.from_config(cfg, secrets=secrets)
+    handle = await _deployment_handle(capability, cfg)
+    if handle is not None:
+        from providers.serve_clients import serve_client
+
+        return serve_client(capability, cls, cfg, handle)
+    return cls(cfg, model=await load_model(spec, cfg))
+
+
+async def load_model(spec: ProviderSpec, cfg: ProviderConfig) -> Any:
+    """The in-process model for `cfg`, loaded once per process (in a thread: loading blocks)."""
+    key = cfg.model_key()
+    if key in _models:
+        return _models[key]
+    lock = _model_locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        if key not in _models:
+            cls = spec.load_class()
+            started = time.perf_counter()
+            _models[key] = await asyncio.to_thread(cls.load_model, cfg)
+            log.info("loaded %s %s model in %.2fs", spec.capability, spec.kind,
+                     time.perf_counter() - started)
+    return _models[key]
+
+
+def load_model_sync(capability: str, config: dict | ProviderConfig) -> tuple[Any, Any]:
+    """(provider class, model) for a deployment's `__init__`: blocking, not cached."""
+    spec, cfg = parse_config(capability, config)
+    cls = spec.load_class()
+    return cls, cls.load_model(cfg)
+
+
+async def _deployment_handle(capability: str, cfg: ProviderConfig) -> Any | None:
+    mode = models_mode()
+    if mode == "inprocess":
+        return None
+    handle, served_key = await _serve_lookup(capability)
+    if handle is not None and served_key == cfg.model_key():
+        return handle
+    if mode == "serve":
+        raise ProviderConfigError(
+            f"AICO_MODELS=serve but the '{MODELS_APP}' Serve app does not serve this "
+            f"{capability} model ({cfg.kind})", provider=cfg.kind)
+    if handle is not None:
+        log.warning("%s deployment serves another model than requested; loading in-process",
+                    capability)
+    return None
+
+
+async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | None]:
+    try:
+        import ray
+    except ImportError:
+        return None, None
+    if not ray.is_initialized():
+        return None, None
+    checked = _serve_keys.get(capability)
+    from ray import serve
+
+    if checked is not None and time.monotonic() - checked[0] < _SERVE_CHECK_TTL_S:
+        key = checked[1]
+        return (serve.get_deployment_handle(capability, app_name=MODELS_APP) if key else None,
+                key)
+    key: tuple[Any, ...] | None = None
+    handle = None
+    try:
+        app = serve.status().applications.get(MODELS_APP)
+        if app is not None and capability in app.deployments and app.status == "RUNNING":
+            handle = serve.get_deployment_handle(capability, app_name=MODELS_APP)
+            key = tuple(await handle.model_key.remote())
+    except Exception as err:  # noqa: BLE001 - no Serve, or not reachable: load in-process
+        log.debug("no %s deployment: %s", capability, err)
+        handle, key = None, None
+    _serve_keys[capability] = (time.monotonic(), key)
+    return handle, key
+
+
+def forget_models() -> None:
+    """Drop cached in-process models and Serve lookups (tests)."""
+    _models.clear()
+    _model_locks.clear()
+    _serve_keys.clear()

@@ -1,0 +1,248 @@
+"""The streaming STT interface: 16-bit mono PCM in, interim and final transcripts out.
+
+Life of a stream (the livekit-agents shape):
+
+    async with stt.stream(sample_rate=16000) as stream:
+        stream.push_frame(pcm16)        # any number of 10-40 ms frames
+        await stream.flush()            # end of an utterance: a `final` event follows
+        stream.end_input()              # no more audio; iteration ends after the last final
+        async for ev in stream: ...     # SpeechEvent(type='interim'|'final', text, ...)
+
+A provider fills in `_recognize_impl` (one-shot) and, if it streams natively, returns its own
+`SpeechStream` subclass from `_stream_impl`. Non-streaming providers (Whisper, OpenAI) get
+`BufferedSpeechStream`, which decodes buffered audio on `flush` and, if `interim_every_s` is
+set, also while the caller is still speaking, so the final lands sooner after end of speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Self, Literal
+
+from providers.errors import ProviderError
+from providers.policy import CallPolicy, call_with_retries
+
+log = logging.getLogger("aico.providers.stt")
+
+BYTES_PER_SAMPLE = 2
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    type: Literal["interim", "final"]
+    text: str
+    start_s: float | None = None
+    end_s: float | None = None
+    language: str | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None
+    audio_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class STTCapabilities:
+    streaming: bool = False
+    interim_results: bool = False
+    sample_rates: tuple[int, ...] = (16000,)
+
+
+@dataclass
+class STTUsageTotals:
+    requests: int = 0
+    audio_s: float = 0.0
+    retries: int = 0
+
+
+class STT(ABC):
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[STTCapabilities] = STTCapabilities()
+
+    def __init__(self, *, policy: CallPolicy | None = None, language: str | None = "en",
+                 interim_every_s: float | None = None) -> None:
+        self.policy = policy or CallPolicy(timeout_s=30.0)
+        self.language = language
+        self.interim_every_s = interim_every_s
+        self.usage = STTUsageTotals()
+
+    async def recognize(self, pcm16: bytes, *, sample_rate: int,
+                        language: str | None = None) -> Transcript:
+        """Transcribe one utterance of 16-bit mono PCM."""
+        audio_s = len(pcm16) / (BYTES_PER_SAMPLE * sample_rate)
+        self.usage.requests += 1
+        self.usage.audio_s += audio_s
+        return await call_with_retries(
+            lambda: self._recognize_impl(pcm16, sample_rate=sample_rate,
+                                         language=language or self.language),
+            policy=self.policy, provider=self.kind, what="recognize")
+
+    def stream(self, *, sample_rate: int = 16000, language: str | None = None) -> SpeechStream:
+        return self._stream_impl(sample_rate=sample_rate, language=language or self.language)
+
+    def _stream_impl(self, *, sample_rate: int, language: str | None) -> SpeechStream:
+        return BufferedSpeechStream(self, sample_rate=sample_rate, language=language,
+                                    interim_every_s=self.interim_every_s)
+
+    @abstractmethod
+    async def _recognize_impl(self, pcm16: bytes, *, sample_rate: int,
+                              language: str | None) -> Transcript:
+        """Transcribe; raise ProviderError subclasses on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections; the base holds none."""
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = asyncio.get_running_loop().create_future()
+
+
+_END = object()
+
+
+class SpeechStream(ABC):
+    """Input queue of frames and flush marks, output queue of events, one task between."""
+
+    def __init__(self, stt: STT, *, sample_rate: int, language: str | None) -> None:
+        self._stt = stt
+        self.sample_rate = sample_rate
+        self.language = language
+        self._input: asyncio.Queue[bytes | _Flush | object] = asyncio.Queue()
+        self._events: asyncio.Queue[SpeechEvent | BaseException | object] = asyncio.Queue()
+        self._input_ended = False
+        self._task = asyncio.create_task(self._main(), name=f"{stt.kind}-stt-stream")
+
+    def push_frame(self, pcm16: bytes) -> None:
+        if self._input_ended:
+            raise RuntimeError("push_frame after end_input")
+        if pcm16:
+            self._input.put_nowait(pcm16)
+
+    async def flush(self) -> None:
+        """Mark the end of an utterance; returns once its final event is queued."""
+        mark = _Flush()
+        self._input.put_nowait(mark)
+        await asyncio.shield(mark.done)
+
+    def end_input(self) -> None:
+        if not self._input_ended:
+            self._input_ended = True
+            self._input.put_nowait(_END)
+
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[SpeechEvent]:
+        while True:
+            item = await self._events.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, SpeechEvent)
+            yield item
+
+    async def _main(self) -> None:
+        try:
+            await self._run(self._input, self._emit)
+        except asyncio.CancelledError:
+            raise
+        except ProviderError as err:
+            self._events.put_nowait(err)
+        except Exception as err:
+            log.exception("%s stream failed", self._stt.kind)
+            self._events.put_nowait(ProviderError(f"{self._stt.kind} stream failed: {err}",
+                                                  provider=self._stt.kind))
+        finally:
+            self._events.put_nowait(_END)
+            # Release anyone waiting on a flush the provider never reached.
+            while not self._input.empty():
+                item = self._input.get_nowait()
+                if isinstance(item, _Flush) and not item.done.done():
+                    item.done.set_result(None)
+
+    def _emit(self, event: SpeechEvent) -> None:
+        self._events.put_nowait(event)
+
+    @abstractmethod
+    async def _run(self, frames: asyncio.Queue, emit: Callable[[SpeechEvent], None]) -> None:
+        """Read frames (bytes), `_Flush` marks (set `.done` once the final is emitted) and
+        the end mark from `frames`; call `emit(SpeechEvent)`. Return at the end mark."""
+
+    async def aclose(self) -> None:
+        self.end_input()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class BufferedSpeechStream(SpeechStream):
+    """Streams over a one-shot `recognize`: final on flush, optional interim while speaking."""
+
+    def __init__(self, stt: STT, *, sample_rate: int, language: str | None,
+                 interim_every_s: float | None = None) -> None:
+        self._interim_every_s = interim_every_s
+        super().__init__(stt, sample_rate=sample_rate, language=language)
+
+    async def _run(self, frames: asyncio.Queue, emit: Callable[[SpeechEvent], None]) -> None:
+        buf = bytearray()
+        offset_s = 0.0  # where the current utterance started in the stream
+        interim_at = 0  # buffer length at the last interim decode
+        interim: asyncio.Task[Transcript] | None = None
+        utterance = 0
+        step = int((self._interim_every_s or 0) * self.sample_rate * BYTES_PER_SAMPLE)
+        while True:
+            item = await frames.get()
+            if isinstance(item, bytes):
+                buf.extend(item)
+                # One interim decode at a time: on a busy box they must not queue up.
+                if step and len(buf) - interim_at >= step and (interim is None or interim.done()):
+                    interim_at = len(buf)
+                    interim = asyncio.create_task(self._stt.recognize(
+                        bytes(buf), sample_rate=self.sample_rate, language=self.language))
+                    interim.add_done_callback(
+                        lambda t, gen=utterance, off=offset_s: self._emit_interim(
+                            t, off, emit, current=lambda: gen == utterance))  # noqa: B023 - reads the live value
+                continue
+            utterance += 1  # interims of this utterance that finish late are dropped
+            if interim is not None:
+                interim.cancel()
+                interim = None
+            if buf:
+                duration = len(buf) / (BYTES_PER_SAMPLE * self.sample_rate)
+                result = await self._stt.recognize(bytes(buf), sample_rate=self.sample_rate,
+                                                   language=self.language)
+                emit(SpeechEvent("final", result.text, start_s=offset_s,
+                                 end_s=offset_s + duration, language=result.language))
+                offset_s += duration
+                buf.clear()
+                interim_at = 0
+            if isinstance(item, _Flush):
+                item.done.set_result(None)
+            else:
+                return
+
+    @staticmethod
+    def _emit_interim(task: asyncio.Task[Transcript], offset_s: float,
+                      emit: Callable[[SpeechEvent], None], *,
+                      current: Callable[[], bool]) -> None:
+        if task.cancelled() or task.exception() is not None or not current():
+            return
+        text = task.result().text
+        if text:
+            emit(SpeechEvent("interim", text, start_s=offset_s))

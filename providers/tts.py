@@ -1,0 +1,230 @@
+"""The streaming TTS interface: text chunks in, 16-bit mono PCM frames out.
+
+    async with tts.stream() as stream:
+        stream.push_text("Hello there. How")   # LLM deltas, any size
+        stream.push_text(" are you?")
+        stream.flush()                          # speak what is buffered now
+        stream.end_input()
+        async for frame in stream: ...          # AudioFrame(pcm16, sample_rate)
+
+The default stream cuts text into sentences and synthesizes each one as soon as it is
+complete, so the first audio comes out while the LLM is still writing. A provider fills in
+`_synthesize_impl`; one with a native text-streaming protocol (ElevenLabs' WebSocket) returns
+its own `SynthesizeStream` from `_stream_impl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from providers.errors import ProviderError
+from providers.llm import _aclose
+from providers.policy import CallPolicy
+
+log = logging.getLogger("aico.providers.tts")
+
+
+@dataclass(frozen=True)
+class AudioFrame:
+    pcm16: bytes
+    sample_rate: int
+    num_channels: int = 1
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm16) / (2 * self.num_channels * self.sample_rate)
+
+
+@dataclass(frozen=True)
+class TTSCapabilities:
+    # True when the provider accepts text incrementally over one connection.
+    streaming: bool = False
+
+
+@dataclass
+class TTSUsageTotals:
+    requests: int = 0
+    characters: int = 0
+    audio_s: float = 0.0
+    retries: int = 0
+
+
+class TTS(ABC):
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[TTSCapabilities] = TTSCapabilities()
+
+    def __init__(self, *, sample_rate: int, policy: CallPolicy | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.policy = policy or CallPolicy(timeout_s=30.0)
+        self.usage = TTSUsageTotals()
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        """Speak `text`. Retries only before the first frame; waits between frames are bounded
+        by the policy's timeout."""
+        text = text.strip()
+        if not text:
+            return
+        self.usage.requests += 1
+        self.usage.characters += len(text)
+        attempt = 0
+        while True:
+            frames = self._synthesize_impl(text)
+            try:
+                first = await self._next(frames)
+                break
+            except ProviderError as err:
+                await _aclose(frames)
+                if not err.retryable or attempt >= self.policy.max_retries:
+                    raise
+                log.warning("%s synthesize failed before first audio (%s), retry %d/%d",
+                            self.kind, err.code, attempt + 1, self.policy.max_retries)
+                self.usage.retries += 1
+                await asyncio.sleep(self.policy.delay(attempt))
+                attempt += 1
+        try:
+            frame = first
+            while frame is not None:
+                self.usage.audio_s += frame.duration_s
+                yield frame
+                frame = await self._next(frames)
+        finally:
+            await _aclose(frames)
+
+    async def _next(self, frames: AsyncIterator[AudioFrame]) -> AudioFrame | None:
+        from providers.errors import ProviderTimeout
+
+        try:
+            return await asyncio.wait_for(anext(frames), timeout=self.policy.timeout_s)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise ProviderTimeout(f"{self.kind} sent no audio for {self.policy.timeout_s:g}s",
+                                  provider=self.kind) from None
+
+    def stream(self) -> SynthesizeStream:
+        return self._stream_impl()
+
+    def _stream_impl(self) -> SynthesizeStream:
+        return SentenceSynthesizeStream(self)
+
+    @abstractmethod
+    def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+        """An async generator of frames at `self.sample_rate`; raise ProviderError on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections; the base holds none."""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|\n+")
+_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "etc.",
+                            "vs.", "no.", "jr.", "sr."})
+_FLUSH = object()
+_END = object()
+
+
+def split_sentences(text: str) -> tuple[list[str], str]:
+    """Complete sentences in `text`, and the unfinished rest."""
+    sentences, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        sentence = text[start:m.end()].strip()
+        words = sentence.split()
+        if words and words[-1].lower() in _ABBREVIATIONS:
+            continue  # "Dr. Smith" is one sentence
+        if sentence:
+            sentences.append(sentence)
+        start = m.end()
+    return sentences, text[start:]
+
+
+class SynthesizeStream(ABC):
+    def __init__(self, tts: TTS) -> None:
+        self._tts = tts
+        self.sample_rate = tts.sample_rate
+        self._input: asyncio.Queue[str | object] = asyncio.Queue()
+        self._frames: asyncio.Queue[AudioFrame | BaseException | object] = asyncio.Queue()
+        self._input_ended = False
+        self._task = asyncio.create_task(self._main(), name=f"{tts.kind}-tts-stream")
+
+    def push_text(self, text: str) -> None:
+        if self._input_ended:
+            raise RuntimeError("push_text after end_input")
+        if text:
+            self._input.put_nowait(text)
+
+    def flush(self) -> None:
+        """Speak whatever text is buffered, sentence end or not."""
+        self._input.put_nowait(_FLUSH)
+
+    def end_input(self) -> None:
+        if not self._input_ended:
+            self._input_ended = True
+            self._input.put_nowait(_END)
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[AudioFrame]:
+        while True:
+            item = await self._frames.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, AudioFrame)
+            yield item
+
+    async def _main(self) -> None:
+        try:
+            await self._run(self._input, self._frames.put_nowait)
+        except asyncio.CancelledError:
+            raise
+        except ProviderError as err:
+            self._frames.put_nowait(err)
+        except Exception as err:
+            log.exception("%s stream failed", self._tts.kind)
+            self._frames.put_nowait(ProviderError(f"{self._tts.kind} stream failed: {err}",
+                                                  provider=self._tts.kind))
+        finally:
+            self._frames.put_nowait(_END)
+
+    @abstractmethod
+    async def _run(self, text: asyncio.Queue, emit: Callable[[AudioFrame], None]) -> None:
+        """Read str chunks, the flush mark and the end mark; call emit(AudioFrame)."""
+
+    async def aclose(self) -> None:
+        self.end_input()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class SentenceSynthesizeStream(SynthesizeStream):
+    """Synthesizes each sentence as soon as its end arrives, one after another, in order."""
+
+    async def _run(self, text: asyncio.Queue, emit: Callable[[AudioFrame], None]) -> None:
+        pending = ""
+        while True:
+            item = await text.get()
+            if isinstance(item, str):
+                pending += item
+                sentences, pending = split_sentences(pending)
+            else:
+                sentences, pending = [pending.strip()] if pending.strip() else [], ""
+            for sentence in sentences:
+                async for frame in self._tts.synthesize(sentence):
+                    emit(frame)
+            if item is _END:
+                return
