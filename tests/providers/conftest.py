@@ -1,0 +1,54 @@
+"""Fixtures for provider tests: real packaged models, loaded once per test session."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from providers.runtime import open_embeddings, open_llm, open_stt, open_tts
+
+
+@pytest.fixture(autouse=True)
+def _models_in_process(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    # Tests that exercise the Serve deployment opt out with the `serve_models` fixture.
+    if "serve_models" not in request.fixturenames:
+        monkeypatch.setenv("AICO_MODELS", "inprocess")
+
+
+async def _in_process(opener, config: dict):  # noqa: ANN001, ANN202
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AICO_MODELS", "inprocess")
+        return await opener(config, secrets={})
+
+
+@pytest.fixture(scope="session")
+async def piper():
+    return await _in_process(open_tts, {"kind": "piper"})
+
+
+@pytest.fixture(scope="session")
+async def whisper():
+    return await _in_process(open_stt, {"kind": "faster-whisper"})
+
+
+@pytest.fixture(scope="session")
+async def smollm():
+    return await _in_process(open_llm, {"kind": "llamacpp", "temperature": 0.0})
+
+
+@pytest.fixture(scope="session")
+async def minilm():
+    return await _in_process(open_embeddings, {"kind": "minilm"})
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over normalised words, divided by the reference length."""
+    ref = re.findall(r"[a-z0-9']+", reference.lower())
+    hyp = re.findall(r"[a-z0-9']+", hypothesis.lower())
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[len(hyp)] / max(len(ref), 1)
