@@ -1,0 +1,88 @@
+/** Talk to a flow by voice: microphone → voice WebSocket → agent audio, with the live transcript and per-turn latency. */
+import { useEffect, useRef, useState } from 'react';
+import { Link } from 'react-router-dom';
+import { wsUrl } from '../api/client';
+import { flowsApi } from '../api/flows';
+import type { TurnMetrics } from '../api/types';
+import { ErrorNote } from '../components/ErrorNote';
+import { Waterfall } from '../components/Waterfall';
+import { percentiles } from '../components/waterfallRows';
+import { applyTranscript, type LiveLine } from '../voice/transcript';
+import { VoiceCall, type VoiceEvent } from '../voice/voiceCall';
+
+export function VoicePanel({ flowId }: { flowId: string }) {
+  const [state, setState] = useState<'idle' | 'connecting' | 'live' | 'ended' | 'error'>('idle');
+  const [detail, setDetail] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [lines, setLines] = useState<LiveLine[]>([]);
+  const [turns, setTurns] = useState<TurnMetrics[]>([]);
+  const [speaking, setSpeaking] = useState(false);
+  const [sessionId, setSessionId] = useState<string | null>(null);
+  const call = useRef<VoiceCall | null>(null);
+  useEffect(() => () => call.current?.stop(), []);
+
+  const onEvent = (ev: VoiceEvent) => {
+    switch (ev.type) {
+      case 'transcript':
+        setLines((l) => applyTranscript(l, { role: String(ev.role ?? 'user'), text: String(ev.text ?? ''), final: ev.final !== false }));
+        break;
+      case 'agent_text':
+        setLines((l) => applyTranscript(l, { role: 'agent', text: String(ev.text ?? ''), final: ev.final !== false }));
+        break;
+      case 'agent_speech_started': setSpeaking(true); break;
+      case 'agent_speech_ended': setSpeaking(false); break;
+      case 'interrupted':
+        setSpeaking(false);
+        setLines((l) => [...l, { role: 'system', text: '(caller interrupted the agent)', final: true }]);
+        break;
+      case 'metrics': {
+        const m = (ev.turn ?? ev.metrics ?? ev) as TurnMetrics;
+        setTurns((t) => [...t, m]);
+        break;
+      }
+      case 'end': setDetail(typeof ev.reason === 'string' ? ev.reason : 'the flow ended the call'); break;
+    }
+  };
+
+  const start = async () => {
+    setError(null); setLines([]); setTurns([]); setDetail('');
+    try {
+      setState('connecting');
+      const s = await flowsApi.startSession(flowId, { channel: 'voice', user: { id: 'dashboard-tester' } });
+      setSessionId(s.id);
+      if (!s.voice?.url) throw new Error('The server started the session but gave no voice connection (voice.url is missing). Voice may not be available on this server yet.');
+      const c = new VoiceCall(wsUrl(s.voice.url), {
+        onEvent,
+        onState: (st, d) => { setState(st); if (d) setDetail(d); if (st !== 'live') setSpeaking(false); },
+      });
+      call.current = c;
+      await c.start();
+    } catch (e) {
+      call.current?.stop();
+      setState('error');
+      setError(e instanceof DOMException && e.name === 'NotAllowedError' ? new Error('The browser did not allow the microphone. Allow it and try again.') : e);
+    }
+  };
+
+  const v2v = percentiles(turns.map((t) => t.voice_to_voice_ms).filter((x): x is number => typeof x === 'number'));
+  return (
+    <section className="card voice" data-testid="voice-panel">
+      <h2>Voice</h2>
+      <div className="row">
+        {state === 'live' || state === 'connecting'
+          ? <button className="danger" onClick={() => call.current?.stop()}>Hang up</button>
+          : <button className="primary" onClick={() => void start()}>Start voice call</button>}
+        <span className="small" data-testid="voice-state">{state}{detail ? ` · ${detail}` : ''}{speaking ? ' · agent speaking' : ''}</span>
+        {sessionId && <Link className="small" to={`/sessions/${sessionId}`}>session {sessionId.slice(0, 8)}</Link>}
+      </div>
+      <ErrorNote error={error} context="The voice call could not start" />
+      <div className="messages" data-testid="voice-transcript">
+        {lines.map((l, i) => <div key={i} className={`msg ${l.role === 'user' ? 'user' : l.role === 'system' ? 'system' : 'agent'}${l.final ? '' : ' interim'}`} data-role={l.role}>{l.text}</div>)}
+        {!lines.length && <p className="muted small">The live transcript of both sides appears here.</p>}
+      </div>
+      <h3>Per-turn latency</h3>
+      {v2v && <p className="small">voice-to-voice p50 {Math.round(v2v.p50)} ms · p95 {Math.round(v2v.p95)} ms over {turns.length} turn{turns.length > 1 ? 's' : ''}</p>}
+      <Waterfall turns={turns} />
+    </section>
+  );
+}
