@@ -38,7 +38,7 @@ def pcm16_to_float(pcm16: bytes, sample_rate: int) -> np.ndarray:
     """16-bit PCM at any rate → float32 at 16 kHz (linear resampling is enough for speech)."""
     audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
     if sample_rate != WHISPER_RATE and audio.size:
-        n = int(round(audio.size * WHISPER_RATE / sample_rate))
+        n = round(audio.size * WHISPER_RATE / sample_rate)
         audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size),
                           audio).astype(np.float32)
     return audio

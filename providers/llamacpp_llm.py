@@ -9,8 +9,8 @@ its calling thread and hands chunks to a callback, which we forward to the event
 from __future__ import annotations
 
 import asyncio
-import json
 import importlib.util
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path

@@ -80,7 +80,7 @@ async def _open(capability: str, config: dict | ProviderConfig, secrets: Mapping
     if handle is not None:
         from providers.serve_clients import serve_client
 
-        return serve_client(capability, cls, cfg, handle)
+        return await serve_client(capability, cls, cfg, handle)
     return cls(cfg, model=await load_model(spec, cfg))
 
 
@@ -100,11 +100,13 @@ async def load_model(spec: ProviderSpec, cfg: ProviderConfig) -> Any:
     return _models[key]
 
 
-def load_model_sync(capability: str, config: dict | ProviderConfig) -> tuple[Any, Any]:
-    """(provider class, model) for a deployment's `__init__`: blocking, not cached."""
+def load_provider_sync(capability: str, config: dict | ProviderConfig) -> Any:
+    """An in-process self-hosted provider for a deployment's `__init__`: blocking, uncached."""
     spec, cfg = parse_config(capability, config)
+    if not spec.self_hosted:
+        raise ProviderConfigError(f"{capability} kind {cfg.kind} is not self-hosted")
     cls = spec.load_class()
-    return cls, cls.load_model(cfg)
+    return cls(cfg, model=cls.load_model(cfg))
 
 
 async def _deployment_handle(capability: str, cfg: ProviderConfig) -> Any | None:

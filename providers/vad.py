@@ -111,7 +111,7 @@ class SpeechDetector:
         """Feed 16-bit mono PCM; returns the speech starts/ends it decided."""
         audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
         if self.sample_rate != self._model_rate and audio.size:
-            n = int(round(audio.size * self._model_rate / self.sample_rate))
+            n = round(audio.size * self._model_rate / self.sample_rate)
             audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size),
                               audio).astype(np.float32)
         self._pending = np.concatenate([self._pending, audio])

@@ -16,7 +16,7 @@ def _models_in_process(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureR
         monkeypatch.setenv("AICO_MODELS", "inprocess")
 
 
-async def _in_process(opener, config: dict):  # noqa: ANN001, ANN202
+async def _in_process(opener, config: dict):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AICO_MODELS", "inprocess")
         return await opener(config, secrets={})
@@ -52,3 +52,28 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[len(hyp)] / max(len(ref), 1)
+
+
+@pytest.fixture(scope="session")
+def serve_models():
+    """A real local Ray with the `models` Serve app (≈15-25 s, once per test session)."""
+    import ray
+    from ray import serve
+
+    from providers.runtime import forget_models
+    from serve_apps.models import build_models_app
+
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    serve.run(build_models_app(providers={
+        "stt": {"kind": "faster-whisper"}, "llm": {"kind": "llamacpp", "temperature": 0.0},
+        "tts": {"kind": "piper"}, "embeddings": {"kind": "minilm"}}),
+        name="models", route_prefix=None)
+    forget_models()
+    yield serve
+    serve.delete("models")
+    forget_models()
+    if started_ray:
+        serve.shutdown()
+        ray.shutdown()

@@ -21,7 +21,7 @@ SENTENCES = [
 ]
 
 
-async def speak(tts, text: str) -> tuple[bytes, int]:  # noqa: ANN001
+async def speak(tts, text: str) -> tuple[bytes, int]:
     pcm = bytearray()
     rate = tts.sample_rate
     async for frame in tts.synthesize(text):

@@ -1,0 +1,98 @@
+"""`build_models_app(settings)`: the Serve application `models` that `aico up` deploys.
+
+One deployment per self-hosted capability in the server's default providers (faster-whisper,
+llamacpp, piper, minilm by default); cloud kinds need none. Resources come from config, not
+code: `settings.model_deployments` if the settings define it, else `AICO_MODEL_DEPLOYMENTS`
+(JSON), e.g. on a GPU cluster:
+
+    {"stt": {"num_gpus": 0.5}, "llm": {"num_gpus": 0.5, "max_replicas": 4}}
+
+`max_replicas > min_replicas` turns on Serve autoscaling. Sessions reach the deployments
+through `providers.runtime` (`serve.get_deployment_handle(<capability>, app_name="models")`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from providers.registry import parse_config
+from providers.resolution import server_default_providers
+from serve_apps.models.embeddings import EmbeddingsDeployment
+from serve_apps.models.llm import LLMDeployment
+from serve_apps.models.stt import STTDeployment
+from serve_apps.models.tts import TTSDeployment
+
+APP_NAME = "models"
+DEPLOYMENTS = {"stt": STTDeployment, "llm": LLMDeployment, "tts": TTSDeployment,
+               "embeddings": EmbeddingsDeployment}
+
+
+class DeploymentResources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(0.25, ge=0)
+    num_gpus: float = Field(0, ge=0)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    target_ongoing_requests: float = Field(2, gt=0)
+    max_ongoing_requests: int | None = Field(None, ge=1)
+
+    def options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}}
+        if self.max_replicas > max(self.min_replicas, 1):
+            opts["autoscaling_config"] = {
+                "min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
+                "target_ongoing_requests": self.target_ongoing_requests}
+        else:
+            opts["num_replicas"] = max(self.min_replicas, 1)
+        if self.max_ongoing_requests:
+            opts["max_ongoing_requests"] = self.max_ongoing_requests
+        return opts
+
+
+def deployment_resources(settings: Any = None) -> dict[str, DeploymentResources]:
+    raw = getattr(settings, "model_deployments", None)
+    if raw is None:
+        text = os.environ.get("AICO_MODEL_DEPLOYMENTS", "").strip()
+        raw = json.loads(text) if text else {}
+    return {cap: DeploymentResources.model_validate(raw.get(cap, {})) for cap in DEPLOYMENTS}
+
+
+@serve.deployment(name="models", num_replicas=1, ray_actor_options={"num_cpus": 0})
+class ModelsIngress:
+    """Holds the model deployments so they live in one app; reports which are up."""
+
+    def __init__(self, **deployments: DeploymentHandle) -> None:
+        self._deployments = deployments
+
+    async def served(self) -> dict[str, list[Any]]:
+        return {cap: list(await h.model_key.remote()) for cap, h in self._deployments.items()}
+
+    def check_health(self) -> None:
+        return None
+
+
+def build_models_app(settings: Any = None, *, providers: dict[str, Any] | None = None,
+                     resources: dict[str, DeploymentResources] | None = None) -> Application:
+    """The `models` application for the server's default self-hosted providers."""
+    providers = providers or server_default_providers(settings)
+    resources = resources or deployment_resources(settings)
+    bound: dict[str, Any] = {}
+    for capability, deployment in DEPLOYMENTS.items():
+        config = providers.get(capability)
+        if not config:
+            continue
+        spec, parsed = parse_config(capability, config)
+        if not spec.self_hosted:
+            continue
+        bound[capability] = deployment.options(**resources[capability].options()).bind(
+            parsed.model_dump(mode="json"))
+    return ModelsIngress.bind(**bound)
