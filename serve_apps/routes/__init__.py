@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serve_apps.routes import auth_config, flows, health, sessions
+from serve_apps.routes import chat
 
 ROUTERS: list[APIRouter] = [
     health.router,
     auth_config.router,
     flows.router,
     sessions.router,
+    chat.router,
 ]

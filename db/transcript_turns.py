@@ -1,0 +1,30 @@
+"""Transcript turns: what the caller and the agent said, one row per turn, numbered like the
+session event that produced it. Written by `db.sessions.commit_session_step`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+
+async def list_recent_transcript_turns(
+    conn: Conn, *, session_id: UUID, limit: int
+) -> list[asyncpg.Record]:
+    """The last `limit` turns, oldest first (a bounded read, whatever the session's length)."""
+    rows = await conn.fetch(
+        "SELECT seq, role, text FROM transcript_turns WHERE session_id = $1"
+        " ORDER BY seq DESC LIMIT $2",
+        session_id, limit,
+    )
+    return list(reversed(rows))
+
+
+async def count_transcript_turns(conn: Conn, *, session_id: UUID) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT role, count(*) AS n FROM transcript_turns WHERE session_id = $1 GROUP BY role",
+        session_id,
+    )
+    return {r["role"]: r["n"] for r in rows}

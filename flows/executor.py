@@ -1,0 +1,251 @@
+"""The stateless flow executor: one inbound event in, a stream of actions out.
+
+How to call it:
+
+    from flows.events import InboundEvent, Say, SayChunk, Listen, End
+    from flows.executor import step
+
+    async for action in step(pool, session_id, InboundEvent.user_turn("hi", event_id="abc")):
+        ...  # Say / SayChunk / Listen / Transfer / End / StartChild, in order
+
+`step` reconstructs the session from PostgreSQL (one query: state, variables, org settings and
+whether this `event_id` was already applied), runs nodes until the flow must wait, and commits
+the new state, the consumed event and the produced events in ONE statement guarded by
+`sessions.version`. Only then do the actions leave. A conflicting concurrent step retries from a
+fresh read; an `event_id` already applied yields its stored actions and changes nothing.
+
+An `llm` node's reply streams *after* that commit: `SayChunk`s leave as the model produces them
+(`stream_id` is the llm token, `final=True` closes it), nothing is persisted meanwhile, and the
+completed text is then committed as its own `llm.completed` event, which runs the flow on to its
+next wait (those actions follow in the same stream). A caller that stops consuming mid-reply
+(barge-in) may send `InboundEvent.llm_completed(token, heard_text, interrupted=True)` itself, or
+just the next `user.turn`; the unconfirmed reply is then dropped from the history.
+If a worker dies after the commit but before the reply was confirmed, delivering the same event
+again re-runs the pending LLM call (the only post-commit work: llm replies, starting a subflow's
+session, telling a parent its child ended; each is idempotent).
+
+A session waiting on a subflow forwards `user.turn` and `timer.fired` to the child session; when
+the child ends, the parent resumes in the same stream.
+
+For a Ray task form see `flows.tasks`. Each step is bounded: it reads one session row and one
+event index entry, and the LLM history is a window kept in the state (`HISTORY_WINDOW`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from aico.errors import Conflict, NotFound
+from aico.settings import Settings, get_settings
+from db import flows as flows_db
+from db import sessions as sessions_db
+from flows.document import FlowDocument, parse_flow_document
+from flows.events import Action, InboundEvent, SayChunk, StartChild, action_from_dict
+from flows.runner import FlowRun, RunEnv, StepOutcome
+
+log = logging.getLogger("aico.flows.executor")
+
+MAX_ATTEMPTS = 200
+LLMOpener = Callable[[dict[str, Any]], Awaitable[Any]]  # provider config -> ChatLLM
+
+
+@dataclass
+class StepContext:
+    pool: asyncpg.Pool
+    settings: Settings
+    open_llm: LLMOpener | None = None
+    # Filled by `step` for benchmarks: seconds spent in model calls during the last step.
+    model_seconds: float = 0.0
+
+
+_documents: OrderedDict[UUID, FlowDocument] = OrderedDict()
+_DOCUMENT_CACHE_SIZE = 512
+
+
+async def flow_document(pool: asyncpg.Pool, flow_version_id: UUID) -> FlowDocument:
+    """A published version, parsed once per process (versions are immutable)."""
+    doc = _documents.get(flow_version_id)
+    if doc is None:
+        row = await flows_db.get_flow_version_by_id(pool, version_id=flow_version_id)
+        if row is None:
+            raise NotFound(f"flow version {flow_version_id} not found")
+        doc = parse_flow_document(row["document"])
+        _documents[flow_version_id] = doc
+        if len(_documents) > _DOCUMENT_CACHE_SIZE:
+            _documents.popitem(last=False)
+    return doc
+
+
+async def step(
+    pool: asyncpg.Pool,
+    session_id: UUID | str,
+    event: InboundEvent,
+    *,
+    settings: Settings | None = None,
+    open_llm: LLMOpener | None = None,
+    context: StepContext | None = None,
+) -> AsyncIterator[Action]:
+    """Apply `event` to the session and yield the actions it produces (see module docstring)."""
+    ctx = context or StepContext(pool=pool, settings=settings or get_settings(),
+                                 open_llm=open_llm)
+    async for action in _step(ctx, UUID(str(session_id)), event):
+        yield action
+
+
+async def run_step(pool: asyncpg.Pool, session_id: UUID | str, event: InboundEvent,
+                   **options: Any) -> list[Action]:
+    """`step`, collected: every action of the step (and of the LLM replies it streamed)."""
+    return [a async for a in step(pool, session_id, event, **options)]
+
+
+async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> AsyncIterator[Action]:
+    for attempt in range(MAX_ATTEMPTS):
+        snap = await sessions_db.get_session_for_step(
+            ctx.pool, session_id=session_id, event_id=event.event_id)
+        if snap is None:
+            raise NotFound(f"session {session_id} not found")
+        if snap["applied_result"] is not None:
+            async for action in _replay(ctx, snap, snap["applied_result"]):
+                yield action
+            return
+        wait = (snap["state"] or {}).get("wait") or {}
+        if wait.get("kind") == "child" and event.type in ("user.turn", "timer.fired"):
+            async for action in _step(ctx, UUID(wait["child_session_id"]), event):
+                yield action
+            return
+        doc = await flow_document(ctx.pool, snap["flow_version_id"])
+        outcome = await FlowRun(doc, snap, _run_env(ctx, snap)).apply(event)
+        version = await _commit(ctx, snap, event, outcome)
+        if version is None:
+            # Another step committed first: back off a little (jittered) and start over.
+            await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * 2 ** min(attempt, 5))))
+            continue
+        for action in outcome.actions:
+            yield action
+        for effect in outcome.effects:
+            async for action in _run_effect(ctx, snap, effect):
+                yield action
+        return
+    raise Conflict(f"session {session_id} is too busy: gave up after {MAX_ATTEMPTS} attempts")
+
+
+async def _commit(ctx: StepContext, snap: Any, event: InboundEvent,
+                  outcome: StepOutcome) -> int | None:
+    result = {"actions": [a.to_dict() for a in outcome.actions], "effects": outcome.effects}
+    events = [{"event_id": event.event_id, "type": event.type, "direction": "in",
+               "payload": event.payload, "result": result}]
+    events += [{"event_id": f"{event.event_id}#{i}", "type": e["type"], "direction": "out",
+                "payload": e.get("payload") or {}}
+               for i, e in enumerate(outcome.out_events, start=1)]
+    status = outcome.status
+    if status not in ("ended", "failed"):
+        status = "waiting" if outcome.state.get("wait") else "active"
+    return await sessions_db.commit_session_step(
+        ctx.pool, session_id=snap["id"], expected_version=snap["version"], status=status,
+        state=outcome.state, variables=outcome.variables, events=events, turns=outcome.turns)
+
+
+async def _replay(ctx: StepContext, snap: Any, result: dict[str, Any]) -> AsyncIterator[Action]:
+    for data in result.get("actions", []):
+        yield action_from_dict(data)
+    wait = (snap["state"] or {}).get("wait") or {}
+    for effect in result.get("effects", []):
+        pending = (
+            (effect["kind"] == "llm" and wait.get("kind") == "llm"
+             and wait.get("token") == effect["token"])
+            or (effect["kind"] == "child" and wait.get("kind") == "child"
+                and wait.get("child_session_id") == effect["child_session_id"])
+            or effect["kind"] == "notify_parent"
+        )
+        if pending:
+            async for action in _run_effect(ctx, snap, effect):
+                yield action
+
+
+async def _run_effect(ctx: StepContext, snap: Any,
+                      effect: dict[str, Any]) -> AsyncIterator[Action]:
+    kind = effect["kind"]
+    if kind == "llm":
+        async for action in _stream_llm(ctx, snap, effect):
+            yield action
+    elif kind == "child":
+        child_id = UUID(effect["child_session_id"])
+        version_id = UUID(effect["flow_version_id"])
+        doc = await flow_document(ctx.pool, version_id)
+        await sessions_db.insert_session(
+            ctx.pool, session_id=child_id, org_id=snap["org_id"], flow_id=UUID(effect["flow_id"]),
+            flow_version_id=version_id, channel=snap["channel"],
+            variables={**doc.initial_variables(), **effect["inputs"]},
+            parent_session_id=snap["id"], user_id=snap["user_id"],
+            user_cluster=snap["user_cluster"], providers=snap["providers"])
+        yield StartChild(child_session_id=str(child_id), flow_id=effect["flow_id"],
+                         node_id=effect["node_id"])
+        async for action in _step(ctx, child_id, InboundEvent.session_started()):
+            yield action
+    elif kind == "notify_parent":
+        child = await sessions_db.get_session_brief(ctx.pool, session_id=snap["id"])
+        event = InboundEvent.child_completed(str(snap["id"]), dict(child["variables"]),
+                                             effect["reason"])
+        async for action in _step(ctx, UUID(effect["parent_session_id"]), event):
+            yield action
+
+
+async def _stream_llm(ctx: StepContext, snap: Any,
+                      effect: dict[str, Any]) -> AsyncIterator[Action]:
+    from providers.llm import ChatMessage
+
+    llm = await _session_llm(ctx, snap)
+    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in effect["messages"]]
+    token, node_id = effect["token"], effect["node_id"]
+    parts: list[str] = []
+    started = time.perf_counter()
+    try:
+        async for chunk in llm.chat(messages, temperature=effect.get("temperature"),
+                                    max_tokens=effect.get("max_tokens")):
+            if chunk.text:
+                parts.append(chunk.text)
+                if effect["say"]:
+                    yield SayChunk(text=chunk.text, node_id=node_id, stream_id=token)
+    finally:
+        ctx.model_seconds += time.perf_counter() - started
+    if effect["say"]:
+        yield SayChunk(text="", node_id=node_id, stream_id=token, final=True)
+    completed = InboundEvent.llm_completed(token, "".join(parts).strip())
+    async for action in _step(ctx, snap["id"], completed):
+        yield action
+
+
+def _run_env(ctx: StepContext, snap: Any) -> RunEnv:
+    async def complete_llm(messages: list[dict[str, str]], options: dict[str, Any]) -> str:
+        from providers.llm import ChatMessage
+
+        llm = await _session_llm(ctx, snap)
+        started = time.perf_counter()
+        try:
+            result = await llm.complete([ChatMessage(**m) for m in messages], **options)
+        finally:
+            ctx.model_seconds += time.perf_counter() - started
+        return result.text
+
+    async def latest_flow_version(flow_id: str) -> Any:
+        return await flows_db.get_flow_version(ctx.pool, org_id=snap["org_id"],
+                                               flow_id=UUID(flow_id))
+
+    return RunEnv(settings=ctx.settings, complete_llm=complete_llm,
+                  latest_flow_version=latest_flow_version)
+
+
+async def _session_llm(ctx: StepContext, snap: Any) -> Any:
+    from flows.session_providers import open_session_llm
+
+    return await open_session_llm(ctx.pool, snap, open_llm=ctx.open_llm)

@@ -1,0 +1,115 @@
+"""What the flow engine sends to the LLM: the channel hint, the bounded history window, the
+`collect` extraction request and the validation of its structured answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flows.document import CollectNode, LLMNode
+from flows.expressions import render
+
+# The history kept in session state: enough context for a conversational reply, bounded so a
+# step costs the same at turn 5 and at turn 5,000.
+HISTORY_WINDOW = 20
+MAX_HISTORY_MESSAGE_CHARS = 4_000
+
+CHANNEL_HINTS = {
+    "voice": (
+        "You are speaking on a live voice call. Reply in short, plain, speakable sentences."
+        " No markdown, lists, emoji or URLs. Spell out numbers and symbols as they are said."
+        " You may add a pause with an inline SSML tag such as <break time=\"300ms\"/>."
+    ),
+    "chat": "You are chatting in a text window. You may format replies with Markdown.",
+}
+
+
+def append_history(history: list[dict[str, str]], role: str, text: str) -> list[dict[str, str]]:
+    history = [*history, {"role": role, "content": text[:MAX_HISTORY_MESSAGE_CHARS]}]
+    return history[-HISTORY_WINDOW:]
+
+
+def llm_messages(node: LLMNode, *, variables: dict[str, Any], history: list[dict[str, str]],
+                 channel: str) -> list[dict[str, str]]:
+    system = "\n\n".join(
+        part for part in (render(node.instructions, variables), CHANNEL_HINTS.get(channel, ""))
+        if part
+    )
+    messages = [{"role": "system", "content": system}]
+    if node.history:
+        messages.extend(history)
+    elif history and history[-1]["role"] == "user":
+        messages.append(history[-1])
+    if len(messages) == 1:
+        # Chat templates expect a user turn; an llm node that opens a flow has none yet.
+        messages.append({"role": "user", "content": "(the conversation starts now)"})
+    return messages
+
+
+_JSON_TYPES = {"string": "string", "number": "number", "integer": "integer",
+               "boolean": "boolean"}
+
+
+def collect_request(node: CollectNode, *, text: str,
+                    variables: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """(messages, response_format) asking the model to extract the node's fields from `text`."""
+    properties = {
+        name: {"type": [_JSON_TYPES[f.type], "null"], "description": f.description or name}
+        for name, f in node.fields.items()
+    }
+    schema = {"type": "object", "properties": properties, "required": list(node.fields),
+              "additionalProperties": False}
+    known = {k: variables[k] for k in node.fields if variables.get(k) is not None}
+    fields = "\n".join(
+        f"- {name} ({f.type}): {f.description or name}" for name, f in node.fields.items()
+    )
+    system = (
+        "Extract these fields from the user's message. Use null for anything the user did not"
+        f" state. Answer with JSON only.\n{fields}"
+        + (f"\nAlready known: {json.dumps(known)}" if known else "")
+    )
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    response_format = {"type": "json_schema",
+                       "json_schema": {"name": "collect", "schema": schema, "strict": True}}
+    return messages, response_format
+
+
+def validated_fields(node: CollectNode, raw: str) -> dict[str, Any]:
+    """The fields of the model's JSON answer that have the declared type; others dropped."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in node.fields.items():
+        value = _coerce(spec.type, data.get(name))
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "string":
+        text = str(value).strip()
+        return text or None
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "false", "no"):
+            return value.lower() in ("true", "yes")
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if kind == "integer":
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def missing_required(node: CollectNode, variables: dict[str, Any]) -> list[str]:
+    return [n for n, f in node.fields.items() if f.required and variables.get(n) is None]

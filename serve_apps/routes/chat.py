@@ -1,0 +1,179 @@
+"""Chat over HTTP: start a session of a flow's latest published version, send it messages (JSON or
+Server-Sent Events), and receive async tool results on signed callback URLs.
+
+Voice sessions: `POST /v1/flows/{id}/sessions` with `"channel": "voice"` creates the session
+without running it (the voice session actor sends `session.started` when the caller connects)
+and asks the hook `app.state.aico.extras["voice_session_info"]` (an async callable
+`(request, session_row) -> dict`, installed by the voice routes) for the `voice` field: the
+WebSocket URL and its short-lived token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from aico.errors import AicoError, Forbidden, NotFound
+from db import flows as flows_db
+from db import sessions as sessions_db
+from flows.callbacks import verify_call
+from flows.events import Action, InboundEvent, Say, SayChunk
+from flows.executor import StepContext, flow_document, step
+from flows.session_providers import resolve_session_providers
+from serve_apps.deps import PoolDep, PrincipalDep, StateDep
+
+router = APIRouter(tags=["chat"])
+
+MAX_TEXT_CHARS = 4000
+EventId = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+                description="an id of your choosing; the same id sent twice is applied once")
+
+
+class SessionUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200)
+    cluster: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["chat", "voice"] = "chat"
+    variables: dict[str, Any] = Field(default={}, max_length=100)
+    user: SessionUser | None = None
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    event_id: str | None = EventId
+
+
+class ToolResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["tool.result"] = "tool.result"
+    result: Any = None
+
+
+def _context(state: Any, pool: Any) -> StepContext:
+    # `open_llm` in extras overrides how session LLMs are built (tests, embedding apps).
+    return StepContext(pool=pool, settings=state.settings, open_llm=state.extras.get("open_llm"))
+
+
+def messages_of(actions: list[Action]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(assistant messages, other actions): streamed chunks are joined per stream."""
+    messages: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    streams: dict[str, dict[str, Any]] = {}
+    for action in actions:
+        if isinstance(action, Say):
+            messages.append({"role": "assistant", "text": action.text})
+        elif isinstance(action, SayChunk):
+            message = streams.get(action.stream_id)
+            if message is None:
+                message = streams[action.stream_id] = {"role": "assistant", "text": ""}
+                messages.append(message)
+            message["text"] += action.text
+        elif action.kind != "listen":
+            others.append(action.to_dict())
+    for message in streams.values():
+        message["text"] = message["text"].strip()
+    return messages, others
+
+
+async def _session_status(pool: Any, session_id: UUID) -> str:
+    row = await sessions_db.get_session_brief(pool, session_id=session_id)
+    return row["status"] if row else "ended"
+
+
+@router.post("/v1/flows/{flow_id}/sessions", status_code=201)
+async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
+                         principal: PrincipalDep, pool: PoolDep,
+                         state: StateDep) -> dict[str, Any]:
+    if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id) is None:
+        raise NotFound(f"flow {flow_id} not found")
+    version = await flows_db.get_flow_version(pool, org_id=principal.org_id, flow_id=flow_id)
+    if version is None:
+        raise NotFound(f"flow {flow_id} has no published version: publish it first")
+    doc = await flow_document(pool, version["id"])
+    providers = await resolve_session_providers(pool, org_id=principal.org_id, document=doc)
+    row = await sessions_db.insert_session(
+        pool, org_id=principal.org_id, flow_id=flow_id, flow_version_id=version["id"],
+        channel=body.channel, variables={**doc.initial_variables(), **body.variables},
+        user_id=body.user.id if body.user else None,
+        user_cluster=body.user.cluster if body.user else None, providers=providers)
+    out: dict[str, Any] = {"id": row["id"], "flow_version": version["version"],
+                           "channel": body.channel}
+    if body.channel == "voice":
+        hook = state.extras.get("voice_session_info")
+        out.update(status=row["status"], messages=[],
+                   voice=await hook(request, row) if hook is not None else None)
+        return out
+    actions = [a async for a in step(pool, row["id"], InboundEvent.session_started(),
+                                     context=_context(state, pool))]
+    out["messages"], out["actions"] = messages_of(actions)
+    out["status"] = await _session_status(pool, row["id"])
+    return out
+
+
+@router.post("/v1/sessions/{session_id}/messages", response_model=None)
+async def post_message(session_id: UUID, body: MessageIn, principal: PrincipalDep,
+                       pool: PoolDep, state: StateDep,
+                       stream: bool = Query(default=False)) -> dict[str, Any] | StreamingResponse:
+    if await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id) is None:
+        raise NotFound(f"session {session_id} not found")
+    # Client ids live in their own namespace, apart from the executor's derived ids.
+    event = InboundEvent.user_turn(
+        body.text, event_id=f"user:{body.event_id}" if body.event_id else None)
+    actions = step(pool, session_id, event, context=_context(state, pool))
+    if stream:
+        return StreamingResponse(_sse(pool, session_id, actions), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+    collected = [a async for a in actions]
+    messages, others = messages_of(collected)
+    return {"messages": messages, "actions": others,
+            "status": await _session_status(pool, session_id)}
+
+
+async def _sse(pool: Any, session_id: UUID, actions: AsyncIterator[Action]) -> AsyncIterator[str]:
+    collected: list[Action] = []
+    try:
+        async for action in actions:
+            collected.append(action)
+            if isinstance(action, Say):
+                yield _sse_event("chunk", {"text": action.text, "node_id": action.node_id,
+                                           "final": True})
+            elif isinstance(action, SayChunk):
+                yield _sse_event("chunk", {"text": action.text, "node_id": action.node_id,
+                                           "stream_id": action.stream_id, "final": action.final})
+            elif action.kind != "listen":
+                yield _sse_event("action", action.to_dict())
+    except AicoError as exc:
+        yield _sse_event("error", exc.to_body())
+        return
+    messages, others = messages_of(collected)
+    yield _sse_event("final", {"messages": messages, "actions": others,
+                               "status": await _session_status(pool, session_id)})
+
+
+def _sse_event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+@router.post("/v1/sessions/{session_id}/events")
+async def post_event(session_id: UUID, body: ToolResultIn, pool: PoolDep, state: StateDep,
+                     call_id: str = Query(pattern=r"^[0-9a-f]{32}$"),
+                     sig: str = Query(pattern=r"^[0-9a-f]{64}$")) -> dict[str, Any]:
+    """A `tool.result` for an async http node, authorised by the signed URL it was given."""
+    if not verify_call(state.settings, session_id, call_id, sig):
+        raise Forbidden("the callback signature does not match this session and call")
+    actions = [a async for a in step(pool, session_id, InboundEvent.tool_result(call_id, body.result),
+                                     context=_context(state, pool))]
+    messages, others = messages_of(actions)
+    return {"messages": messages, "actions": others,
+            "status": await _session_status(pool, session_id)}
