@@ -147,6 +147,7 @@ class OidcVerifier:
         self._fetched_at = float("-inf")
         self._last_unknown_kid_refetch = float("-inf")
         self._last_failure_at = float("-inf")
+        self._last_failure_reason = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OidcVerifier:
@@ -237,7 +238,7 @@ class OidcVerifier:
             if self._keys is not None and not self._stale():
                 return self._keys
             if self._last_failure_at >= waited_from and self._keys is None:
-                raise Unauthorized(_UNREACHABLE)  # the fetch we queued behind just failed
+                raise self._unreachable()  # the fetch we queued behind has just failed
             try:
                 return await self._refresh()
             except IdentityProviderUnavailable:
@@ -246,7 +247,7 @@ class OidcVerifier:
                     retry_in = min(self.unknown_kid_refetch_floor_s, self.jwks_cache_s)
                     self._fetched_at = self._clock() - self.jwks_cache_s + retry_in
                     return self._keys
-                raise Unauthorized(_UNREACHABLE, details={"issuer": self.issuer}) from None
+                raise self._unreachable() from None
 
     async def _refetch_for_unknown_kid(self, seen_generation: int) -> _KeySet:
         async with self._lock:
@@ -260,7 +261,13 @@ class OidcVerifier:
             try:
                 return await self._refresh()
             except IdentityProviderUnavailable:
-                raise Unauthorized(_UNREACHABLE, details={"issuer": self.issuer}) from None
+                raise self._unreachable() from None
+
+    def _unreachable(self) -> Unauthorized:
+        # The reason names only the issuer's public URLs and the failure, never the token.
+        return Unauthorized(
+            _UNREACHABLE, details={"issuer": self.issuer, "reason": self._last_failure_reason}
+        )
 
     def _stale(self) -> bool:
         return self._clock() - self._fetched_at >= self.jwks_cache_s
@@ -273,14 +280,14 @@ class OidcVerifier:
                     self._jwks_uri = self._jwks_uri_from(await self._get_json(http, self.discovery_url))
                 document = await self._get_json(http, self._jwks_uri)
         except IdentityProviderUnavailable as error:
-            self._last_failure_at = self._clock()
+            self._failed(str(error))
             logger.warning("OIDC: %s at %s: %s", _UNREACHABLE, self.issuer, error)
             raise
         generation = self._keys.generation + 1 if self._keys is not None else 1
         try:
             keys = _KeySet.from_jwks(document, generation=generation)
         except IdentityProviderUnavailable as error:
-            self._last_failure_at = self._clock()
+            self._failed(f"unusable JWKS at {self._jwks_uri}: {error}")
             logger.warning("OIDC: unusable JWKS from %s: %s", self._jwks_uri, error)
             raise
         self._keys = keys
@@ -290,6 +297,10 @@ class OidcVerifier:
             self._jwks_uri,
         )
         return keys
+
+    def _failed(self, reason: str) -> None:
+        self._last_failure_at = self._clock()
+        self._last_failure_reason = reason
 
     def _jwks_uri_from(self, discovery: Any) -> str:
         if not isinstance(discovery, dict):
