@@ -14,9 +14,15 @@ export function nodeErrorsFrom(err: unknown, nodeIds: string[]): { byNode: Recor
       if (m && nodeIds[Number(m[1])]) nodeId = nodeIds[Number(m[1])];
     }
     const fieldPart = d.field && !/nodes\.\d+$/.test(d.field) ? `${d.field.replace(/^.*nodes\.\d+\.?/, '') || d.field}: ` : '';
-    if (nodeId && ids.has(nodeId)) (byNode[nodeId] ??= []).push(`${fieldPart}${d.message}`);
-    else general.push(nodeId ? `Node “${nodeId}”: ${d.message}` : `${d.field ? `${d.field}: ` : ''}${d.message}`);
+    // The server prefixes messages with the node (`node 'x': …`); on the node itself that is noise.
+    const message = nodeId ? d.message.replace(new RegExp(`^node ['"“]?${escapeRe(nodeId)}['"”]?:\\s*`), '') : d.message;
+    if (nodeId && ids.has(nodeId)) (byNode[nodeId] ??= []).push(`${fieldPart}${message}`);
+    else general.push(nodeId ? `Node “${nodeId}”: ${message}` : `${d.field ? `${d.field}: ` : ''}${d.message}`);
   }
   if (!err.validation.length) general.push(err.message);
   return { byNode, general };
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

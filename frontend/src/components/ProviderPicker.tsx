@@ -3,7 +3,7 @@ import Form from '@rjsf/core';
 import validator from '@rjsf/validator-ajv8';
 import type { ProviderCatalogItem, ProviderChoice } from '../api/types';
 import type { RJSFSchema } from '@rjsf/utils';
-import { simplifyNullable } from '../flows/schema';
+import { formFriendly } from '../flows/schema';
 
 export function ProviderPicker({ capability, catalog, value, onChange, inheritLabel }: {
   capability: string;
@@ -26,7 +26,7 @@ export function ProviderPicker({ capability, catalog, value, onChange, inheritLa
       {item?.required_secrets?.length ? <p className="small muted">Needs secrets: {item.required_secrets.join(', ')}</p> : null}
       {item?.config_schema && Object.keys((item.config_schema.properties as object) ?? {}).length > 0 && (
         <Form
-          schema={simplifyNullable(item.config_schema) as RJSFSchema}
+          schema={formFriendly(item.config_schema) as RJSFSchema}
           formData={value?.config ?? {}}
           validator={validator}
           noValidate

@@ -70,7 +70,7 @@ function specFor(type: string, variant: JsonSchema, defs: JsonSchema, definition
   const properties = { ...((variant.properties ?? {}) as Record<string, JsonSchema>) };
   for (const f of HIDDEN_FIELDS) delete properties[f];
   const required = ((variant.required ?? []) as string[]).filter((r) => !HIDDEN_FIELDS.includes(r));
-  const formSchema: JsonSchema = simplifyNullable({
+  const formSchema: JsonSchema = formFriendly({
     type: 'object',
     properties,
     ...(required.length ? { required } : {}),
@@ -132,15 +132,29 @@ export const FALLBACK_SCHEMA: JsonSchema = {
 };
 
 /**
- * Make pydantic's schema friendlier to a form: `anyOf: [X, {type: null}]` (an Optional field) becomes X,
- * so the form shows one input rather than a type chooser. Applied recursively, $defs included.
+ * Make pydantic's schema friendlier to a form, recursively ($defs included):
+ * - `anyOf: [X, {type: null}]` (an Optional field) becomes X, so the form shows one input, not a type chooser;
+ * - an object whose keys follow one `patternProperties` pattern becomes a map (`additionalProperties`), which forms can edit;
+ * - a property that accepts anything (`{}`) is edited as text.
  */
-export function simplifyNullable(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(simplifyNullable);
+export function formFriendly(schema: unknown, inProperties = false): unknown {
+  if (Array.isArray(schema)) return schema.map((s) => formFriendly(s));
   if (!schema || typeof schema !== 'object') return schema;
   const s = schema as JsonSchema;
   const out: JsonSchema = {};
-  for (const [k, v] of Object.entries(s)) out[k] = k === 'default' || k === 'const' || k === 'enum' || k === 'examples' ? v : simplifyNullable(v);
+  for (const [k, v] of Object.entries(s)) {
+    if (inProperties) {
+      const prop = formFriendly(v) as JsonSchema;
+      out[k] = prop && typeof prop === 'object' && isAnything(prop) ? { ...prop, type: 'string' } : prop;
+    } else if (k === 'default' || k === 'const' || k === 'enum' || k === 'examples') out[k] = v;
+    else out[k] = formFriendly(v, k === 'properties' || k === '$defs' || k === 'definitions' || k === 'patternProperties');
+  }
+  if (inProperties) return out;
+  const pp = out.patternProperties as JsonSchema | undefined;
+  if (pp && Object.keys(pp).length === 1 && out.additionalProperties === undefined) {
+    out.additionalProperties = Object.values(pp)[0];
+    delete out.patternProperties;
+  }
   for (const key of ['anyOf', 'oneOf'] as const) {
     const branches = out[key];
     if (!Array.isArray(branches)) continue;
@@ -153,4 +167,8 @@ export function simplifyNullable(schema: unknown): unknown {
     }
   }
   return out;
+}
+
+function isAnything(s: JsonSchema): boolean {
+  return !['type', '$ref', 'anyOf', 'oneOf', 'allOf', 'enum', 'const', 'properties', 'items'].some((k) => k in s);
 }

@@ -101,7 +101,9 @@ function Builder({ initial }: { initial: Flow }) {
     setBusy(true);
     try {
       const f = await flowsApi.save(initial.id, { name: doc.name, description: doc.description ?? null, document: doc, draft_revision: revision });
-      applyServerFlow(f);
+      const normalized = applyServerFlow(f);
+      // The server fills in defaults; take its copy as the present, keeping the undo history.
+      setHist((h) => (stableStringify(h.present) === stableStringify(doc) ? { ...h, present: normalized } : h));
       setNodeErrors({});
       setNotice({ kind: 'ok', text: `Draft saved (revision ${f.draft_revision}).` });
       return true;

@@ -35,22 +35,26 @@ export function pcm16ToBytes(samples: Int16Array): ArrayBuffer {
 /**
  * Streaming linear-interpolation resampler. It keeps its phase and last sample between chunks,
  * so that resampling a stream chunk by chunk gives the same samples as resampling it whole.
- * Downsampling first averages over the ratio (a box filter) to limit aliasing.
+ * Downsampling first low-passes (a Blackman-windowed sinc FIR below the new Nyquist frequency)
+ * so that what the new rate cannot carry does not fold back as aliasing.
  */
 export class Resampler {
   private readonly ratio: number;
   private pos = 0; // position of the next output sample, in input samples, relative to the start of `prev`
   private prev: number | null = null;
-  private tail = new Float32Array(0); // last raw samples, so the anti-alias filter runs across chunk edges
+  private readonly taps: Float32Array | null;
+  private tail: Float32Array; // last raw samples, so the anti-alias filter runs across chunk edges
 
   constructor(readonly fromRate: number, readonly toRate: number) {
     if (fromRate <= 0 || toRate <= 0) throw new Error('sample rates must be positive');
     this.ratio = fromRate / toRate;
+    this.taps = this.ratio > 1 ? lowpassTaps(0.45 / this.ratio, 63) : null;
+    this.tail = new Float32Array(this.taps ? this.taps.length - 1 : 0);
   }
 
   process(input: Float32Array): Float32Array {
     if (this.fromRate === this.toRate) return input.slice();
-    const src = this.ratio > 1 ? this.filter(input, Math.floor(this.ratio)) : input;
+    const src = this.taps ? this.filter(input, this.taps) : input;
     // Working buffer: the previous chunk's last sample, then this chunk.
     const hasPrev = this.prev !== null;
     const buf = new Float32Array(src.length + (hasPrev ? 1 : 0));
@@ -73,26 +77,36 @@ export class Resampler {
     return Float32Array.from(out);
   }
 
-  private filter(input: Float32Array, width: number): Float32Array {
+  private filter(input: Float32Array, taps: Float32Array): Float32Array {
     const joined = new Float32Array(this.tail.length + input.length);
     joined.set(this.tail);
     joined.set(input, this.tail.length);
-    const filtered = boxFilter(joined, width).subarray(this.tail.length);
-    this.tail = joined.slice(Math.max(0, joined.length - (width - 1)));
-    return filtered;
+    const out = new Float32Array(input.length);
+    const off = this.tail.length;
+    for (let i = 0; i < input.length; i++) {
+      let acc = 0;
+      for (let k = 0; k < taps.length; k++) acc += taps[k] * joined[off + i - k];
+      out[i] = acc;
+    }
+    this.tail = joined.slice(joined.length - this.tail.length);
+    return out;
   }
 }
 
-function boxFilter(input: Float32Array, width: number): Float32Array {
-  if (width <= 1) return input;
-  const out = new Float32Array(input.length);
-  let acc = 0;
-  for (let i = 0; i < input.length; i++) {
-    acc += input[i];
-    if (i >= width) acc -= input[i - width];
-    out[i] = acc / Math.min(i + 1, width);
+/** Windowed-sinc low-pass taps; `cutoff` in cycles per sample (0 – 0.5), unity gain at DC. */
+export function lowpassTaps(cutoff: number, count: number): Float32Array {
+  const taps = new Float32Array(count);
+  const mid = (count - 1) / 2;
+  let sum = 0;
+  for (let n = 0; n < count; n++) {
+    const x = n - mid;
+    const sinc = x === 0 ? 2 * cutoff : Math.sin(2 * Math.PI * cutoff * x) / (Math.PI * x);
+    const w = 0.42 - 0.5 * Math.cos((2 * Math.PI * n) / (count - 1)) + 0.08 * Math.cos((4 * Math.PI * n) / (count - 1));
+    taps[n] = sinc * w;
+    sum += taps[n];
   }
-  return out;
+  for (let n = 0; n < count; n++) taps[n] /= sum;
+  return taps;
 }
 
 /** One-shot resample of a whole buffer. */
