@@ -137,6 +137,8 @@ class Transfer:
 class End:
     reason: str
     node_id: str | None = None
+    # The session that ended: a subflow's own end is not relayed to its parent's caller.
+    session_id: str | None = None
     kind: Literal["end"] = "end"
 
     def to_dict(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from aico.settings import Settings, get_settings
 from db import flows as flows_db
 from db import sessions as sessions_db
 from flows.document import FlowDocument, parse_flow_document
-from flows.events import Action, InboundEvent, SayChunk, StartChild, action_from_dict
+from flows.events import Action, End, InboundEvent, SayChunk, StartChild, action_from_dict
 from flows.runner import FlowRun, RunEnv, StepOutcome
 
 log = logging.getLogger("aico.flows.executor")
@@ -120,7 +120,8 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
             return
         wait = (snap["state"] or {}).get("wait") or {}
         if wait.get("kind") == "child" and event.type in ("user.turn", "timer.fired"):
-            async for action in _step(ctx, UUID(wait["child_session_id"]), event):
+            async for action in _relay_child(_step(ctx, UUID(wait["child_session_id"]), event),
+                                             wait["child_session_id"]):
                 yield action
             return
         doc = await flow_document(ctx.pool, snap["flow_version_id"])
@@ -190,13 +191,21 @@ async def _run_effect(ctx: StepContext, snap: Any,
             user_cluster=snap["user_cluster"], providers=snap["providers"])
         yield StartChild(child_session_id=str(child_id), flow_id=effect["flow_id"],
                          node_id=effect["node_id"])
-        async for action in _step(ctx, child_id, InboundEvent.session_started()):
+        async for action in _relay_child(_step(ctx, child_id, InboundEvent.session_started()),
+                                         str(child_id)):
             yield action
     elif kind == "notify_parent":
         child = await sessions_db.get_session_brief(ctx.pool, session_id=snap["id"])
         event = InboundEvent.child_completed(str(snap["id"]), dict(child["variables"]),
                                              effect["reason"])
         async for action in _step(ctx, UUID(effect["parent_session_id"]), event):
+            yield action
+
+
+async def _relay_child(actions: AsyncIterator[Action], child_id: str) -> AsyncIterator[Action]:
+    """A child session's actions, minus its own End (the caller's session goes on)."""
+    async for action in actions:
+        if not (isinstance(action, End) and action.session_id == child_id):
             yield action
 
 

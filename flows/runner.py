@@ -192,7 +192,7 @@ class FlowRun:
                 return
             node_id = self.next_node(node.id)
         self.out.status = "failed"
-        self.emit(End(reason="loop_limit", node_id=node_id))
+        self.emit(End(reason="loop_limit", node_id=node_id, session_id=self.session_id))
         log.error("session %s ran %d nodes without waiting", self.session_id, MAX_NODES_PER_STEP)
 
     def next_node(self, node_id: str) -> str | None:
@@ -295,7 +295,8 @@ class FlowRun:
     def end(self, reason: str, node_id: str | None) -> None:
         self.out.status = "ended"
         self.out.state["wait"] = None
-        self.emit(End(reason=reason, node_id=node_id), payload={"reason": reason})
+        self.emit(End(reason=reason, node_id=node_id, session_id=self.session_id),
+                  payload={"reason": reason})
         if self.parent_id is not None:
             self.out.effects.append({"kind": "notify_parent", "parent_session_id":
                                      str(self.parent_id), "reason": reason})

@@ -20,7 +20,8 @@ async def test_start_say_end(api, pool):
     started = await start_chat(api, flow, variables={"name": "Ada"})
     assert texts(started) == ["Hi Ada!"]
     assert started["status"] == "ended"
-    assert started["actions"] == [{"kind": "end", "reason": "said_hi", "node_id": "bye"}]
+    assert started["actions"] == [{"kind": "end", "reason": "said_hi", "node_id": "bye",
+                                   "session_id": started["id"]}]
     r = await api.get(f"/v1/sessions/{started['id']}")
     assert [(t["role"], t["text"]) for t in r.json()["transcript"]] == [("assistant", "Hi Ada!")]
 
@@ -235,6 +236,7 @@ async def test_subflow_child_completion_resumes_the_parent(api, pool):
     (start_child,) = [a for a in s["actions"] if a["kind"] == "start_child"]
     reply = await send(api, s["id"], "4242")
     assert texts(reply) == ["Back in the parent: code 4242."]
+    assert reply["actions"] == []  # the child's own end is not the caller's
     assert reply["status"] == "waiting"
     child_row = await get_session_brief(pool, session_id=UUID(start_child["child_session_id"]))
     assert child_row["status"] == "ended"
