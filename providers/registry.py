@@ -75,7 +75,8 @@ def get_spec(capability: str, kind: str) -> ProviderSpec:
     if spec is None:
         known = sorted(k for cap, k in REGISTRY if cap == capability)
         raise ValidationFailed(f"unknown {capability} provider kind {kind!r}",
-                               details=[{"loc": [capability, "kind"], "known": known}])
+                               details=[{"field": f"{capability}.kind",
+                                         "message": f"known kinds: {', '.join(known)}"}])
     return spec
 
 
@@ -88,12 +89,14 @@ def parse_config(capability: str, config: dict[str, Any] | ProviderConfig
         raise ValidationFailed(f"unknown capability {capability!r}")
     if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
         raise ValidationFailed(f"{capability} provider config needs a 'kind'",
-                               details=[{"loc": [capability, "kind"], "msg": "required"}])
+                               details=[{"field": f"{capability}.kind",
+                                         "message": "Field required"}])
     spec = get_spec(capability, config["kind"])
     try:
         return spec, spec.config_model.model_validate(config)
     except ValidationError as err:
-        details = [{"loc": [capability, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        # Same shape as the API's request validation errors; inputs are never echoed.
+        details = [{"field": ".".join(map(str, (capability, *e["loc"]))), "message": e["msg"]}
                    for e in err.errors(include_url=False, include_input=False)]
         raise ValidationFailed(f"invalid {capability} provider config", details=details) from None
 

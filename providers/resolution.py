@@ -96,3 +96,15 @@ def _merge(lower: Mapping[str, Any] | None, upper: Mapping[str, Any]) -> dict[st
     if lower is None or (upper.get("kind") and upper["kind"] != lower.get("kind")):
         return dict(upper)
     return {**lower, **upper}
+
+
+async def resolve_session_providers(conn: Any, *, org_id: Any,
+                                    flow: Mapping[str, Any] | None = None,
+                                    settings: Any = None) -> ResolvedProviders:
+    """Resolve a session's providers: `flow` (the flow document's providers) over the
+    organization's stored layer over the server defaults."""
+    from db.provider_configs import list_provider_configs
+
+    organization = await list_provider_configs(conn, org_id=org_id)
+    return resolve_providers(flow=flow, organization=organization,
+                             default=server_default_providers(settings))

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serve_apps.routes import auth_config, flows, health, sessions
 from serve_apps.routes import chat
+from serve_apps.routes import providers, secrets
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -13,4 +14,6 @@ ROUTERS: list[APIRouter] = [
     flows.router,
     sessions.router,
     chat.router,
+    providers.router,
+    secrets.router,
 ]
