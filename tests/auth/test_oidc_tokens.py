@@ -234,3 +234,13 @@ async def test_refusals_never_log_the_token(oidc_provider, oidc_api, make_idp_or
         assert response.status_code == 401
         assert token.rsplit(".", 1)[-1] not in caplog.text
     assert "OIDC: refused a bearer token" in caplog.text
+
+
+def test_symmetric_algorithms_cannot_be_configured(aico_home):
+    from aico.settings import Settings
+    from serve_apps.oidc import OidcVerifier
+
+    settings = Settings(home=aico_home, oidc_issuer="https://id.example",
+                        oidc_audience="https://api.example", oidc_algorithms=["ES384", "HS256"])
+    with pytest.raises(ValueError, match="refusing \\['HS256'\\]"):
+        OidcVerifier.from_settings(settings)
