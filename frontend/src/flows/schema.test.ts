@@ -9,8 +9,9 @@ describe('nodeTypesFromSchema on the server’s schema', () => {
   const specs = nodeTypesFromSchema(schema);
   const byType = Object.fromEntries(specs.map((s) => [s.type, s]));
 
-  it('finds every node type of the discriminated union', () => {
+  it('finds every node type of the discriminated union, in the palette’s order', () => {
     for (const t of NODE_TYPES) expect(byType[t], t).toBeDefined();
+    expect(specs.slice(0, NODE_TYPES.length).map((s) => s.type)).toEqual([...NODE_TYPES]);
   });
 
   it('leaves id, type and position out of the forms', () => {
@@ -23,10 +24,11 @@ describe('nodeTypesFromSchema on the server’s schema', () => {
     }
   });
 
-  it('keeps required fields and their defaults for new nodes', () => {
+  it('gives new nodes every stated default, and empty text for required strings', () => {
     expect(byType.say.formSchema.required).toEqual(['text']);
-    expect(byType.say.defaults).toEqual({ text: '' });
-    expect(byType.http.defaults).toEqual({ url: '' });
+    expect(byType.say.defaults).toEqual({ text: '', interruptible: true });
+    expect(byType.http.defaults).toEqual({ url: '', method: 'GET', headers: {}, timeout_s: 10, async: false });
+    expect(byType.end.defaults).toEqual({ reason: 'completed' });
   });
 
   it('turns Optional fields into one plain input', () => {

@@ -63,7 +63,9 @@ export function nodeTypesFromSchema(root: JsonSchema): NodeTypeSpec[] {
     seen.add(type);
     specs.push(specFor(type, v, defs, definitions));
   }
-  return specs;
+  // The palette's order: the flow's life (start … transfer), then any type the server adds.
+  const rank = (t: string) => { const i = (NODE_TYPES as readonly string[]).indexOf(t); return i < 0 ? NODE_TYPES.length : i; };
+  return specs.sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
 }
 
 function specFor(type: string, variant: JsonSchema, defs: JsonSchema, definitions?: JsonSchema): NodeTypeSpec {
@@ -78,11 +80,14 @@ function specFor(type: string, variant: JsonSchema, defs: JsonSchema, definition
     $defs: defs,
     ...(definitions ? { definitions } : {}),
   }) as JsonSchema;
+  // Every default the schema states, so that a form filling in its defaults changes nothing.
   const defaults: Record<string, unknown> = {};
+  for (const [k, p] of Object.entries(properties)) {
+    if (p && 'default' in p && p.default !== null && p.default !== undefined) defaults[k] = p.default;
+  }
   for (const r of required) {
     const p = properties[r];
-    if (p && 'default' in p) defaults[r] = p.default;
-    else if (p?.type === 'string') defaults[r] = '';
+    if (!(r in defaults) && p?.type === 'string') defaults[r] = '';
   }
   return {
     type,

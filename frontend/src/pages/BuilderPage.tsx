@@ -201,7 +201,11 @@ function Builder({ initial }: { initial: Flow }) {
               node={selectedNode}
               spec={specFor(selectedNode.type)}
               errors={nodeErrors[selectedNode.id] ?? []}
-              onChange={(fields) => change(updateNodeFields(doc, selectedNode.id, fields), `node:${selectedNode.id}`)}
+              onChange={(fields) => {
+                // A form filling in defaults the node already has is not an edit (and must not be an undo step).
+                const { id: _i, type: _t, position: _p, ...current } = selectedNode;
+                if (stableStringify(fields) !== stableStringify(current)) change(updateNodeFields(doc, selectedNode.id, fields), `node:${selectedNode.id}`);
+              }}
               onRename={(nid) => {
                 const next = renameNode(doc, selectedNode.id, nid);
                 if (!next) return false;

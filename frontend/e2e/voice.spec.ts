@@ -1,0 +1,55 @@
+/**
+ * Voice in the browser: Chromium's fake microphone plays a WAV of a caller (synthesised with the backend's
+ * offline Piper voice, see make-caller-wav.py) into the test console; the flow greets, listens and answers,
+ * and the live transcript of both sides appears on screen.
+ */
+import { expect, test } from '@playwright/test';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM, CHROMIUM_ARGS } from '../playwright.config';
+import { apiCall, shot, signIn } from './helpers';
+
+const wav = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'caller.wav');
+
+test.use({
+  launchOptions: {
+    executablePath: CHROMIUM,
+    args: [
+      ...CHROMIUM_ARGS,
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  },
+  permissions: ['microphone'],
+});
+
+test('talk to a published flow by voice', async ({ page, request }) => {
+  const flow = await apiCall<{ id: string }>(request, 'POST', '/v1/flows', {
+    name: `E2E voice ${Date.now()}`,
+    document: {
+      name: 'E2E voice',
+      nodes: [
+        { id: 'start', type: 'start' },
+        { id: 'greet', type: 'say', text: 'Hello, this is the voice test. Please tell me your name.' },
+        { id: 'hear', type: 'listen', into: 'heard' },
+        { id: 'answer', type: 'say', text: 'You said {{ heard }}. Goodbye.' },
+        { id: 'bye', type: 'end' },
+      ],
+      edges: [
+        { from: 'start', to: 'greet' }, { from: 'greet', to: 'hear' }, { from: 'hear', to: 'answer' }, { from: 'answer', to: 'bye' },
+      ],
+    },
+  });
+  await apiCall(request, 'POST', `/v1/flows/${flow.id}/publish`);
+
+  await signIn(page, `/flows/${flow.id}/test`);
+  await page.getByRole('button', { name: 'Start voice call' }).click();
+  const transcript = page.getByTestId('voice-transcript');
+  await expect(transcript.locator('[data-role="agent"]').first()).toContainText('voice test', { timeout: 60_000 });
+  await expect(transcript.locator('[data-role="user"]').first()).toContainText(/ada/i, { timeout: 90_000 });
+  await expect(transcript).toContainText(/You said .*Ada/i, { timeout: 60_000 });
+  await shot(page, '11-test-console-voice');
+  await page.getByRole('button', { name: 'Hang up' }).click().catch(() => { /* the flow may have ended the call */ });
+});
