@@ -15,29 +15,39 @@ from aico.settings import Settings, get_settings
 from serve_apps.body_limit import BodySizeLimit
 from serve_apps.errors import install_error_handlers
 from serve_apps.routes import ROUTERS
-from serve_apps.state import ApiState
+from serve_apps.state import ApiState, app_state
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
-def create_app(settings: Settings | None = None, *, pool: asyncpg.Pool | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    state = ApiState(settings=settings, _pool=pool, owns_pool=pool is None)
+def create_app(
+    settings: Settings | None = None,
+    *,
+    pool: asyncpg.Pool | None = None,
+    from_environment: bool = False,
+) -> FastAPI:
+    """The API app. With `from_environment`, settings are read from AICO_* in the serving
+    process on first use (a Serve replica), not where the app object was built."""
+    state = None if from_environment else ApiState(
+        settings=settings or get_settings(), _pool=pool, owns_pool=pool is None
+    )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await state.close()
+        if app.state.aico is not None:
+            await app.state.aico.close()
 
     app = FastAPI(title="AICO", version="0.1.0", lifespan=lifespan)
     app.state.aico = state
+    settings = settings or get_settings()
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     _mount_dashboard(app, settings.dashboard_dir or DEFAULT_DASHBOARD_DIR)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=lambda: app_state(app).settings.max_body_bytes)
     return app
 
 

@@ -7,7 +7,9 @@ from ray.serve import Application
 
 from serve_apps.api import create_app
 
-app = create_app()
+# No settings here: this module is imported by the driver too, and the app object is pickled
+# to the replicas. Each replica reads its own AICO_* environment on first request.
+app = create_app(from_environment=True)
 
 
 @serve.deployment(name="Api", max_ongoing_requests=200)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """A declared Content-Length over the limit is refused at once; a body without one (chunked)
+    is read up to the limit first and replayed to the app, so no handler ever sees a partial body."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: Callable[[], int]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        # A callable: in a Serve replica the limit comes from that replica's settings.
+        self._max_bytes = max_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,38 +34,33 @@ class BodySizeLimit:
             if too_big:
                 await self._refuse(send)
                 return
+            await self.app(scope, receive, send)
+            return
 
-        received = 0
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    raise _TooLarge
-            return message
-
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not response_started:
+            if message["type"] != "http.request":
+                break  # client went away; let the app see the disconnect
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
                 await self._refuse(send)
-        except Exception:
-            if refused and not response_started:
-                await self._refuse(send)
-            else:
-                raise
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({
@@ -66,9 +70,6 @@ class BodySizeLimit:
         }).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

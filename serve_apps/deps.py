@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
+from starlette.requests import HTTPConnection
 
 from aico.settings import Settings
 from serve_apps.auth import Principal, authenticate, bearer_token
-from serve_apps.state import ApiState
+from serve_apps.state import ApiState, app_state
 
 
-def get_state(request: Request) -> ApiState:
-    return request.app.state.aico
+def get_state(request: HTTPConnection) -> ApiState:
+    return app_state(request.app)
 
 
 async def get_pool(state: Annotated[ApiState, Depends(get_state)]) -> asyncpg.Pool:

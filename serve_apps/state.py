@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from aico.settings import Settings
+from aico.settings import Settings, get_settings
 from db.pool import create_pool
 
 
@@ -38,3 +38,12 @@ class ApiState:
         if self._pool is not None and self.owns_pool:
             await self._pool.close()
         self._pool = None
+
+
+def app_state(app: Any) -> ApiState:
+    """The app's state, built from this process's AICO_* environment on first use when the app
+    was made with `from_environment` (it may have been pickled from another process)."""
+    state = app.state.aico
+    if state is None:
+        state = app.state.aico = ApiState(settings=get_settings())
+    return state

@@ -107,3 +107,43 @@ async def anon(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
         transport=httpx.ASGITransport(app=app), base_url="http://aico.test"
     ) as client:
         yield client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(settings: Settings) -> Iterator[None]:
+    """One local Ray for the whole test run (≈7 s). Use this fixture; never call ray.init or
+    ray.shutdown in a test module: a second init or an early shutdown breaks other tests."""
+    import ray
+
+    env = {
+        "AICO_HOME": str(settings.home),
+        "AICO_DATABASE_URL": settings.database_url or "",
+        "AICO_MODELS": "inprocess",
+    }
+    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": env},
+             logging_level="WARNING")
+    yield
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_http(ray_cluster: None) -> str:
+    """Ray Serve's HTTP proxy on a free loopback port; returns its base URL."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,230 @@
+"""The `aico` command: `aico up` runs the whole system in the foreground; Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from aico.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"step '{step}' failed: {type(cause).__name__}: {cause}")
+        self.step = step
+
+
+class Progress:
+    """Prints each start-up step with its duration, and which step failed and why."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        print(f"  … {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            yield
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, StepFailed)):
+                raise
+            print(f"  ✗ {name} failed after {time.perf_counter() - t0:.1f}s: "
+                  f"{type(exc).__name__}: {exc}", flush=True)
+            raise StepFailed(name, exc) from exc
+        print(f"  ✓ {name} ({time.perf_counter() - t0:.1f}s)", flush=True)
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _run(coro_fn: Callable[[], Any]) -> Any:
+    return asyncio.run(coro_fn())
+
+
+def _wait_healthy(url: str, *, timeout_s: float) -> dict[str, Any]:
+    import json
+
+    deadline = time.monotonic() + timeout_s
+    last: str = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback
+                body = json.loads(resp.read())
+                if resp.status == 200:
+                    return body
+                last = f"HTTP {resp.status}"
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not healthy after {timeout_s:.0f}s ({last})")
+
+
+def _serve_env(settings: Settings, database_url: str) -> dict[str, str]:
+    """The AICO_* environment every Serve replica and Ray worker gets."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("AICO_")}
+    env["AICO_HOME"] = str(settings.home)
+    env["AICO_DATABASE_URL"] = database_url
+    env["AICO_HOST"] = settings.host
+    env["AICO_PORT"] = str(settings.port)
+    return env
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    progress = Progress()
+    print(f"AICO starting (home {settings.home})", flush=True)
+    stop_event = threading.Event()
+    cleanups: list[tuple[str, Callable[[], None]]] = []
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop_event.set()
+
+    # While starting, Ctrl-C/SIGTERM abort the start (and clean up what started).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+    try:
+        with progress.step("prepare home"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+            settings.home.chmod(0o700)
+
+        database_url = settings.database_url
+        if database_url is None:
+            with progress.step(f"start embedded PostgreSQL in {settings.pg_dir}"):
+                from db.embedded import start_embedded_postgres
+
+                pg = start_embedded_postgres(settings.pg_dir)
+                database_url = pg.dsn
+                cleanups.append(("PostgreSQL", pg.stop))
+        else:
+            print("  · using AICO_DATABASE_URL", flush=True)
+
+        with progress.step("create extension vector and apply migrations"):
+            from db.migrate import prepare_database
+
+            applied = _run(lambda: prepare_database(database_url))
+            print(f"    {len(applied)} migration(s) applied now", flush=True)
+
+        with progress.step("seed demo organization, flow and dev token"):
+            seed = _run(lambda: _seed(database_url, settings))
+            print(f"    dev token: {seed.token_path} (mode 0600)"
+                  + (" — new" if seed.created_org else ""), flush=True)
+
+        with progress.step("start Ray" + (f" (joining {os.environ['RAY_ADDRESS']})"
+                                         if os.environ.get("RAY_ADDRESS") else " (local)")):
+            import ray
+
+            ray.init(
+                address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                runtime_env={"env_vars": _serve_env(settings, database_url)},
+                logging_level=logging.WARNING, log_to_driver=args.verbose,
+            )
+            cleanups.append(("Ray", ray.shutdown))
+
+            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGTERM, interrupt)
+
+        with progress.step(f"deploy Serve API on {settings.host}:{settings.port}"):
+            from ray import serve
+
+            from serve_apps.app import build_api_app
+
+            serve.start(http_options={"host": settings.host, "port": settings.port})
+            cleanups.append(("Serve", serve.shutdown))
+            _deploy_models(settings, database_url)
+            serve.run(
+                build_api_app(env_vars=_serve_env(settings, database_url),
+                              replicas=settings.api_replicas),
+                name="api", route_prefix="/", blocking=False,
+            )
+
+        with progress.step("wait for /healthz"):
+            health = _wait_healthy(f"http://{settings.host}:{settings.port}/healthz", timeout_s=120)
+            print(f"    {health['status']}: database ok={health['database']['ok']}", flush=True)
+    except StepFailed as exc:
+        print(f"AICO did not start: {exc}", file=sys.stderr, flush=True)
+        _cleanup(cleanups)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted while starting; stopping what started…", flush=True)
+        _cleanup(cleanups)
+        return 130
+
+    # Ray installs its own handlers on init: ours go back on top.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"\nAICO is up in {progress.total():.1f}s: {url}", flush=True)
+    print(f"  API docs:  {url}/docs", flush=True)
+    print(f"  Dashboard: {url}/#token={seed.token}   (one-time sign-in link)", flush=True)
+    print(f"  curl -H \"Authorization: Bearer $(cat {seed.token_path})\" {url}/v1/flows", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    while not stop_event.wait(0.5):
+        pass
+    print("\nStopping AICO…", flush=True)
+    _cleanup(cleanups)
+    print("Stopped. Data is kept in", settings.home, flush=True)
+    return 0
+
+
+def _deploy_models(settings: Settings, database_url: str) -> None:
+    """Deploy the model deployments app (STT, TTS, LLM, embeddings) when providers ship one."""
+    try:
+        from serve_apps.models import build_models_app  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    from ray import serve
+
+    serve.run(build_models_app(settings), name="models", route_prefix=None, blocking=False)
+
+
+async def _seed(database_url: str, settings: Settings):  # noqa: ANN202
+    from aico.seed import seed_demo
+    from db.pool import create_pool
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        return await seed_demo(pool, token_path=settings.dev_token_path)
+    finally:
+        await pool.close()
+
+
+def _cleanup(cleanups: list[tuple[str, Callable[[], None]]]) -> None:
+    for name, fn in reversed(cleanups):
+        t0 = time.perf_counter()
+        try:
+            fn()
+            print(f"  ✓ stopped {name} ({time.perf_counter() - t0:.1f}s)", flush=True)
+        except Exception as exc:  # noqa: BLE001 - stop the rest regardless
+            print(f"  ✗ stopping {name}: {type(exc).__name__}: {exc}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aico", description="AICO voice-agent runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole system in the foreground (Ctrl-C stops it)")
+    up.add_argument("--verbose", action="store_true", help="show Ray worker logs")
+    up.set_defaults(func=cmd_up)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`aico up` as a user runs it: starts everything, serves the API, stops on Ctrl-C, keeps data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.demo import demo_flow_document
+from tests.conftest import free_port
+from tests.foundation.flow_docs import greeting_flow
+
+AICO = Path(sys.executable).parent / "aico"
+
+
+def start_aico(home: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AICO_", "RAY_ADDRESS"))}
+    env.update(AICO_HOME=str(home), AICO_PORT=str(port))
+    return subprocess.Popen([str(AICO), "up"], env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout_s: float = 420) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if proc.poll() is not None:
+            pytest.fail(f"aico up exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            healthy = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        # Ready is what the user is told: the banner after every start-up step.
+        if healthy and "AICO is up" in log.read_text():
+            return time.monotonic() - started
+        time.sleep(0.3)
+    pytest.fail(f"aico up not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+def stop_with_ctrl_c(proc: subprocess.Popen, log: Path) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"aico up did not stop on Ctrl-C:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
+    home, port = tmp_path / "home", free_port()
+    base, log = f"http://127.0.0.1:{port}", tmp_path / "aico-up.log"
+
+    proc = start_aico(home, port, log)
+    try:
+        took = wait_healthy(base, proc, log)
+        print(f"aico up → healthy /healthz in {took:.1f}s")
+        token_file = home / "dev-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        flows = http.get("/v1/flows").json()["items"]
+        assert [f["name"] for f in flows] == [demo_flow_document()["name"]]
+        assert flows[0]["latest_version"] == 1
+        created = http.post("/v1/flows", json={"name": "Kept", "document": greeting_flow("Kept")})
+        assert created.status_code == 201
+        assert http.post(f"/v1/flows/{created.json()['id']}/publish").status_code == 201
+    finally:
+        stop_with_ctrl_c(proc, log)
+    text = log.read_text()
+    assert "✓ start embedded PostgreSQL" in text and "Stopped." in text
+
+    proc = start_aico(home, port, log)
+    try:
+        wait_healthy(base, proc, log)
+        assert (home / "dev-token").read_text().strip() == token
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        names = sorted(f["name"] for f in http.get("/v1/flows").json()["items"])
+        assert names == sorted([demo_flow_document()["name"], "Kept"])
+        kept = next(f for f in http.get("/v1/flows").json()["items"] if f["name"] == "Kept")
+        assert kept["latest_version"] == 1
+    finally:
+        stop_with_ctrl_c(proc, log)
+
+
+@pytest.mark.slow
+def test_up_names_the_failed_step(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AICO_")}
+    env.update(AICO_HOME=str(tmp_path / "h"), AICO_PORT=str(free_port()),
+               AICO_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    out = subprocess.run([str(AICO), "up"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "step 'create extension vector and apply migrations' failed" in out.stderr
