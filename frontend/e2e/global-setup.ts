@@ -51,6 +51,10 @@ export default async function globalSetup(): Promise<void> {
     console.log('[e2e] building the dashboard (frontend/dist is missing)…');
     execFileSync('npm', ['run', 'build'], { cwd: frontend, stdio: 'inherit' });
   }
+  if (process.env.AICO_E2E_BASE_URL && process.env.AICO_E2E_TOKEN) {
+    console.log(`[e2e] using the backend already running at ${process.env.AICO_E2E_BASE_URL}`);
+    return;
+  }
   const aico = process.env.AICO_BIN ?? join(repo, '.venv', 'bin', 'aico');
   if (!existsSync(aico)) throw new Error(`${aico} not found: install the backend first (pip install -e .)`);
   const home = mkdtempSync(join(tmpdir(), 'aico-e2e-'));

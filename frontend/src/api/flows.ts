@@ -5,6 +5,8 @@ import type {
   CreatedSession, Flow, FlowDocument, FlowVersion, ProviderCatalogItem, SecretInfo, SessionDetail, SessionEvent, SessionSummary,
 } from './types';
 import { FALLBACK_SCHEMA, type JsonSchema } from '../flows/schema';
+import { missingSecretsForFlow, readOrgProviders, type Layer } from '../providers/resolve';
+import { ApiError } from './errors';
 
 export const flowsApi = {
   list: () => get<{ items: Flow[] }>('/v1/flows'),
@@ -87,4 +89,21 @@ export function useSessionEvents(id: string, live: boolean) {
 
 export function isEnded(status: string): boolean {
   return ['ended', 'completed', 'failed', 'error', 'closed', 'hung_up', 'cancelled', 'done'].includes(status);
+}
+
+/**
+ * Which required secrets a flow lacks. Uses `GET /v1/flows/{id}/missing-secrets` where the server has it;
+ * otherwise resolves the providers here (flow draft over the organization's resolved providers) and
+ * compares with the stored secret names.
+ */
+export async function missingSecretsOf(flowId: string): Promise<{ missing: string[]; computed: boolean }> {
+  try {
+    return { ...(await flowsApi.missingSecrets(flowId)), computed: false };
+  } catch (e) {
+    const routeMissing = e instanceof ApiError && (e.status === 405 || (e.status === 404 && e.message === 'Not Found'));
+    if (!routeMissing) throw e;
+  }
+  const [flow, org, secrets] = await Promise.all([flowsApi.get(flowId), providersApi.org(), providersApi.secrets()]);
+  const view = readOrgProviders(org);
+  return { missing: missingSecretsForFlow(flow.document.providers as Layer | undefined, view.resolved, secrets.items.map((s) => s.name)), computed: true };
 }

@@ -11,7 +11,7 @@ export type FlowNode = {
 
 export type FlowEdge = { from: string; to: string; when?: string | null };
 
-export type ProviderChoice = { kind?: string; config?: Record<string, unknown>; [k: string]: unknown };
+export type ProviderChoice = { kind?: string; [field: string]: unknown };
 
 export type FlowDocument = {
   name: string;

@@ -5,11 +5,14 @@ import { providersApi } from '../api/flows';
 import type { Capability, FlowDocument, ProviderChoice } from '../api/types';
 import { ErrorNote } from '../components/ErrorNote';
 import { ProviderPicker } from '../components/ProviderPicker';
+import { readOrgProviders } from '../providers/resolve';
 
 const CAPS: Capability[] = ['stt', 'llm', 'tts'];
 
 export function FlowSettingsPanel({ doc, onChange }: { doc: FlowDocument; onChange: (doc: FlowDocument, key: string) => void }) {
   const catalog = useQuery({ queryKey: ['provider-catalog'], queryFn: providersApi.catalog, staleTime: 60_000 });
+  const org = useQuery({ queryKey: ['org-providers'], queryFn: providersApi.org, staleTime: 60_000 });
+  const orgResolved = org.data ? readOrgProviders(org.data).resolved : {};
   const [varsText, setVarsText] = useState(() => JSON.stringify(doc.variables ?? {}, null, 2));
   const [varsError, setVarsError] = useState('');
   useEffect(() => { setVarsText(JSON.stringify(doc.variables ?? {}, null, 2)); }, [doc.variables]);
@@ -55,6 +58,7 @@ export function FlowSettingsPanel({ doc, onChange }: { doc: FlowDocument; onChan
           value={doc.providers?.[cap] ?? null}
           onChange={(v) => setProvider(cap, v)}
           inheritLabel="Organization default"
+          inherited={orgResolved[cap]?.kind}
         />
       ))}
     </div>

@@ -1,7 +1,7 @@
 /** Test console: chat with a published flow, or talk to it by voice in the browser. */
 import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router-dom';
-import { flowsApi, useFlow } from '../api/flows';
+import { missingSecretsOf, useFlow } from '../api/flows';
 import { ErrorNote } from '../components/ErrorNote';
 import { ChatPanel } from '../console/ChatPanel';
 import { VoicePanel } from '../console/VoicePanel';
@@ -9,7 +9,7 @@ import { VoicePanel } from '../console/VoicePanel';
 export function ConsolePage() {
   const { id = '' } = useParams();
   const flow = useFlow(id);
-  const missing = useQuery({ queryKey: ['missing-secrets', id], queryFn: () => flowsApi.missingSecrets(id), retry: false });
+  const missing = useQuery({ queryKey: ['missing-secrets', id], queryFn: () => missingSecretsOf(id), retry: false });
   return (
     <div>
       <div className="row">

@@ -2,7 +2,7 @@
 import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'react-router-dom';
-import { flowsApi, providersApi, useFlows } from '../api/flows';
+import { missingSecretsOf, providersApi, useFlows } from '../api/flows';
 import { describeError } from '../api/errors';
 import { ErrorNote } from '../components/ErrorNote';
 
@@ -13,7 +13,7 @@ export function SecretsPage() {
   const secrets = useQuery({ queryKey: ['secrets'], queryFn: providersApi.secrets });
   const flows = useFlows();
   const missing = useQueries({
-    queries: (flows.data?.items ?? []).map((f) => ({ queryKey: ['missing-secrets', f.id], queryFn: () => flowsApi.missingSecrets(f.id), retry: false })),
+    queries: (flows.data?.items ?? []).map((f) => ({ queryKey: ['missing-secrets', f.id], queryFn: () => missingSecretsOf(f.id), retry: false })),
   });
   const [name, setName] = useState('');
   const [value, setValue] = useState('');
@@ -67,6 +67,7 @@ export function SecretsPage() {
             );
           })}</tbody>
         </table>
+        {missing.some((q) => q.data?.computed) && <p className="small muted">Worked out in the browser from the flow's draft providers, the organization's providers and the stored secret names (this server has no missing-secrets endpoint).</p>}
       </section>
     </div>
   );
