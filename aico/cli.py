@@ -61,7 +61,7 @@ def _wait_healthy(url: str, *, timeout_s: float) -> dict[str, Any]:
     last: str = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 body = json.loads(resp.read())
                 if resp.status == 200:
                     return body
@@ -195,7 +195,7 @@ def _deploy_models(settings: Settings, database_url: str) -> None:
     serve.run(build_models_app(settings), name="models", route_prefix=None, blocking=False)
 
 
-async def _seed(database_url: str, settings: Settings):  # noqa: ANN202
+async def _seed(database_url: str, settings: Settings):
     from aico.seed import seed_demo
     from db.pool import create_pool
 

@@ -55,7 +55,7 @@ def one_start(home: Path, idle_s: float) -> tuple[float, tuple[float, float, int
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICO_")}
     env.update(AICO_HOME=str(home), AICO_PORT=str(port))
-    log = open(home.parent / "up.log", "ab")
+    log = (home.parent / "up.log").open("ab")
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(AICO), "up"], env=env, stdout=log, stderr=log,
                             start_new_session=True)

@@ -95,6 +95,7 @@ def test_up_names_the_failed_step(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICO_")}
     env.update(AICO_HOME=str(tmp_path / "h"), AICO_PORT=str(free_port()),
                AICO_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
-    out = subprocess.run([str(AICO), "up"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([str(AICO), "up"], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
     assert out.returncode == 1
     assert "step 'create extension vector and apply migrations' failed" in out.stderr

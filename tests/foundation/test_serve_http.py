@@ -11,7 +11,7 @@ from tests.foundation.flow_docs import greeting_flow
 
 
 @pytest.fixture(scope="module")
-def api_on_serve(serve_http: str, settings):  # noqa: ANN001, ANN201
+def api_on_serve(serve_http: str, settings):
     from ray import serve
 
     from serve_apps.app import build_api_app
