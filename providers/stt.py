@@ -4,7 +4,7 @@ Life of a stream (the livekit-agents shape):
 
     async with stt.stream(sample_rate=16000) as stream:
         stream.push_frame(pcm16)        # any number of 10-40 ms frames
-        await stream.flush()            # end of an utterance: a `final` event follows
+        await stream.flush()            # end of an utterance: its `final` event follows
         stream.end_input()              # no more audio; iteration ends after the last final
         async for ev in stream: ...     # SpeechEvent(type='interim'|'final', text, ...)
 
@@ -128,7 +128,8 @@ class SpeechStream(ABC):
             self._input.put_nowait(pcm16)
 
     async def flush(self) -> None:
-        """Mark the end of an utterance; returns once its final event is queued."""
+        """Mark the end of an utterance. Buffered streams return once its final is queued;
+        streaming services once the mark is sent (their final follows, if there were words)."""
         mark = _Flush()
         self._input.put_nowait(mark)
         await asyncio.shield(mark.done)
