@@ -34,11 +34,16 @@ class OpenAICompatibleLLM(ChatLLM):
             base_url=config.base_url, api_key_secret=config.api_key_secret, secrets=secrets,
             timeout_s=config.timeout_s))
 
+    @property
+    def model_id(self) -> str:
+        """The model name sent in each request."""
+        return self.config.model
+
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
                          response_format: dict | None, temperature: float | None,
                          max_tokens: int | None) -> AsyncIterator[LLMChunk]:
         body = chat_request(
-            messages, model=self.config.model, tools=tools, response_format=response_format,
+            messages, model=self.model_id, tools=tools, response_format=response_format,
             temperature=self.config.temperature if temperature is None else temperature,
             max_tokens=max_tokens or self.config.max_tokens)
         decoder = ChunkDecoder()

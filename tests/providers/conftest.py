@@ -9,6 +9,22 @@ import pytest
 from providers.runtime import open_embeddings, open_llm, open_stt, open_tts
 
 
+def cuda_devices() -> int:
+    """CUDA devices visible to CTranslate2 (no torch needed)."""
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count()
+    except Exception:  # noqa: BLE001 - no CUDA runtime at all
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def _skip_gpu_tests_without_cuda(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("gpu") and cuda_devices() == 0:
+        pytest.skip("no CUDA device")
+
+
 @pytest.fixture(autouse=True)
 def _models_in_process(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     # Tests that exercise the Serve deployment opt out with the `serve_models` fixture.

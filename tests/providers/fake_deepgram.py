@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from typing import Self
 
 from aiohttp import WSMsgType, web
 
@@ -37,7 +38,7 @@ class FakeDeepgram:
     _runner: web.AppRunner | None = None
     url: str = ""
 
-    async def __aenter__(self) -> FakeDeepgram:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/v1/listen", self._live)
         app.router.add_post("/v1/listen", self._prerecorded)

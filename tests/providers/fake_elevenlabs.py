@@ -18,6 +18,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
+from typing import Self
 
 from aiohttp import WSMsgType, web
 
@@ -43,7 +44,7 @@ class FakeElevenLabs:
     _runner: web.AppRunner | None = None
     url: str = ""
 
-    async def __aenter__(self) -> FakeElevenLabs:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_get("/v1/text-to-speech/{voice}/multi-stream-input", self._ws)
         app.router.add_post("/v1/text-to-speech/{voice}/stream", self._http)
