@@ -64,7 +64,12 @@ export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const child = spawn(aico, ['up'], {
     cwd: repo,
-    env: { ...process.env, AICO_HOME: home, AICO_PORT: String(port), AICO_HOST: '127.0.0.1' },
+    env: {
+      // On a loaded 2-core machine Ray's dashboard agent can take longer than the raylet's default 30 s wait.
+      RAY_agent_register_timeout_ms: '180000',
+      ...process.env,
+      AICO_HOME: home, AICO_PORT: String(port), AICO_HOST: '127.0.0.1',
+    },
     stdio: ['ignore', out, out],
     detached: true, // its own process group: Ctrl-C at the terminal does not reach it twice
   });
