@@ -128,3 +128,33 @@ def linear(name: str, *nodes: dict[str, Any], edges: list[dict[str, Any]] | None
     if edges is None:
         edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(all_nodes, all_nodes[1:])]
     return {"name": name, "nodes": all_nodes, "edges": edges}
+
+
+def every_node_flow(child_flow_id: str, http_url: str) -> dict[str, Any]:
+    """start, say, collect, sync and async http, set, subflow, transfer, llm, listen, end."""
+    nodes = [
+        {"id": "start", "type": "start"},
+        {"id": "greet", "type": "say", "text": "Welcome!"},
+        {"id": "form", "type": "collect", "prompt": "Your name?",
+         "fields": {"name": {"type": "string", "description": "the caller's name"}}},
+        {"id": "lookup", "type": "http", "method": "POST", "url": http_url + "/lookup",
+         "body": {"name": "x"}, "into": "crm"},
+        {"id": "notify", "type": "http", "method": "POST", "url": http_url + "/async",
+         "async": True, "into": "ticket"},
+        {"id": "score", "type": "set", "assign": {"vip": "crm['status'] == 200"}},
+        {"id": "verify", "type": "subflow", "flow_id": child_flow_id,
+         "inputs": {"who": "{{ name }}"}, "into": "verified"},
+        {"id": "handoff", "type": "transfer", "to": "sip:crm@example.com", "mode": "warm"},
+        {"id": "answer", "type": "llm", "instructions": "Greet {{ name }}.", "into": "answer"},
+        {"id": "hear", "type": "listen", "into": "last"},
+        {"id": "vip_bye", "type": "say",
+         "text": "Bye {{ name }} (vip={{ vip }}, pin={{ verified.pin }}, ticket={{ ticket.id }})"},
+        {"id": "bye", "type": "say", "text": "Bye."},
+        {"id": "done", "type": "end", "reason": "finished"},
+    ]
+    order = ["start", "greet", "form", "lookup", "notify", "score", "verify", "handoff",
+             "answer", "hear"]
+    edges = [{"from": a, "to": b} for a, b in zip(order, order[1:])]
+    edges += [{"from": "hear", "to": "vip_bye", "when": "vip"}, {"from": "hear", "to": "bye"},
+              {"from": "vip_bye", "to": "done"}, {"from": "bye", "to": "done"}]
+    return {"name": "everything", "nodes": nodes, "edges": edges}
