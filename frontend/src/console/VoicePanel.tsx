@@ -7,7 +7,7 @@ import type { TurnMetrics } from '../api/types';
 import { ErrorNote } from '../components/ErrorNote';
 import { Waterfall } from '../components/Waterfall';
 import { percentiles } from '../components/waterfallRows';
-import { applyTranscript, type LiveLine } from '../voice/transcript';
+import { appendAgentDelta, applyTranscript, type LiveLine } from '../voice/transcript';
 import { VoiceCall, type VoiceEvent } from '../voice/voiceCall';
 
 export function VoicePanel({ flowId }: { flowId: string }) {
@@ -18,34 +18,41 @@ export function VoicePanel({ flowId }: { flowId: string }) {
   const [turns, setTurns] = useState<TurnMetrics[]>([]);
   const [speaking, setSpeaking] = useState(false);
   const [sessionId, setSessionId] = useState<string | null>(null);
+  const [greetingMs, setGreetingMs] = useState<number | null>(null);
   const call = useRef<VoiceCall | null>(null);
   useEffect(() => () => call.current?.stop(), []);
 
+  const system = (text: string) => setLines((l) => [...l, { role: 'system', text, final: true }]);
   const onEvent = (ev: VoiceEvent) => {
     switch (ev.type) {
+      case 'ready': setDetail(`agent audio at ${String(ev.sample_rate)} Hz`); break;
       case 'transcript':
         setLines((l) => applyTranscript(l, { role: String(ev.role ?? 'user'), text: String(ev.text ?? ''), final: ev.final !== false }));
         break;
       case 'agent_text':
-        setLines((l) => applyTranscript(l, { role: 'agent', text: String(ev.text ?? ''), final: ev.final !== false }));
+        // Streamed pieces of an LLM reply; whole sentences come again as a final `transcript`.
+        if (ev.final === false && typeof ev.text === 'string') setLines((l) => appendAgentDelta(l, ev.text as string));
         break;
       case 'agent_speech_started': setSpeaking(true); break;
       case 'agent_speech_ended': setSpeaking(false); break;
       case 'interrupted':
         setSpeaking(false);
-        setLines((l) => [...l, { role: 'system', text: '(caller interrupted the agent)', final: true }]);
+        system('(the caller interrupted the agent)');
         break;
-      case 'metrics': {
-        const m = (ev.turn ?? ev.metrics ?? ev) as TurnMetrics;
-        setTurns((t) => [...t, m]);
+      case 'metrics':
+        if (ev.turn && typeof ev.turn === 'object') setTurns((t) => [...t, ev.turn as TurnMetrics]);
+        if (typeof ev.greeting_first_audio_ms === 'number') setGreetingMs(ev.greeting_first_audio_ms);
         break;
-      }
-      case 'end': setDetail(typeof ev.reason === 'string' ? ev.reason : 'the flow ended the call'); break;
+      case 'timer': system(`(timer: ${String(ev.name ?? '')})`); break;
+      case 'transfer': system(`(transfer to ${String(ev.to ?? '')}, ${String(ev.mode ?? '')})`); break;
+      case 'dtmf': system(`(keypad: ${String(ev.digit ?? '')})`); break;
+      case 'error': setError(new Error(typeof ev.message === 'string' ? ev.message : `voice error ${String(ev.code ?? '')}`)); break;
+      case 'end': setDetail(typeof ev.reason === 'string' ? `ended: ${ev.reason}` : 'the flow ended the call'); break;
     }
   };
 
   const start = async () => {
-    setError(null); setLines([]); setTurns([]); setDetail('');
+    setError(null); setLines([]); setTurns([]); setDetail(''); setGreetingMs(null);
     try {
       setState('connecting');
       const s = await flowsApi.startSession(flowId, { channel: 'voice', user: { id: 'dashboard-tester' } });
@@ -81,6 +88,7 @@ export function VoicePanel({ flowId }: { flowId: string }) {
         {!lines.length && <p className="muted small">The live transcript of both sides appears here.</p>}
       </div>
       <h3>Per-turn latency</h3>
+      {greetingMs != null && <p className="small" data-testid="greeting-ms">first greeting audio {Math.round(greetingMs)} ms after connecting</p>}
       {v2v && <p className="small">voice-to-voice p50 {Math.round(v2v.p50)} ms · p95 {Math.round(v2v.p95)} ms over {turns.length} turn{turns.length > 1 ? 's' : ''}</p>}
       <Waterfall turns={turns} />
     </section>

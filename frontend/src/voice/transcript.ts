@@ -18,3 +18,21 @@ export function applyTranscript(lines: LiveLine[], ev: { role: string; text: str
   if (!ev.text && final) return lines;
   return [...lines, { role, text: ev.text, final }];
 }
+
+/** A streamed piece of the agent's reply (`agent_text` with `final: false`): appended to the open agent line. */
+export function appendAgentDelta(lines: LiveLine[], delta: string): LiveLine[] {
+  const last = lines[lines.length - 1];
+  if (last && last.role === 'agent' && !last.final) {
+    return [...lines.slice(0, -1), { ...last, text: last.text + delta }];
+  }
+  for (let i = lines.length - 1; i >= 0; i--) {
+    // An open agent line exists under a user line spoken meanwhile: keep appending to it.
+    if (lines[i].role === 'agent' && !lines[i].final) {
+      const next = [...lines];
+      next[i] = { ...lines[i], text: lines[i].text + delta };
+      return next;
+    }
+    if (lines[i].role === 'agent') break;
+  }
+  return [...lines, { role: 'agent', text: delta, final: false }];
+}
