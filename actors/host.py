@@ -1,0 +1,179 @@
+"""Where a call's pipeline runs, seen from the transport: one `Call` interface, two hosts.
+
+    call = await host.open(session_id, sample_rate=16000)   # pipeline started, greeting on its way
+    call.push_audio(pcm16); await call.control({...}); await call.hang_up()
+    async for message in call.outbound(): ...                # bytes (agent audio) and dicts
+
+* `RayVoiceHost` (the API on Ray Serve): the pipeline runs in a `VoiceSession` actor taken
+  from a pre-warmed pool. Caller frames go to the actor as method calls; agent audio and events
+  come back on one streaming-generator call. If the actor dies mid-call, Ray restarts it
+  (`max_restarts`) and the call reattaches: the new pipeline rehydrates from PostgreSQL and the
+  caller gets a `resumed` event.
+* `LocalVoiceHost` (no Ray: a laptop, unit tests): the same pipeline on the API's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+from actors.pipeline import VoicePipeline
+from aico.settings import Settings
+
+log = logging.getLogger("aico.actors.host")
+
+_CLOSED = object()
+
+
+class Call(Protocol):
+    def push_audio(self, pcm16: bytes) -> None: ...
+    async def control(self, message: dict[str, Any]) -> None: ...
+    async def hang_up(self, reason: str = "hangup") -> None: ...
+    def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]: ...
+
+
+class VoiceHost(Protocol):
+    async def open(self, session_id: UUID | str, *, sample_rate: int,
+                   connected_at: float | None = None) -> Call: ...
+
+
+class LocalCall:
+    def __init__(self, pipeline_factory: Any) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.pipeline: VoicePipeline = pipeline_factory(self._queue.put_nowait)
+
+    def push_audio(self, pcm16: bytes) -> None:
+        self.pipeline.push_audio(pcm16)
+
+    async def control(self, message: dict[str, Any]) -> None:
+        await self.pipeline.control(message)
+
+    async def hang_up(self, reason: str = "hangup") -> None:
+        await self.pipeline.hang_up(reason)
+        self._queue.put_nowait(_CLOSED)
+
+    async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
+        ended = asyncio.create_task(self.pipeline.ended.wait())
+        try:
+            while True:
+                if self._queue.empty() and ended.done():
+                    return
+                getter = asyncio.create_task(self._queue.get())
+                await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                item = getter.result()
+                if item is _CLOSED:
+                    return
+                yield item
+        finally:
+            ended.cancel()
+
+
+class LocalVoiceHost:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, *, open_llm: Any = None) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.open_llm = open_llm
+
+    async def open(self, session_id: UUID | str, *, sample_rate: int,
+                   connected_at: float | None = None) -> LocalCall:
+        call = LocalCall(lambda send: VoicePipeline(pool=self.pool, settings=self.settings,
+                                                    session_id=session_id, send=send,
+                                                    open_llm=self.open_llm))
+        await call.pipeline.start(sample_rate=sample_rate, connected_at=connected_at)
+        return call
+
+
+class RayCall:
+    """A call whose pipeline runs in a `VoiceSession` actor."""
+
+    def __init__(self, host: RayVoiceHost, actor: Any, session_id: str, sample_rate: int) -> None:
+        self.host = host
+        self.actor = actor
+        self.session_id = session_id
+        self.sample_rate = sample_rate
+        self._ended = False
+        self._attached = asyncio.Event()
+        self._attached.set()
+
+    def push_audio(self, pcm16: bytes) -> None:
+        if self._attached.is_set() and not self._ended:
+            # Fire and forget: calls from one caller run in order; a dead actor's refs are
+            # dropped (that audio is lost while the actor restarts).
+            self.actor.push_audio.remote(pcm16)
+
+    async def control(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self.actor.control.remote(message)
+
+    async def hang_up(self, reason: str = "hangup") -> None:
+        if self._ended:
+            return
+        self._ended = True
+        with contextlib.suppress(Exception):
+            await self.actor.hang_up.remote(reason)
+        await self.host.release(self.actor)
+
+    async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
+        import ray
+
+        while not self._ended:
+            try:
+                stream = self.actor.outbound.options(num_returns="streaming").remote()
+                async for ref in stream:
+                    for item in await ref:
+                        if isinstance(item, dict) and item.get("type") == "end":
+                            yield item
+                            self._ended = True
+                            await self.host.release(self.actor)
+                            return
+                        yield item
+                return
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as err:
+                if self._ended:
+                    return
+                log.warning("voice actor for %s died (%s); reattaching", self.session_id,
+                            type(err).__name__)
+                self._attached.clear()
+                await self._reattach()
+                self._attached.set()
+                yield {"type": "resumed"}
+
+    async def _reattach(self) -> None:
+        import ray
+
+        deadline = time.monotonic() + self.host.reattach_timeout_s
+        while True:
+            try:
+                await self.actor.warm.remote()
+                await self.actor.attach.remote(self.session_id, self.sample_rate, True, 0.0)
+                return
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+class RayVoiceHost:
+    def __init__(self, actor_pool: Any, *, reattach_timeout_s: float = 60.0) -> None:
+        self.actor_pool = actor_pool
+        self.reattach_timeout_s = reattach_timeout_s
+
+    async def open(self, session_id: UUID | str, *, sample_rate: int,
+                   connected_at: float | None = None) -> RayCall:
+        actor = await self.actor_pool.acquire()
+        ago = time.monotonic() - connected_at if connected_at else 0.0
+        await actor.attach.remote(str(session_id), sample_rate, False, ago)
+        return RayCall(self, actor, str(session_id), sample_rate)
+
+    async def release(self, actor: Any) -> None:
+        await self.actor_pool.release(actor)

@@ -1,0 +1,381 @@
+"""One live call: caller audio in, agent audio and events out, the flow stepped by the executor.
+
+    pipeline = VoicePipeline(pool=pool, settings=settings, session_id=sid, send=outbox.put)
+    ready = await pipeline.start(sample_rate=16000)      # {"type": "ready", "sample_rate": N}
+    pipeline.push_audio(pcm16)                           # every caller frame
+    await pipeline.control({"type": "dtmf", "digit": "5"})
+    await pipeline.hang_up()                             # the caller went away
+
+`send` receives bytes (agent PCM16 at the announced rate, paced in real time) and dicts (the
+JSON events of docs/voice-protocol.md). The pipeline keeps nothing PostgreSQL does not: a new
+one started with `resume=True` on the same session carries on from the last committed step.
+
+Per turn it records end-of-turn delay, STT final latency, LLM time to first token, TTS time
+to first byte and voice-to-voice latency (the caller's last voiced audio → the first agent
+frame sent), appends them to `sessions.metrics` and sends them as a `metrics` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from actors.audio import resample_pcm16
+from actors.call_providers import open_call_providers
+from actors.options import VoiceOptions, voice_options
+from actors.speech_out import Sentence, SpeechOut
+from actors.turns import RATE, TurnDetector, TurnTimings, Utterance
+from aico.settings import Settings
+from db import session_metrics
+from db import sessions as sessions_db
+from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
+from flows.executor import StepContext, step
+from providers.vad import SileroVAD
+
+log = logging.getLogger("aico.actors.pipeline")
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+class VoicePipeline:
+    def __init__(self, *, pool: asyncpg.Pool, settings: Settings, session_id: UUID | str,
+                 send: Callable[[bytes | dict[str, Any]], Any], open_llm: Any = None) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.session_id = UUID(str(session_id))
+        self._send = send
+        self._ctx = StepContext(pool=pool, settings=settings, open_llm=open_llm)
+        self.options = VoiceOptions()
+        self.in_rate = RATE
+        self.speech: SpeechOut | None = None
+        self.turns: TurnDetector | None = None
+        self._events: asyncio.Queue[InboundEvent] = asyncio.Queue()
+        self._flow_task: asyncio.Task[None] | None = None
+        self._step_task: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._unconfirmed: set[str] = set()  # LLM streams whose reply is not committed yet
+        self._stream_text: dict[str, str] = {}
+        self._listening = False
+        self._turn: dict[str, Any] | None = None  # metrics of the turn being answered
+        self._turn_started: float = 0.0
+        self._connected_at = 0.0
+        self._greeting_ms: int | None = None
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self._closing = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, *, sample_rate: int = RATE, resume: bool = False,
+                    connected_at: float | None = None) -> dict[str, Any]:
+        self._connected_at = connected_at or time.monotonic()
+        self.in_rate = int(sample_rate)
+        snap = await sessions_db.get_session_for_step(self.pool, session_id=self.session_id,
+                                                      event_id="voice:attach")
+        if snap is None:
+            raise LookupError(f"session {self.session_id} not found")
+        self.options = voice_options(dict(snap["variables"] or {}))
+        stt, tts = await open_call_providers(self.pool, org_id=snap["org_id"],
+                                             providers=dict(snap["providers"] or {}))
+        self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
+                                on_first_audio=self._first_audio)
+        self.turns = TurnDetector(
+            SileroVAD.load(), stt, self.options, agent_speaking=lambda: self._agent_busy(),
+            on_speech_start=self._on_speech_start, on_barge_in=self._on_barge_in,
+            on_turn=self._on_turn, on_interim=self._on_interim, on_discard=self._on_discard)
+        ready = {"type": "ready", "sample_rate": tts.sample_rate,
+                 "session_id": str(self.session_id), "resumed": bool(resume)}
+        self._send(ready)
+        self._flow_task = asyncio.create_task(self._flow_loop(), name="flow")
+        self._timers["max_duration"] = asyncio.create_task(self._max_duration())
+        state = dict(snap["state"] or {})
+        wait = state.get("wait") or {}
+        if snap["status"] in ("ended", "failed"):
+            await self._finish("ended")
+        elif not state.get("started"):
+            self._events.put_nowait(InboundEvent.session_started())
+        elif wait.get("kind") == "llm":
+            # Died mid-reply: the caller's last turn is committed; the reply was not heard.
+            self._events.put_nowait(InboundEvent.llm_completed(wait["token"], "",
+                                                               interrupted=True))
+        elif wait.get("kind") in ("listen", "collect"):
+            self._listening = True
+            self._arm_no_input()
+        return ready
+
+    def push_audio(self, pcm16: bytes) -> None:
+        if self.turns is None or self._closing:
+            return
+        if self.in_rate != RATE:
+            pcm16 = resample_pcm16(pcm16, self.in_rate, RATE)
+        self.turns.push(pcm16)
+
+    async def control(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "dtmf":
+            digit = str(message.get("digit", ""))[:16]
+            if digit:
+                self._event({"type": "dtmf", "digit": digit})
+                self._user_event(InboundEvent.user_turn(digit, dtmf=digit))
+        elif kind in ("hangup", "stop"):
+            await self.hang_up("hangup")
+
+    async def hang_up(self, reason: str = "hangup") -> None:
+        """The caller went away: record it and stop everything."""
+        if self.ended.is_set():
+            return
+        self._closing = True
+        await self._stop_work()
+        with contextlib.suppress(Exception):
+            async for _ in step(self.pool, self.session_id, InboundEvent.session_ended(reason),
+                                context=self._ctx):
+                pass
+        await self._persist(None)
+        self.end_reason = reason
+        self.ended.set()
+
+    async def detach(self) -> None:
+        """Stop without touching the session (the transport will reattach elsewhere)."""
+        self._closing = True
+        await self._stop_work()
+        self.ended.set()
+
+    async def _stop_work(self) -> None:
+        tasks = [t for t in (self._flow_task, self._step_task, *self._timers.values())
+                 if t is not None and t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.speech is not None:
+            await self.speech.aclose()
+        if self.turns is not None:
+            await self.turns.aclose()
+
+    async def _finish(self, reason: str) -> None:
+        """The flow ended the call: let the last words play, then say goodbye."""
+        if self.speech is not None:
+            await self.speech.wait_idle()
+        self._closing = True
+        self.end_reason = reason
+        await self._persist(None)
+        self._event({"type": "end", "reason": reason})
+        for task in self._timers.values():
+            task.cancel()
+        self.ended.set()
+
+    # --- the flow ----------------------------------------------------------------------
+
+    def _user_event(self, event: InboundEvent) -> None:
+        self._listening = False
+        self._cancel_timer("no_input")
+        self._events.put_nowait(event)
+
+    async def _flow_loop(self) -> None:
+        while True:
+            event = await self._events.get()
+            self._step_task = asyncio.create_task(self._run_step(event), name="step")
+            try:
+                await self._step_task
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception as err:  # noqa: BLE001 - one failed step must not drop the call
+                log.exception("session %s: step failed", self.session_id)
+                self._event({"type": "error", "code": getattr(err, "code", "step_failed"),
+                             "message": str(err)[:300]})
+            finally:
+                self._step_task = None
+            if self.ended.is_set():
+                return
+
+    async def _run_step(self, event: InboundEvent) -> None:
+        assert self.speech is not None
+        end_reason: str | None = None
+        async for action in step(self.pool, self.session_id, event, context=self._ctx):
+            if isinstance(action, Say):
+                self._event({"type": "agent_text", "text": action.text, "final": True,
+                             "node_id": action.node_id})
+                self._event({"type": "transcript", "role": "agent", "text": action.text,
+                             "final": True})
+                self.speech.say(action.text, interruptible=action.interruptible)
+            elif isinstance(action, SayChunk):
+                sid = action.stream_id
+                if sid not in self._stream_text:
+                    self._stream_text[sid] = ""
+                    self._unconfirmed.add(sid)
+                    if self._turn is not None and self._turn.get("llm_ttft_ms") is None:
+                        self._turn["llm_ttft_ms"] = _ms(time.monotonic() - self._turn_started)
+                if action.text:
+                    self._stream_text[sid] += action.text
+                    self.speech.push_stream(sid, action.text, interruptible=action.interruptible)
+                    self._event({"type": "agent_text", "text": action.text, "final": False,
+                                 "stream_id": sid})
+                if action.final:
+                    self.speech.end_stream(sid, interruptible=action.interruptible)
+                    full = self._stream_text.pop(sid, "").strip()
+                    self._event({"type": "transcript", "role": "agent", "text": full,
+                                 "final": True, "stream_id": sid})
+                    # Hold the executor here until the caller has heard the reply: only then
+                    # may it commit the reply as said (a barge-in commits what was heard).
+                    if not await self.speech.wait_stream(sid):
+                        return
+                    self._unconfirmed.discard(sid)
+            elif isinstance(action, Listen):
+                self._listening = True
+                self._arm_no_input()
+            elif isinstance(action, Transfer):
+                self._event({"type": "transfer", "to": action.to, "mode": action.mode})
+            elif isinstance(action, End):
+                if action.session_id in (None, str(self.session_id)):
+                    end_reason = action.reason
+        if self._turn is not None and self._turn.get("voice_to_voice_ms") is None \
+                and not self.speech.speaking:
+            await self._close_turn()
+        if end_reason is not None:
+            await self._finish(end_reason)
+
+    # --- turn taking -------------------------------------------------------------------
+
+    def _agent_busy(self) -> bool:
+        return self.speech is not None and self.speech.speaking
+
+    def _on_speech_start(self, utt: Utterance) -> None:
+        self._cancel_timer("no_input")
+        self._event({"type": "user_speech_started", "over_agent": utt.during_agent})
+
+    def _on_interim(self, text: str) -> None:
+        self._event({"type": "transcript", "role": "user", "text": text, "final": False})
+
+    def _on_discard(self, utt: Utterance, reason: str) -> None:
+        self._event({"type": "user_speech_ignored", "reason": reason})
+        if self._listening:
+            self._arm_no_input()
+
+    def _on_barge_in(self, utt: Utterance) -> None:
+        assert self.speech is not None
+        if not self.speech.speaking or not self.speech.interruptible:
+            return
+        heard = self.speech.interrupt()
+        self._event({"type": "interrupted",
+                     "heard": " ".join(t for t in heard.values() if t).strip()})
+        self._drop_reply(heard)
+
+    def _drop_reply(self, heard: dict[str | None, str]) -> None:
+        """Stop the step that is speaking and commit only what the caller heard of it."""
+        if self._step_task is not None and self._unconfirmed:
+            self._step_task.cancel()
+        for sid in sorted(self._unconfirmed):
+            self._events.put_nowait(InboundEvent.llm_completed(sid, heard.get(sid, ""),
+                                                               interrupted=True))
+            self._stream_text.pop(sid, None)
+        self._unconfirmed.clear()
+
+    def _on_turn(self, text: str, timings: TurnTimings, utt: Utterance) -> None:
+        self._event({"type": "transcript", "role": "user", "text": text, "final": True})
+        if self._unconfirmed:
+            # The caller spoke while the reply was still being written: it is not wanted.
+            assert self.speech is not None
+            self._drop_reply(self.speech.interrupt())
+        self._turn_started = time.monotonic()
+        self._turn = {
+            "speech_s": round(timings.speech_s, 3),
+            "end_of_turn_ms": _ms(timings.end_of_turn - timings.speech_end),
+            "stt_final_ms": _ms(timings.stt_final - timings.speech_end),
+            "llm_ttft_ms": None, "tts_ttfb_ms": None, "voice_to_voice_ms": None,
+            "_speech_end": timings.speech_end,
+        }
+        self._user_event(InboundEvent.user_turn(text, event_id=f"voice:{uuid.uuid4().hex}"))
+
+    # --- audio out and metrics ---------------------------------------------------------
+
+    def _send_audio(self, pcm16: bytes) -> None:
+        now = time.monotonic()
+        if self._greeting_ms is None:
+            self._greeting_ms = _ms(now - self._connected_at)
+            self._event({"type": "metrics", "greeting_first_audio_ms": self._greeting_ms})
+        turn = self._turn
+        if turn is not None and turn.get("voice_to_voice_ms") is None:
+            turn["voice_to_voice_ms"] = _ms(now - turn["_speech_end"])
+            turn["aico_ms"] = _ms(now - self._turn_started) - (turn.get("llm_ttft_ms") or 0) \
+                - (turn.get("tts_ttfb_ms") or 0)
+            asyncio.get_running_loop().create_task(self._close_turn())
+        self._send(pcm16)
+
+    def _first_audio(self, sentence: Sentence, latency_s: float) -> None:
+        turn = self._turn
+        if turn is not None and turn.get("tts_ttfb_ms") is None:
+            turn["tts_ttfb_ms"] = _ms(latency_s)
+
+    async def _close_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        turn.pop("_speech_end", None)
+        self._event({"type": "metrics", "turn": turn})
+        await self._persist(turn)
+
+    async def _persist(self, turn: dict[str, Any] | None) -> None:
+        usage: dict[str, Any] = {}
+        if self.turns is not None:
+            u = self.turns.stt.usage
+            usage["stt"] = {"kind": self.turns.stt.kind, "requests": u.requests,
+                            "audio_s": round(u.audio_s, 2)}
+        if self.speech is not None:
+            u2 = self.speech.tts.usage
+            usage["tts"] = {"kind": self.speech.tts.kind, "requests": u2.requests,
+                            "characters": u2.characters, "audio_s": round(u2.audio_s, 2)}
+        if self._greeting_ms is not None:
+            usage["greeting_first_audio_ms"] = self._greeting_ms
+        try:
+            await session_metrics.append_sessions_metrics_turn(
+                self.pool, session_id=self.session_id, turn=turn, usage=usage)
+        except Exception:  # noqa: BLE001 - metrics must never break a call
+            log.exception("session %s: could not store metrics", self.session_id)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self._send(event)
+
+    # --- timers ------------------------------------------------------------------------
+
+    def _arm_no_input(self) -> None:
+        self._cancel_timer("no_input")
+        self._timers["no_input"] = asyncio.create_task(self._no_input())
+
+    def _cancel_timer(self, name: str) -> None:
+        task = self._timers.pop(name, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _no_input(self) -> None:
+        assert self.speech is not None
+        await self.speech.wait_idle()
+        await asyncio.sleep(self.options.no_input_s)
+        if self._listening and not (self.turns and self.turns.utterance):
+            self._timers.pop("no_input", None)
+            self._event({"type": "timer", "name": "no_input"})
+            self._user_event(InboundEvent.timer_fired("no_input",
+                                                      event_id=f"no_input:{uuid.uuid4().hex}"))
+
+    async def _max_duration(self) -> None:
+        await asyncio.sleep(self.options.max_duration_s)
+        self._event({"type": "timer", "name": "max_duration"})
+        self._user_event(InboundEvent.timer_fired("max_duration",
+                                                  event_id=f"max_duration:{uuid.uuid4().hex}"))
+        await asyncio.sleep(5.0)
+        if not self.ended.is_set():
+            await self.speech.wait_idle() if self.speech else None
+            await self.hang_up("max_duration")
+            self._event({"type": "end", "reason": "max_duration"})

@@ -1,0 +1,88 @@
+"""Transports carry a call's audio and events between the caller and its pipeline.
+
+Every transport has the same small interface (`CallTransport`), and `run_call` bridges any of
+them to a `Call` from `actors.host`: caller frames and control messages in, agent audio and
+events out, hang-up by either side ending both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Protocol
+from uuid import UUID
+
+from actors.host import VoiceHost
+
+log = logging.getLogger("aico.actors.transports")
+
+
+class CallTransport(Protocol):
+    sample_rate: int  # of the caller's audio
+
+    async def receive(self) -> bytes | dict[str, Any] | None:
+        """Caller audio (PCM16 at `sample_rate`), a control message, or None: hung up."""
+
+    async def send_audio(self, pcm16: bytes, sample_rate: int) -> None: ...
+    async def send_event(self, event: dict[str, Any]) -> None: ...
+    async def close(self, reason: str) -> None: ...
+
+
+async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID | str, *,
+                   connected_at: float | None = None,
+                   observe: Any = None) -> str:
+    """Run one call to its end; returns why it ended. `observe(event)` sees every event."""
+    call = await host.open(session_id, sample_rate=transport.sample_rate,
+                           connected_at=connected_at or time.monotonic())
+    out_rate = 16000
+    reason = "hangup"
+
+    async def caller_to_agent() -> None:
+        while True:
+            item = await transport.receive()
+            if item is None:
+                return
+            if isinstance(item, bytes):
+                call.push_audio(item)
+            else:
+                await call.control(item)
+                if item.get("type") in ("hangup", "stop"):
+                    return
+
+    async def agent_to_caller() -> None:
+        nonlocal out_rate, reason
+        async for item in call.outbound():
+            if isinstance(item, bytes):
+                await transport.send_audio(item, out_rate)
+                continue
+            if item.get("type") == "ready":
+                out_rate = int(item["sample_rate"])
+                if item.get("resumed"):
+                    continue  # the caller already has a ready; a restart says `resumed`
+            await transport.send_event(item)
+            if observe is not None:
+                with contextlib.suppress(Exception):
+                    await observe(item)
+            if item.get("type") == "end":
+                reason = str(item.get("reason") or "ended")
+                return
+
+    inbound = asyncio.create_task(caller_to_agent())
+    outbound = asyncio.create_task(agent_to_caller())
+    done, _ = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+    if inbound in done:
+        reason = "hangup"
+        await call.hang_up("hangup")
+    outbound.cancel()
+    inbound.cancel()
+    for task in (inbound, outbound):
+        with contextlib.suppress(BaseException):
+            await task
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("call %s: %r", session_id, task.exception())
+    await call.hang_up(reason)
+    await transport.close(reason)
+    return reason

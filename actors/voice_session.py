@@ -1,0 +1,118 @@
+"""The `VoiceSession` Ray actor: one live call's pipeline, in its own worker process.
+
+An actor is created ahead of need by `actors.pool.VoiceActorPool`, warms up (database pool,
+VAD, the default STT and TTS models, one decode and one synthesis) and waits. `attach` starts
+a call's `VoicePipeline`; `push_audio` / `control` feed it; `outbound` is a streaming
+generator of batches of agent audio (bytes) and events (dicts). When the call ends the actor
+is reset and may serve another call (`calls_per_actor` bounds that).
+
+It holds nothing PostgreSQL does not: killed mid-call, Ray restarts it (`max_restarts`), the
+transport calls `warm` and `attach(..., resume=True)` again, and the new pipeline carries on
+from the session's last committed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ray
+
+log = logging.getLogger("aico.actors.voice_session")
+
+
+@ray.remote(num_cpus=0, max_task_retries=0, max_concurrency=100)
+class VoiceSession:
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._pipeline: Any = None
+        self._outbox: asyncio.Queue[Any] | None = None
+        self._warm: asyncio.Task[None] | None = None
+        self.calls = 0
+
+    async def warm(self) -> int:
+        """Ready to take a call at once. Returns the worker's pid."""
+        if self._warm is None:
+            self._warm = asyncio.create_task(self._warm_up())
+        await self._warm
+        return os.getpid()
+
+    async def _warm_up(self) -> None:
+        from actors.call_providers import warm_default_providers
+        from aico.settings import get_settings
+        from db.pool import create_pool
+
+        settings = get_settings()
+        if not settings.database_url:
+            raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
+        self._pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+        await warm_default_providers()
+
+    async def attach(self, session_id: str, sample_rate: int, resume: bool,
+                     connected_ago_s: float) -> dict[str, Any]:
+        from actors.pipeline import VoicePipeline
+        from aico.settings import get_settings
+
+        await self.warm()
+        if self._pipeline is not None:
+            await self._pipeline.detach()
+        self._outbox = asyncio.Queue()
+        self._pipeline = VoicePipeline(pool=self._pool, settings=get_settings(),
+                                       session_id=session_id, send=self._outbox.put_nowait)
+        self.calls += 1
+        return await self._pipeline.start(sample_rate=sample_rate, resume=resume,
+                                          connected_at=time.monotonic() - connected_ago_s)
+
+    async def push_audio(self, pcm16: bytes) -> None:
+        if self._pipeline is not None:
+            self._pipeline.push_audio(pcm16)
+
+    async def control(self, message: dict[str, Any]) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.control(message)
+
+    async def hang_up(self, reason: str = "hangup") -> None:
+        if self._pipeline is not None:
+            await self._pipeline.hang_up(reason)
+
+    async def outbound(self) -> AsyncIterator[list[Any]]:
+        """Batches of what the call sends, until it ends."""
+        outbox, pipeline = self._outbox, self._pipeline
+        if outbox is None or pipeline is None:
+            return
+        while True:
+            getter = asyncio.ensure_future(outbox.get())
+            ended = asyncio.ensure_future(pipeline.ended.wait())
+            await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            if not getter.done():
+                getter.cancel()
+                batch = []
+                while not outbox.empty():
+                    batch.append(outbox.get_nowait())
+                if batch:
+                    yield batch
+                return
+            batch = [getter.result()]
+            while not outbox.empty():
+                batch.append(outbox.get_nowait())
+            yield batch
+
+    async def reset(self) -> int:
+        """Forget the finished call; returns how many calls this actor has served."""
+        if self._pipeline is not None:
+            await self._pipeline.detach()
+        self._pipeline = None
+        self._outbox = None
+        return self.calls
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
