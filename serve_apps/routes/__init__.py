@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from serve_apps.routes import auth_config, flows, health, sessions
 from serve_apps.routes import chat
 from serve_apps.routes import providers, secrets
+from serve_apps.routes import voice
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -16,4 +17,5 @@ ROUTERS: list[APIRouter] = [
     chat.router,
     providers.router,
     secrets.router,
+    voice.router,
 ]
