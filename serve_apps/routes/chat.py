@@ -111,6 +111,8 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
                            "channel": body.channel}
     if body.channel == "voice":
         hook = state.extras.get("voice_session_info")
+        if hook is None:
+            from serve_apps.routes.voice import voice_session_info as hook
         out.update(status=row["status"], messages=[],
                    voice=await hook(request, row) if hook is not None else None)
         return out
