@@ -1,0 +1,70 @@
+"""Speaking over the agent: a real interruption stops it and keeps only what was heard; a
+backchannel ("yeah") does not interrupt."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from test_voice_call import voice_session
+from voice_call_client import CallClient
+from voice_flows import bakery_flow
+
+
+def audio_s(pcm: bytes, rate: int) -> float:
+    return len(pcm) / 2 / rate
+
+
+async def wait_agent_audio(call: CallClient, *, since: float, seconds: float,
+                           timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while audio_s(call.agent_audio(since=since), call.out_rate) < seconds:
+        assert time.monotonic() < deadline, "the agent did not speak"
+        await asyncio.sleep(0.02)
+
+
+async def test_caller_interrupts_a_long_reply_and_only_what_they_heard_is_kept(
+        api, voice_server, voices, pool):  # noqa: ANN001
+    session_id, url = await voice_session(api, voice_server, bakery_flow(story=True))
+    async with CallClient(url) as call:
+        await call.wait_event("agent_speech_ended", timeout=60)
+        spoke = await call.say(await voices.caller("Tell me a story."))
+        await wait_agent_audio(call, since=spoke, seconds=2.5)
+        await call.say(await voices.caller("Stop, stop. Wait a moment, please."))
+        interrupted = await call.wait_event("interrupted", after=spoke, timeout=30)
+        t_int = next(t for t, e in call.events if e is interrupted)
+        await asyncio.sleep(1.0)
+        # Playback stopped: at most the lead that was already on its way arrived after.
+        assert audio_s(call.agent_audio(since=t_int, until=t_int + 1.0), call.out_rate) < 0.5
+        written = "".join(e["text"] for _, e in call.events
+                          if e.get("type") == "agent_text" and e.get("stream_id"))
+        # The interrupted turn is answered like any other.
+        await call.wait_event("agent_speech_started", after=t_int, timeout=60)
+    for _ in range(100):
+        reply = await pool.fetchrow(
+            "SELECT payload FROM session_events WHERE session_id = $1 AND type = 'llm.reply'",
+            session_id)
+        if reply is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert reply is not None, "the heard part of the reply was not committed"
+    stored = reply["payload"]
+    assert stored["interrupted"] is True
+    assert stored["text"] and stored["text"] == interrupted["heard"]
+    assert len(stored["text"]) < len(written.strip())
+    assert written.strip().startswith(stored["text"].split()[0])
+
+
+async def test_a_backchannel_does_not_interrupt_the_agent(api, voice_server, voices):  # noqa: ANN001
+    _, url = await voice_session(api, voice_server, bakery_flow())
+    async with CallClient(url) as call:
+        await call.wait_event("agent_speech_ended", timeout=60)
+        spoke = await call.say(await voices.caller("The menu, please."))
+        await wait_agent_audio(call, since=spoke, seconds=1.5)
+        said = await call.say(await voices.caller("Yeah."))
+        await call.wait_event("agent_speech_ended", after=said, timeout=60)
+        assert not call.has_event("interrupted")
+        ignored = await call.wait_event("user_speech_ignored", after=spoke, timeout=10)
+        assert ignored["reason"] == "backchannel"
+        heard = await voices.hear(call.agent_audio(since=spoke), call.out_rate)
+        assert "lemon tart" in heard, heard
