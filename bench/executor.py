@@ -25,18 +25,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aico.settings import Settings  # noqa: E402
-from db.api_clients import new_token  # noqa: E402,F401 - keeps import order honest
-from db.embedded import start_embedded_postgres  # noqa: E402
-from db.flows import insert_flow, insert_flow_version  # noqa: E402
-from db.migrate import prepare_database  # noqa: E402
-from db.organizations import insert_organization  # noqa: E402
-from db.pool import create_pool  # noqa: E402
-from db.sessions import insert_session  # noqa: E402
-from flows.document import validate_for_publish  # noqa: E402
-from flows.events import InboundEvent  # noqa: E402
-from flows.executor import StepContext, step  # noqa: E402
-from providers.llm import ChatLLM, ChatMessage, LLMChunk  # noqa: E402
+from aico.settings import Settings
+from db.api_clients import new_token  # noqa: F401 - keeps import order honest
+from db.embedded import start_embedded_postgres
+from db.flows import insert_flow, insert_flow_version
+from db.migrate import prepare_database
+from db.organizations import insert_organization
+from db.pool import create_pool
+from db.sessions import insert_session
+from flows.document import validate_for_publish
+from flows.events import InboundEvent
+from flows.executor import StepContext, step
+from providers.llm import ChatLLM, ChatMessage, LLMChunk
 
 
 class InstantLLM(ChatLLM):
@@ -87,7 +87,7 @@ async def publish(pool: Any, org_id: Any, document: dict) -> tuple[Any, Any, dic
 
 async def new_sessions(pool: Any, ctx: StepContext, org_id: Any, flow: tuple, count: int,
                        **insert: Any) -> list[Any]:
-    flow_id, version_id, doc = flow
+    flow_id, version_id, _doc = flow
     ids = []
     for _ in range(count):
         row = await insert_session(pool, org_id=org_id, flow_id=flow_id,

@@ -13,7 +13,11 @@ from collections import defaultdict
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, field_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
 )
 
 from aico.errors import ValidationFailed

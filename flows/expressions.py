@@ -28,7 +28,7 @@ class ExpressionError(Exception):
 
 
 @lru_cache(maxsize=4096)
-def _template(source: str):  # noqa: ANN202 - jinja2.Template
+def _template(source: str):
     return _env.from_string(source)
 
 

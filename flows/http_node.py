@@ -61,17 +61,17 @@ async def http_request(
     if body is not None and method != "GET":
         kwargs["json" if not isinstance(body, str) else "content"] = body
     try:
-        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
-            async with client.stream(method, url, **kwargs) as response:
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        return {"status": response.status_code,
-                                "error": f"response larger than {MAX_RESPONSE_BYTES} bytes"}
-                    chunks.append(chunk)
-                raw = b"".join(chunks)
-                content_type = response.headers.get("content-type", "")
+        async with (httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client,
+                    client.stream(method, url, **kwargs) as response):
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    return {"status": response.status_code,
+                            "error": f"response larger than {MAX_RESPONSE_BYTES} bytes"}
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            content_type = response.headers.get("content-type", "")
     except httpx.HTTPError as exc:
         return {"status": 0, "error": f"{type(exc).__name__}: {exc}"[:500]}
     text = raw.decode("utf-8", errors="replace")

@@ -20,8 +20,17 @@ from aico.errors import Conflict
 from flows import llm_context
 from flows.callbacks import callback_url
 from flows.document import (
-    CollectNode, EndNode, FlowDocument, HttpNode, ListenNode, LLMNode, SayNode, SetNode,
-    StartNode, SubflowNode, TransferNode,
+    CollectNode,
+    EndNode,
+    FlowDocument,
+    HttpNode,
+    ListenNode,
+    LLMNode,
+    SayNode,
+    SetNode,
+    StartNode,
+    SubflowNode,
+    TransferNode,
 )
 from flows.events import Action, End, InboundEvent, Listen, Say, Transfer
 from flows.expressions import ExpressionError, evaluate, render

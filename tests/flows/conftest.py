@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-
 from flow_fakes import LoopbackHTTP, ScriptedLLM, scripted_opener
 
 
 @pytest.fixture
-def scripted_llm(app) -> Iterator[ScriptedLLM]:  # noqa: ANN001 - FastAPI
+def scripted_llm(app) -> Iterator[ScriptedLLM]:
     llm = ScriptedLLM()
     extras = app.state.aico.extras
     previous = extras.get("open_llm")

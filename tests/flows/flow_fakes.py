@@ -9,6 +9,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -126,7 +127,7 @@ def linear(name: str, *nodes: dict[str, Any], edges: list[dict[str, Any]] | None
     """start -> nodes[0] -> nodes[1] ... unless `edges` are given."""
     all_nodes = [{"id": "start", "type": "start"}, *nodes]
     if edges is None:
-        edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(all_nodes, all_nodes[1:])]
+        edges = [{"from": a["id"], "to": b["id"]} for a, b in pairwise(all_nodes)]
     return {"name": name, "nodes": all_nodes, "edges": edges}
 
 
@@ -154,7 +155,7 @@ def every_node_flow(child_flow_id: str, http_url: str) -> dict[str, Any]:
     ]
     order = ["start", "greet", "form", "lookup", "notify", "score", "verify", "handoff",
              "answer", "hear"]
-    edges = [{"from": a, "to": b} for a, b in zip(order, order[1:])]
+    edges = [{"from": a, "to": b} for a, b in pairwise(order)]
     edges += [{"from": "hear", "to": "vip_bye", "when": "vip"}, {"from": "hear", "to": "bye"},
               {"from": "vip_bye", "to": "done"}, {"from": "bye", "to": "done"}]
     return {"name": "everything", "nodes": nodes, "edges": edges}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
+from flow_fakes import every_node_flow, linear, publish, send, start_chat, texts
+
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
-from flow_fakes import every_node_flow, linear, publish, send, start_chat, texts
 
 
 async def test_a_flow_with_every_node_type_runs_over_http(make_org, loopback_http, scripted_llm,

@@ -8,10 +8,11 @@ import statistics
 import time
 from uuid import UUID
 
+from flow_fakes import linear, publish, scripted_opener, send, start_chat
+
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
 from db.transcript_turns import count_transcript_turns
-from flow_fakes import linear, publish, scripted_opener, send, start_chat
 from flows.events import InboundEvent
 from flows.executor import run_step
 from flows.llm_context import HISTORY_WINDOW

@@ -7,11 +7,11 @@ from typing import Any
 from flow_fakes import linear
 
 
-async def _save(api, doc: dict[str, Any]):  # noqa: ANN001, ANN202
+async def _save(api, doc: dict[str, Any]):
     return await api.post("/v1/flows", json={"name": doc["name"], "document": doc})
 
 
-async def _publish(api, doc: dict[str, Any]):  # noqa: ANN001, ANN202
+async def _publish(api, doc: dict[str, Any]):
     r = await _save(api, doc)
     assert r.status_code == 201, r.text
     return await api.post(f"/v1/flows/{r.json()['id']}/publish")

@@ -6,9 +6,10 @@ import asyncio
 import json
 from uuid import UUID
 
+from flow_fakes import ScriptedLLM, linear, publish, scripted_opener, send, start_chat, texts
+
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
-from flow_fakes import ScriptedLLM, linear, publish, scripted_opener, send, start_chat, texts
 from flows.events import InboundEvent, SayChunk
 from flows.executor import step
 

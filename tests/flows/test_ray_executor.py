@@ -8,14 +8,14 @@ import sys
 from collections.abc import Iterator
 from uuid import UUID
 
+import flow_fakes
 import pytest
 import ray
+from flow_fakes import ScriptedLLM, linear, publish, start_chat
 
-import flow_fakes
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
 from db.transcript_turns import count_transcript_turns
-from flow_fakes import ScriptedLLM, linear, publish, start_chat
 from flows.events import InboundEvent, SayChunk
 from flows.tasks import step_task
 
@@ -39,14 +39,14 @@ class DyingLLM(ScriptedLLM):
         super().__init__(on_first_chunk=lambda: os._exit(1) if at == "reply" else None)
         self.at = at
 
-    async def _chat_impl(self, messages, **options):  # noqa: ANN001, ANN003, ANN201
+    async def _chat_impl(self, messages, **options):
         if self.at == "extract" and options.get("response_format"):
             os._exit(1)
         async for chunk in super()._chat_impl(messages, **options):
             yield chunk
 
 
-def dying(at: str):  # noqa: ANN201
+def dying(at: str):
     async def open_llm(config: dict) -> ScriptedLLM:
         return DyingLLM(at)
     return open_llm
@@ -56,7 +56,7 @@ async def healthy(config: dict) -> ScriptedLLM:
     return ScriptedLLM()
 
 
-def run(dsn: str, sid: str, event: InboundEvent, settings, open_llm) -> list:  # noqa: ANN001
+def run(dsn: str, sid: str, event: InboundEvent, settings, open_llm) -> list:
     return [ray.get(ref) for ref in step_task.remote(dsn, sid, event, settings=settings,
                                                     open_llm=open_llm)]
 

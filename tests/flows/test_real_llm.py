@@ -8,15 +8,15 @@ import json
 from uuid import UUID
 
 import pytest
+from flow_fakes import every_node_flow, linear, publish, send, start_chat
 
 from db.session_events import list_session_events_for_session
-from flow_fakes import every_node_flow, linear, publish, send, start_chat
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
-def models_in_process(monkeypatch: pytest.MonkeyPatch, app) -> None:  # noqa: ANN001
+def models_in_process(monkeypatch: pytest.MonkeyPatch, app) -> None:
     monkeypatch.setenv("AICO_MODELS", "inprocess")
     assert "open_llm" not in app.state.aico.extras  # the real provider path, no fake
 
