@@ -1,12 +1,17 @@
 /** Layout and routes. Hash routing: the API serves the built files at `/` and needs no fallback route. */
+import { lazy, Suspense } from 'react';
 import { HashRouter, NavLink, Navigate, Route, Routes } from 'react-router-dom';
-import { BuilderPage } from './pages/BuilderPage';
-import { ConsolePage } from './pages/ConsolePage';
-import { FlowsPage } from './pages/FlowsPage';
-import { ProvidersPage } from './pages/ProvidersPage';
-import { SecretsPage } from './pages/SecretsPage';
-import { SessionPage } from './pages/SessionPage';
-import { SessionsPage } from './pages/SessionsPage';
+
+// Pages load on first visit: the builder (React Flow, forms) is the heavy one.
+const named = <K extends string>(load: () => Promise<Record<K, React.ComponentType>>, name: K) =>
+  lazy(async () => ({ default: (await load())[name] }));
+const BuilderPage = named(() => import('./pages/BuilderPage'), 'BuilderPage');
+const ConsolePage = named(() => import('./pages/ConsolePage'), 'ConsolePage');
+const FlowsPage = named(() => import('./pages/FlowsPage'), 'FlowsPage');
+const ProvidersPage = named(() => import('./pages/ProvidersPage'), 'ProvidersPage');
+const SecretsPage = named(() => import('./pages/SecretsPage'), 'SecretsPage');
+const SessionPage = named(() => import('./pages/SessionPage'), 'SessionPage');
+const SessionsPage = named(() => import('./pages/SessionsPage'), 'SessionsPage');
 
 export function App() {
   return (
@@ -20,6 +25,7 @@ export function App() {
           <NavLink to="/secrets">Secrets</NavLink>
         </nav>
         <main className="content">
+          <Suspense fallback={<p className="muted">Loading…</p>}>
           <Routes>
             <Route path="/" element={<Navigate to="/flows" replace />} />
             <Route path="/flows" element={<FlowsPage />} />
@@ -31,6 +37,7 @@ export function App() {
             <Route path="/secrets" element={<SecretsPage />} />
             <Route path="*" element={<p>Page not found.</p>} />
           </Routes>
+          </Suspense>
         </main>
       </div>
     </HashRouter>
