@@ -257,4 +257,4 @@ def _run_env(ctx: StepContext, snap: Any) -> RunEnv:
 async def _session_llm(ctx: StepContext, snap: Any) -> Any:
     from flows.session_providers import open_session_llm
 
-    return await open_session_llm(ctx.pool, snap, open_llm=ctx.open_llm)
+    return await open_session_llm(ctx.pool, snap, open_llm=ctx.open_llm, settings=ctx.settings)

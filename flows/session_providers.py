@@ -1,6 +1,7 @@
 """Providers of a session: resolved once when the session is created (flow over organization
-over default, required secrets checked: HTTP 412 before anything runs) and pinned in
-`sessions.providers`; opened by the executor when an llm or collect node needs the model."""
+over default; required secrets checked, HTTP 412 before anything runs) and pinned in
+`sessions.providers` as `{"configs": {capability: config}, "sources": {capability: layer}}`;
+opened by the executor when an llm or collect node needs the model."""
 
 from __future__ import annotations
 
@@ -10,61 +11,42 @@ from uuid import UUID
 
 import asyncpg
 
+from db.provider_configs import list_provider_configs
 from flows.document import FlowDocument
 
 log = logging.getLogger("aico.flows.providers")
 
 DEFAULT_LLM: dict[str, Any] = {"kind": "llamacpp"}
+# What each channel needs: a chat session never touches speech, so it must not fail (412) for
+# want of an STT or TTS secret.
+CHANNEL_CAPABILITIES = {"chat": ("llm",), "voice": ("stt", "llm", "tts")}
 
 
 async def resolve_session_providers(
-    conn: asyncpg.Pool | asyncpg.Connection, *, org_id: UUID, document: FlowDocument
+    conn: asyncpg.Pool | asyncpg.Connection, *, org_id: UUID, document: FlowDocument,
+    channel: str = "chat",
 ) -> dict[str, Any]:
-    """The resolved provider configs for a new session, as stored in `sessions.providers`
-    (`{"configs": {capability: config}, "sources": {capability: layer}}`); raises
-    MissingSecrets (HTTP 412) when the organization lacks a secret they name."""
-    from providers import resolution
+    """The resolved provider configs for a new session; raises MissingSecrets (412)."""
+    from providers.resolution import resolve_providers
+    from providers.secrets import check_required_secrets
 
-    organization = await _organization_layer(conn, org_id)
-    resolved = resolution.resolve_providers(
-        flow=document.providers, organization=organization, capabilities=("stt", "llm", "tts"))
-    check = getattr(resolution, "check_required_secrets", None)
-    if check is not None:
-        await check(conn, org_id=org_id, resolved=resolved)
+    resolved = resolve_providers(
+        flow=document.providers, organization=await list_provider_configs(conn, org_id=org_id),
+        capabilities=CHANNEL_CAPABILITIES[channel])
+    await check_required_secrets(conn, org_id=org_id, resolved=resolved)
     return resolved.to_json()
 
 
-async def _organization_layer(conn: Any, org_id: UUID) -> dict[str, Any] | None:
-    """The organization's provider configs (the providers issue owns that table's access)."""
-    try:
-        from db import provider_configs
-    except ImportError:
-        return None
-    for name in ("get_provider_configs", "list_provider_configs", "organization_providers"):
-        read = getattr(provider_configs, name, None)
-        if read is not None:
-            rows = await read(conn, org_id=org_id)
-            if isinstance(rows, dict):
-                return rows
-            return {r["capability"]: r["config"] for r in rows}
-    return None
-
-
-async def open_session_llm(pool: asyncpg.Pool, snap: Any, *, open_llm: Any = None) -> Any:
+async def open_session_llm(pool: asyncpg.Pool, snap: Any, *, open_llm: Any = None,
+                           settings: Any = None) -> Any:
     """The session's ChatLLM. `open_llm(config)` overrides how it is built (tests)."""
     config = ((snap["providers"] or {}).get("configs") or {}).get("llm") or dict(DEFAULT_LLM)
     if open_llm is not None:
         return await open_llm(config)
     from providers import runtime
+    from providers.resolution import ResolvedProviders
+    from providers.secrets import load_secrets
 
-    secrets: dict[str, str] = {}
-    try:
-        from providers import resolution
-
-        load = getattr(resolution, "load_secrets", None)
-        if load is not None:
-            secrets = await load(pool, org_id=snap["org_id"],
-                                 resolved=resolution.ResolvedProviders({"llm": config}))
-    except ImportError:
-        pass
+    names = ResolvedProviders({"llm": config}).required_secrets()
+    secrets = await load_secrets(pool, org_id=snap["org_id"], names=names, settings=settings)
     return await runtime.open_llm(config, secrets=secrets)

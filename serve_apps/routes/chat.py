@@ -101,7 +101,8 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
     if version is None:
         raise NotFound(f"flow {flow_id} has no published version: publish it first")
     doc = await flow_document(pool, version["id"])
-    providers = await resolve_session_providers(pool, org_id=principal.org_id, document=doc)
+    providers = await resolve_session_providers(pool, org_id=principal.org_id, document=doc,
+                                                channel=body.channel)
     row = await sessions_db.insert_session(
         pool, org_id=principal.org_id, flow_id=flow_id, flow_version_id=version["id"],
         channel=body.channel, variables={**doc.initial_variables(), **body.variables},

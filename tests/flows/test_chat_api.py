@@ -156,3 +156,28 @@ async def test_callback_urls_need_a_valid_signature(anon, api):
     r = await anon.post(base, params={"call_id": "a" * 32, "sig": "b" * 64},
                         json={"type": "tool.result", "result": 1})
     assert r.status_code == 403
+
+
+async def test_missing_provider_secrets_fail_with_412_before_anything_runs(make_org, pool,
+                                                                           settings):
+    from db.sessions import list_sessions
+    from providers.secrets import store_secret
+
+    org = await make_org()
+    doc = linear("cloud", {"id": "hi", "type": "say", "text": "hi"},
+                 {"id": "hear", "type": "listen"})
+    doc["providers"] = {"llm": {"kind": "openai", "api_key_secret": "ACME_OPENAI_KEY"}}
+    flow = await publish(org.client, doc)
+    r = await org.client.post(f"/v1/flows/{flow}/sessions", json={"channel": "chat"})
+    assert r.status_code == 412, r.text
+    assert r.json()["missing"] == ["ACME_OPENAI_KEY"]
+    assert await list_sessions(pool, org_id=org.id) == []
+    await store_secret(pool, org_id=org.id, name="ACME_OPENAI_KEY", value="sk-test",
+                       settings=settings)
+    s = await start_chat(org.client, flow)
+    assert texts(s) == ["hi"]
+    r = await org.client.get(f"/v1/sessions/{s['id']}")
+    assert r.status_code == 200
+    row = await pool.fetchrow("SELECT providers FROM sessions WHERE id = $1", UUID(s["id"]))
+    assert row["providers"]["configs"]["llm"]["kind"] == "openai"
+    assert "sk-test" not in json.dumps(row["providers"])
