@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from providers.llm import ChatMessage  # noqa: E402
-from providers.runtime import forget_models, open_embeddings, open_llm, open_stt, open_tts  # noqa: E402
+from providers.llm import ChatMessage
+from providers.runtime import forget_models, open_embeddings, open_llm, open_stt, open_tts
 
 UTTERANCES = [
     "The quick brown fox jumps over the lazy dog.",

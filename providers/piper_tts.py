@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.configs import PiperConfig
-from providers.errors import ProviderConfigError
+from providers.errors import ProviderConfigError, ProviderError
 from providers.tts import TTS, AudioFrame, TTSCapabilities
 
 _DONE = object()
@@ -78,7 +78,7 @@ class PiperTTS(TTS):
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
-                    raise ProviderConfigError(f"piper failed: {item}", provider=self.kind)
+                    raise ProviderError(f"piper failed: {item}", provider=self.kind)
                 yield AudioFrame(pcm16=item, sample_rate=self.sample_rate)
         finally:
             stop.set()
