@@ -181,3 +181,16 @@ async def test_missing_provider_secrets_fail_with_412_before_anything_runs(make_
     row = await pool.fetchrow("SELECT providers FROM sessions WHERE id = $1", UUID(s["id"]))
     assert row["providers"]["configs"]["llm"]["kind"] == "openai"
     assert "sk-test" not in json.dumps(row["providers"])
+
+
+async def test_the_seeded_demo_flow_runs(api, scripted_llm):
+    from flows.demo import demo_flow_document
+
+    flow = await publish(api, demo_flow_document())
+    s = await start_chat(api, flow)
+    assert texts(s) == ["Hello! I'm the AICO demo assistant. Ask me anything, or say goodbye."]
+    assert texts(await send(api, s["id"], "What is AICO?")) == ["You said: What is AICO?",
+                                                                 "Anything else?"]
+    reply = await send(api, s["id"], "No thanks, bye!")
+    assert texts(reply) == ["Goodbye, and thanks for trying AICO!"]
+    assert reply["status"] == "ended"
