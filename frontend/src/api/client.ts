@@ -51,6 +51,29 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
   return body as T;
 }
 
+/** POST and hand back the raw response (for streams); errors are typed as for `api`. */
+export async function postRaw(path: string, body: unknown, accept = 'text/event-stream'): Promise<Response> {
+  const token = await getToken();
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      headers: { Accept: accept, 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError({ status: 0, code: 'network', message: (e as Error).message || 'network error' });
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let parsed: unknown = text;
+    try { parsed = JSON.parse(text); } catch { /* keep text */ }
+    if (res.status === 401) onUnauthorized();
+    throw errorFromResponse(res.status, parsed, res.statusText);
+  }
+  return res;
+}
+
 export const get = <T>(path: string, signal?: AbortSignal) => api<T>(path, { signal });
 export const post = <T>(path: string, body?: unknown) => api<T>(path, { method: 'POST', body: body ?? {} });
 export const put = <T>(path: string, body: unknown) => api<T>(path, { method: 'PUT', body });

@@ -82,3 +82,13 @@ describe('nodeErrorsFrom', () => {
     expect(nodeErrorsFrom(new ApiError({ status: 409, code: 'conflict', message: '' }), [])).toEqual({ byNode: {}, general: [] });
   });
 });
+
+describe('statusForCode', () => {
+  it('maps the API’s codes back to their status, unknown ones to a server error', async () => {
+    const { statusForCode } = await import('./errors');
+    expect(statusForCode('missing_secrets')).toBe(412);
+    expect(statusForCode('validation_error')).toBe(422);
+    expect(statusForCode('llm_failed')).toBe(500);
+    expect(statusForCode(undefined)).toBe(500);
+  });
+});

@@ -119,3 +119,12 @@ export function describeError(err: unknown, context?: string): string {
       return prefix + (server || `The request failed (${err.status}).`);
   }
 }
+
+/** The HTTP status an error code stands for, for errors that arrive inside a stream (no status of their own). */
+export function statusForCode(code: unknown): number {
+  const map: Record<string, number> = {
+    bad_request: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409,
+    missing_secrets: 412, payload_too_large: 413, validation_error: 422,
+  };
+  return typeof code === 'string' && code in map ? map[code] : 500;
+}

@@ -1,12 +1,13 @@
 /** Flow, session, provider and secret calls, as react-query hooks where the dashboard reads them. */
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
-import { del, get, post, put, qs } from './client';
+import { del, get, post, postRaw, put, qs } from './client';
+import { readSse } from './sse';
 import type {
-  CreatedSession, Flow, FlowDocument, FlowVersion, ProviderCatalogItem, SecretInfo, SessionDetail, SessionEvent, SessionSummary,
+  ChatMessage, CreatedSession, Flow, FlowDocument, FlowVersion, ProviderCatalogItem, SecretInfo, SessionDetail, SessionEvent, SessionSummary,
 } from './types';
 import { FALLBACK_SCHEMA, type JsonSchema } from '../flows/schema';
 import { missingSecretsForFlow, readOrgProviders, type Layer } from '../providers/resolve';
-import { ApiError } from './errors';
+import { ApiError, errorFromResponse, statusForCode } from './errors';
 
 export const flowsApi = {
   list: () => get<{ items: Flow[] }>('/v1/flows'),
@@ -28,6 +29,26 @@ export const sessionsApi = {
   get: (id: string) => get<SessionDetail>(`/v1/sessions/${enc(id)}`),
   events: (id: string) => get<{ items: SessionEvent[] }>(`/v1/sessions/${enc(id)}/events`),
 };
+
+export type StreamHandlers = { onChunk: (c: { text: string; stream_id?: string; final?: boolean }) => void };
+
+/**
+ * Send a chat message and stream the reply (`?stream=true`, Server-Sent Events: `chunk`, `action`, `error`,
+ * `final`). A server that answers plain JSON is accepted too. Resolves with the final messages and status.
+ */
+export async function sendMessageStreaming(sessionId: string, text: string, h: StreamHandlers): Promise<{ messages: ChatMessage[]; status: string }> {
+  const res = await postRaw(`/v1/sessions/${enc(sessionId)}/messages?stream=true`, { text });
+  if (!(res.headers.get('content-type') ?? '').includes('text/event-stream') || !res.body) {
+    return (await res.json()) as { messages: ChatMessage[]; status: string };
+  }
+  for await (const ev of readSse(res.body)) {
+    const data = JSON.parse(ev.data || '{}');
+    if (ev.event === 'chunk') h.onChunk(data);
+    else if (ev.event === 'error') throw errorFromResponse(statusForCode(data.error), data);
+    else if (ev.event === 'final') return data as { messages: ChatMessage[]; status: string };
+  }
+  throw new ApiError({ status: 0, code: 'network', message: 'the reply stream ended early' });
+}
 
 export const providersApi = {
   catalog: () => get<{ items: ProviderCatalogItem[] }>('/v1/providers'),

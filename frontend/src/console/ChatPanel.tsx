@@ -1,7 +1,7 @@
 /** Chat with a flow over the HTTP chat API. */
 import { useEffect, useRef, useState } from 'react';
 import { Link } from 'react-router-dom';
-import { flowsApi, isEnded, sessionsApi } from '../api/flows';
+import { flowsApi, isEnded, sendMessageStreaming } from '../api/flows';
 import type { ChatMessage } from '../api/types';
 import { ErrorNote } from '../components/ErrorNote';
 
@@ -10,9 +10,10 @@ export function ChatPanel({ flowId }: { flowId: string }) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [text, setText] = useState('');
   const [busy, setBusy] = useState(false);
+  const [live, setLive] = useState('');
   const [error, setError] = useState<unknown>(null);
   const endRef = useRef<HTMLDivElement>(null);
-  useEffect(() => { endRef.current?.scrollIntoView?.({ block: 'nearest' }); }, [messages]);
+  useEffect(() => { endRef.current?.scrollIntoView?.({ block: 'nearest' }); }, [messages, live]);
 
   const start = async () => {
     setBusy(true); setError(null); setMessages([]);
@@ -28,11 +29,13 @@ export function ChatPanel({ flowId }: { flowId: string }) {
     const t = text.trim();
     setText(''); setBusy(true); setError(null);
     setMessages((m) => [...m, { role: 'user', text: t }]);
+    setLive('');
     try {
-      const r = await sessionsApi.send(session.id, t);
+      // The reply streams in (an LLM's words appear as they come); the final event carries the whole messages.
+      const r = await sendMessageStreaming(session.id, t, { onChunk: (c) => setLive((l) => (c.stream_id ? l + c.text : `${l}${l ? '\n' : ''}${c.text}`)) });
       setMessages((m) => [...m, ...(r.messages ?? [])]);
       setSession({ id: session.id, status: r.status });
-    } catch (e) { setError(e); } finally { setBusy(false); }
+    } catch (e) { setError(e); } finally { setBusy(false); setLive(''); }
   };
 
   const ended = session ? isEnded(session.status) : false;
@@ -48,7 +51,7 @@ export function ChatPanel({ flowId }: { flowId: string }) {
         {messages.map((m, i) => (
           <div key={i} className={`msg ${m.role === 'user' ? 'user' : 'agent'}`} data-role={m.role}>{m.text}</div>
         ))}
-        {busy && session && <div className="msg agent muted">…</div>}
+        {busy && session && <div className="msg agent interim" data-testid="chat-streaming">{live || '…'}</div>}
         <div ref={endRef} />
       </div>
       <form className="row" onSubmit={(e) => { e.preventDefault(); void send(); }}>
