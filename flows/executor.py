@@ -24,8 +24,9 @@ If a worker dies after the commit but before the reply was confirmed, delivering
 again re-runs the pending LLM call (the only post-commit work: llm replies, starting a subflow's
 session, telling a parent its child ended; each is idempotent).
 
-A session waiting on a subflow forwards `user.turn` and `timer.fired` to the child session; when
-the child ends, the parent resumes in the same stream.
+A session waiting on a subflow forwards `user.turn`, `timer.fired` and `llm.completed` to the
+child session; when the child ends, the parent resumes in the same stream (the child's own
+`End` is not relayed).
 
 For a Ray task form see `flows.tasks`. Each step is bounded: it reads one session row and one
 event index entry, and the LLM history is a window kept in the state (`HISTORY_WINDOW`).
@@ -56,6 +57,9 @@ from flows.runner import FlowRun, RunEnv, StepOutcome
 log = logging.getLogger("aico.flows.executor")
 
 MAX_ATTEMPTS = 200
+# What a session waiting on its subflow hands down to the child (the caller only knows the
+# parent's id; an interrupted child reply is confirmed through the parent too).
+_FORWARDED_TO_CHILD = ("user.turn", "timer.fired", "llm.completed")
 LLMOpener = Callable[[dict[str, Any]], Awaitable[Any]]  # provider config -> ChatLLM
 
 
@@ -119,7 +123,7 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
                 yield action
             return
         wait = (snap["state"] or {}).get("wait") or {}
-        if wait.get("kind") == "child" and event.type in ("user.turn", "timer.fired"):
+        if wait.get("kind") == "child" and event.type in _FORWARDED_TO_CHILD:
             async for action in _relay_child(_step(ctx, UUID(wait["child_session_id"]), event),
                                              wait["child_session_id"]):
                 yield action

@@ -283,3 +283,29 @@ async def test_session_ended_event_ends_the_session(api, pool, settings):
     assert [(a.kind, a.reason) for a in actions] == [("end", "caller_hung_up")]
     r = await api.post(f"/v1/sessions/{sid}/messages", json={"text": "hello?"})
     assert r.status_code == 409 and "ended" in r.json()["message"]
+
+
+async def test_a_childs_interrupted_reply_is_confirmed_through_the_parent(api, pool, settings):
+    child = await publish(api, linear(
+        "child-llm", {"id": "hear", "type": "listen"}, {"id": "think", "type": "llm"},
+        {"id": "after", "type": "listen", "into": "after"}, {"id": "bye", "type": "end"}))
+    parent = await publish(api, linear(
+        "parent-llm", {"id": "sub", "type": "subflow", "flow_id": child, "into": "child"},
+        {"id": "back", "type": "say", "text": "parent got {{ child.after }}"}))
+    s = await start_chat(api, parent)
+    (start_child,) = [a for a in s["actions"] if a["kind"] == "start_child"]
+    stream = step(pool, s["id"], InboundEvent.user_turn("hi"), settings=settings,
+                  open_llm=scripted_opener())
+    first = await anext(stream)
+    await stream.aclose()  # barge-in while the child's LLM was speaking
+    heard = InboundEvent.llm_completed(first.stream_id, "You", interrupted=True)
+    actions = [a async for a in step(pool, s["id"], heard, settings=settings)]
+    assert [a.kind for a in actions] == ["listen"]
+    actions = [a async for a in step(pool, s["id"], InboundEvent.user_turn("done"),
+                                     settings=settings)]
+    assert [(a.kind, getattr(a, "text", None)) for a in actions] == [
+        ("say", "parent got done"), ("end", None)]
+    assert actions[-1].session_id == s["id"]
+    r = await api.get(f"/v1/sessions/{start_child['child_session_id']}")
+    assert [(t["role"], t["text"]) for t in r.json()["transcript"]] == [
+        ("user", "hi"), ("assistant", "You"), ("user", "done")]
