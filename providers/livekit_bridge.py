@@ -80,6 +80,7 @@ class LiveKitSpeechStream(SpeechStream):
             while True:
                 item = await frames.get()
                 if isinstance(item, bytes):
+                    self._stt.usage.audio_s += len(item) / (2 * self.sample_rate)
                     lk.push_frame(pcm_frame(item, self.sample_rate))
                 elif isinstance(item, _Flush):
                     lk.flush()

@@ -23,5 +23,6 @@ class EmbeddingsDeployment:
     def model_key(self) -> tuple[Any, ...]:
         return self._provider.config.model_key()
 
-    async def check_health(self) -> None:
-        await self._provider._embed_impl(["ok"])
+    def check_health(self) -> None:
+        if self._provider.dimensions <= 0:
+            raise RuntimeError("embeddings model not loaded")

@@ -32,6 +32,7 @@ async def test_streams_interim_and_final_transcripts_per_utterance():
         await stt.aclose()
     assert [e.text for e in events if e.type == "final"] == ["Hello there.", "Book a table."]
     assert any(e.type == "interim" for e in events)
+    assert stt.usage.audio_s == pytest.approx(4.0)  # audio seconds pushed, for usage accounting
     assert fake.queries[0]["encoding"] == "linear16"
     assert fake.queries[0]["sample_rate"] == "16000"
     assert fake.queries[0]["model"] == "nova-3"
