@@ -110,3 +110,22 @@ async def test_minilm_puts_similar_sentences_nearer(minilm):
     assert similar > unrelated + 0.5
     # The published sentence-transformers figure for this pair is 0.7553.
     assert similar == pytest.approx(0.7553, abs=1e-3)
+
+
+async def test_whisper_decodes_while_the_caller_is_still_speaking(piper, monkeypatch):
+    from providers.runtime import open_stt
+
+    monkeypatch.setenv("AICO_MODELS", "inprocess")
+    stt = await open_stt({"kind": "faster-whisper", "interim_every_s": 1.0}, secrets={})
+    pcm, rate = await speak(piper, SENTENCES[2])
+    async with stt.stream(sample_rate=rate) as stream:
+        events = aiter(stream)
+        stream.push_frame(pcm[: len(pcm) * 2 // 3])  # the caller is two thirds through
+        interim = await anext(events)  # decoded before the utterance ended
+        stream.push_frame(pcm[len(pcm) * 2 // 3:])
+        await stream.flush()
+        stream.end_input()
+        rest = [ev async for ev in events]
+    assert interim.type == "interim" and interim.text
+    finals = [ev for ev in rest if ev.type == "final"]
+    assert len(finals) == 1 and word_error_rate(SENTENCES[2], finals[0].text) <= 0.10
