@@ -50,6 +50,7 @@ from aico.errors import Conflict, NotFound
 from aico.settings import Settings, get_settings
 from db import flows as flows_db
 from db import sessions as sessions_db
+from flows import llm_context
 from flows.document import FlowDocument, parse_flow_document
 from flows.events import Action, End, InboundEvent, SayChunk, StartChild, action_from_dict
 from flows.runner import FlowRun, RunEnv, StepOutcome
@@ -137,8 +138,9 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
             continue
         for action in outcome.actions:
             yield action
+        committed = {**snap, "state": outcome.state, "variables": outcome.variables}
         for effect in outcome.effects:
-            async for action in _run_effect(ctx, snap, effect):
+            async for action in _run_effect(ctx, committed, effect):
                 yield action
         return
     raise Conflict(f"session {session_id} is too busy: gave up after {MAX_ATTEMPTS} attempts")
@@ -215,24 +217,31 @@ async def _relay_child(actions: AsyncIterator[Action], child_id: str) -> AsyncIt
 
 async def _stream_llm(ctx: StepContext, snap: Any,
                       effect: dict[str, Any]) -> AsyncIterator[Action]:
+    """Stream the reply of the llm node the session (as committed) waits on, then commit it
+    as `llm.completed`. `snap` holds the state and variables of that commit."""
     from providers.llm import ChatMessage
 
+    doc = await flow_document(ctx.pool, snap["flow_version_id"])
+    node = doc.node_map()[effect["node_id"]]
+    namespace = {**snap["variables"], "session_id": str(snap["id"]), "channel": snap["channel"]}
+    prompt = llm_context.llm_messages(node, variables=namespace,
+                                      history=snap["state"].get("history") or [],
+                                      channel=snap["channel"])
     llm = await _session_llm(ctx, snap)
-    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in effect["messages"]]
-    token, node_id = effect["token"], effect["node_id"]
+    token = effect["token"]
     parts: list[str] = []
     started = time.perf_counter()
     try:
-        async for chunk in llm.chat(messages, temperature=effect.get("temperature"),
-                                    max_tokens=effect.get("max_tokens")):
+        async for chunk in llm.chat([ChatMessage(**m) for m in prompt],
+                                    temperature=node.temperature, max_tokens=node.max_tokens):
             if chunk.text:
                 parts.append(chunk.text)
-                if effect["say"]:
-                    yield SayChunk(text=chunk.text, node_id=node_id, stream_id=token)
+                if node.say:
+                    yield SayChunk(text=chunk.text, node_id=node.id, stream_id=token)
     finally:
         ctx.model_seconds += time.perf_counter() - started
-    if effect["say"]:
-        yield SayChunk(text="", node_id=node_id, stream_id=token, final=True)
+    if node.say:
+        yield SayChunk(text="", node_id=node.id, stream_id=token, final=True)
     completed = InboundEvent.llm_completed(token, "".join(parts).strip())
     async for action in _step(ctx, snap["id"], completed):
         yield action

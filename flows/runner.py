@@ -217,17 +217,13 @@ class FlowRun:
         return None
 
     def start_llm(self, node: LLMNode) -> None:
+        # The prompt is rebuilt from the committed state when the reply is generated (see
+        # executor._stream_llm), so the event log does not store a copy of the history.
         token = uuid.uuid4().hex
-        messages = llm_context.llm_messages(
-            node, variables=self.namespace(), history=self.out.state["history"],
-            channel=self.channel)
         self.out.state["wait"] = {"kind": "llm", "node": node.id, "token": token}
         self.out.out_events.append({"type": "llm.requested", "payload": {"node_id": node.id,
                                                                          "token": token}})
-        self.out.effects.append({
-            "kind": "llm", "token": token, "node_id": node.id, "messages": messages,
-            "say": node.say, "temperature": node.temperature, "max_tokens": node.max_tokens,
-        })
+        self.out.effects.append({"kind": "llm", "token": token, "node_id": node.id})
 
     def finish_llm(self, node: LLMNode, text: str, interrupted: bool) -> None:
         self.out.state["wait"] = None
