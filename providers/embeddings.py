@@ -47,8 +47,11 @@ class Embeddings(ABC):
             self.usage.characters += sum(len(t) for t in batch)
             out.extend(await call_with_retries(lambda b=batch: self._embed_impl(b),
                                                policy=self.policy, provider=self.kind,
-                                               what="embed"))
+                                               what="embed", on_retry=self._count_retry))
         return out
+
+    def _count_retry(self) -> None:
+        self.usage.retries += 1
 
     @abstractmethod
     async def _embed_impl(self, texts: list[str]) -> list[list[float]]:

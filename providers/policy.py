@@ -33,7 +33,8 @@ class CallPolicy:
 
 
 async def call_with_retries(fn: Callable[[], Awaitable[T]], *, policy: CallPolicy,
-                            provider: str, what: str) -> T:
+                            provider: str, what: str,
+                            on_retry: Callable[[], None] | None = None) -> T:
     """Await `fn()` under the policy's timeout, retrying retryable provider errors."""
     attempt = 0
     while True:
@@ -48,5 +49,7 @@ async def call_with_retries(fn: Callable[[], Awaitable[T]], *, policy: CallPolic
             raise err
         log.warning("%s %s failed (%s), retry %d/%d", provider, what, err.code, attempt + 1,
                     policy.max_retries)
+        if on_retry is not None:
+            on_retry()
         await asyncio.sleep(policy.delay(attempt))
         attempt += 1

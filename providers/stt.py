@@ -83,7 +83,11 @@ class STT(ABC):
         return await call_with_retries(
             lambda: self._recognize_impl(pcm16, sample_rate=sample_rate,
                                          language=language or self.language),
-            policy=self.policy, provider=self.kind, what="recognize")
+            policy=self.policy, provider=self.kind, what="recognize",
+            on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        self.usage.retries += 1
 
     def stream(self, *, sample_rate: int = 16000, language: str | None = None) -> SpeechStream:
         return self._stream_impl(sample_rate=sample_rate, language=language or self.language)
@@ -119,6 +123,7 @@ class SpeechStream(ABC):
         self._input: asyncio.Queue[bytes | _Flush | object] = asyncio.Queue()
         self._events: asyncio.Queue[SpeechEvent | BaseException | object] = asyncio.Queue()
         self._input_ended = False
+        self._marks: list[_Flush] = []
         self._task = asyncio.create_task(self._main(), name=f"{stt.kind}-stt-stream")
 
     def push_frame(self, pcm16: bytes) -> None:
@@ -131,6 +136,7 @@ class SpeechStream(ABC):
         """Mark the end of an utterance. Buffered streams return once its final is queued;
         streaming services once the mark is sent (their final follows, if there were words)."""
         mark = _Flush()
+        self._marks = [m for m in self._marks if not m.done.done()] + [mark]
         self._input.put_nowait(mark)
         await asyncio.shield(mark.done)
 
@@ -165,11 +171,11 @@ class SpeechStream(ABC):
                                                   provider=self._stt.kind))
         finally:
             self._events.put_nowait(_END)
-            # Release anyone waiting on a flush the provider never reached.
-            while not self._input.empty():
-                item = self._input.get_nowait()
-                if isinstance(item, _Flush) and not item.done.done():
-                    item.done.set_result(None)
+            # Release anyone waiting on a flush the stream will never finish (it failed or
+            # ended); the failure itself reaches them through iteration.
+            for mark in self._marks:
+                if not mark.done.done():
+                    mark.done.set_result(None)
 
     def _emit(self, event: SpeechEvent) -> None:
         self._events.put_nowait(event)

@@ -83,7 +83,7 @@ async def test_one_shot_recognize_retries_429_and_5xx_then_succeeds():
         transcript = await stt.recognize(SECOND, sample_rate=16000)
         await stt.aclose()
     assert transcript.text == "Third time lucky."
-    assert fake.attempts == 3 and stt.usage.requests == 1
+    assert fake.attempts == 3 and stt.usage.requests == 1 and stt.usage.retries == 2
 
 
 async def test_one_shot_gives_up_after_its_retries_with_the_last_error():

@@ -62,3 +62,23 @@ def test_deployment_resources_from_the_environment(monkeypatch):
                                     "num_replicas": 1}
     assert DeploymentResources().num_gpus == 0
     assert DeploymentResources(num_gpus=0.5).options()["ray_actor_options"]["num_gpus"] == 0.5
+
+
+async def test_a_failing_recognizer_releases_flush_and_reports_through_iteration():
+    from providers.errors import ProviderUnavailable
+    from providers.policy import CallPolicy
+    from providers.stt import STT, Transcript
+
+    class BrokenSTT(STT):
+        kind = "broken"
+
+        async def _recognize_impl(self, pcm16, *, sample_rate, language) -> Transcript:
+            raise ProviderUnavailable("the model server is down", provider=self.kind)
+
+    stt = BrokenSTT(policy=CallPolicy(max_retries=1, backoff_s=0.01))
+    async with stt.stream(sample_rate=16000) as stream:
+        stream.push_frame(b"\0\0" * 1600)
+        await stream.flush()  # returns although no final can come
+        with pytest.raises(ProviderUnavailable, match="down"):
+            _ = [ev async for ev in stream]
+    assert stt.usage.requests == 1 and stt.usage.retries == 1
