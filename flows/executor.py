@@ -49,6 +49,7 @@ import asyncpg
 from aico.errors import Conflict, NotFound
 from aico.settings import Settings, get_settings
 from db import flows as flows_db
+from db import session_events as session_events_db
 from db import sessions as sessions_db
 from flows import llm_context
 from flows.document import FlowDocument, parse_flow_document
@@ -120,13 +121,18 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
         if snap is None:
             raise NotFound(f"session {session_id} not found")
         if snap["applied_result"] is not None:
-            async for action in _replay(ctx, snap, snap["applied_result"]):
+            async for action in _replay(ctx, snap, snap["applied_result"], event):
                 yield action
             return
         wait = (snap["state"] or {}).get("wait") or {}
         if wait.get("kind") == "child" and event.type in _FORWARDED_TO_CHILD:
-            async for action in _relay_child(_step(ctx, UUID(wait["child_session_id"]), event),
-                                             wait["child_session_id"]):
+            # Record the hand-over on the parent first, so that a re-delivery after the child
+            # has ended (and the parent moved on) goes to the child again, not to the parent.
+            child_id = wait["child_session_id"]
+            if await _commit_forward(ctx, snap, event, child_id) is None:
+                await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * 2 ** min(attempt, 5))))
+                continue
+            async for action in _relay_child(_step(ctx, UUID(child_id), event), child_id):
                 yield action
             return
         doc = await flow_document(ctx.pool, snap["flow_version_id"])
@@ -162,21 +168,57 @@ async def _commit(ctx: StepContext, snap: Any, event: InboundEvent,
         state=outcome.state, variables=outcome.variables, events=events, turns=outcome.turns)
 
 
-async def _replay(ctx: StepContext, snap: Any, result: dict[str, Any]) -> AsyncIterator[Action]:
+async def _commit_forward(ctx: StepContext, snap: Any, event: InboundEvent,
+                          child_id: str) -> int | None:
+    record = {"event_id": event.event_id, "type": event.type, "direction": "in",
+              "payload": event.payload, "result": {"forwarded_to": child_id}}
+    return await sessions_db.commit_session_step(
+        ctx.pool, session_id=snap["id"], expected_version=snap["version"],
+        status=snap["status"], state=snap["state"], variables=snap["variables"],
+        events=[record], turns=[])
+
+
+async def _replay(ctx: StepContext, snap: Any, result: dict[str, Any],
+                  event: InboundEvent | None) -> AsyncIterator[Action]:
+    """What the first delivery of this event produced, as far as it is stored: its actions,
+    then its post-commit work (a confirmed LLM reply and what followed it; a pending reply
+    is generated again), so a client that retries gets the same answer."""
+    if "forwarded_to" in result and event is not None:
+        child_id = result["forwarded_to"]
+        async for action in _relay_child(_step(ctx, UUID(child_id), event), child_id):
+            yield action
+        return
     for data in result.get("actions", []):
         yield action_from_dict(data)
     wait = (snap["state"] or {}).get("wait") or {}
     for effect in result.get("effects", []):
-        pending = (
-            (effect["kind"] == "llm" and wait.get("kind") == "llm"
-             and wait.get("token") == effect["token"])
-            or (effect["kind"] == "child" and wait.get("kind") == "child"
-                and wait.get("child_session_id") == effect["child_session_id"])
-            or effect["kind"] == "notify_parent"
-        )
-        if pending:
+        if effect["kind"] != "llm":
+            # Starting a child and notifying a parent are idempotent: run them again.
             async for action in _run_effect(ctx, snap, effect):
                 yield action
+        elif wait.get("kind") == "llm" and wait.get("token") == effect["token"]:
+            async for action in _run_effect(ctx, snap, effect):
+                yield action
+        else:
+            async for action in _replay_llm_reply(ctx, snap, effect):
+                yield action
+
+
+async def _replay_llm_reply(ctx: StepContext, snap: Any,
+                            effect: dict[str, Any]) -> AsyncIterator[Action]:
+    done = await session_events_db.get_session_event(
+        ctx.pool, session_id=snap["id"], event_id=f"llm:{effect['token']}")
+    if done is None:
+        return  # superseded before it was confirmed (barge-in): nothing was said
+    doc = await flow_document(ctx.pool, snap["flow_version_id"])
+    node = doc.node_map().get(effect["node_id"])
+    text = str(done["payload"].get("text", ""))
+    if getattr(node, "say", False) and not done["payload"].get("interrupted"):
+        if text:
+            yield SayChunk(text=text, node_id=effect["node_id"], stream_id=effect["token"])
+        yield SayChunk(text="", node_id=effect["node_id"], stream_id=effect["token"], final=True)
+    async for action in _replay(ctx, snap, done["result"] or {}, None):
+        yield action
 
 
 async def _run_effect(ctx: StepContext, snap: Any,

@@ -52,8 +52,11 @@ async def test_a_flow_with_every_node_type_runs_over_http(make_org, loopback_htt
     events = await list_session_events_for_session(pool, session_id=UUID(s["id"]))
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     inbound = [e["type"] for e in events if e["direction"] == "in"]
-    assert inbound == ["session.started", "user.turn", "tool.result", "child.completed",
-                       "llm.completed", "user.turn"]
+    # The PIN turn is recorded as forwarded to the child, then the child's completion.
+    assert inbound == ["session.started", "user.turn", "tool.result", "user.turn",
+                       "child.completed", "llm.completed", "user.turn"]
+    forwarded = [e for e in events if e["type"] == "user.turn"][1]
+    assert forwarded["result"] == {"forwarded_to": start_child_id(events)}
 
 
 async def test_messages_stream_as_server_sent_events(api, scripted_llm):
@@ -194,3 +197,37 @@ async def test_the_seeded_demo_flow_runs(api, scripted_llm):
     reply = await send(api, s["id"], "No thanks, bye!")
     assert texts(reply) == ["Goodbye, and thanks for trying AICO!"]
     assert reply["status"] == "ended"
+
+
+async def test_a_replay_returns_the_same_answer_with_llm_and_subflow(api, pool, scripted_llm):
+    child = await publish(api, linear(
+        "code", {"id": "ask", "type": "say", "text": "Code?"},
+        {"id": "hear", "type": "listen", "into": "code"}, {"id": "fin", "type": "end"}))
+    flow = await publish(api, linear(
+        "replays", {"id": "hear", "type": "listen"}, {"id": "think", "type": "llm"},
+        {"id": "then", "type": "say", "text": "Now the code."},
+        {"id": "sub", "type": "subflow", "flow_id": child, "into": "child"},
+        {"id": "back", "type": "say", "text": "Got {{ child.code }}."},
+        {"id": "again", "type": "listen"}))
+    s = await start_chat(api, flow)
+    first = await send(api, s["id"], "hello", event_id="r-1")
+    assert texts(first) == ["You said: hello", "Now the code.", "Code?"]
+    second = await send(api, s["id"], "1234", event_id="r-2")
+    assert texts(second) == ["Got 1234."]
+
+    parent_before = await get_session_brief(pool, session_id=UUID(s["id"]))
+    events_before = await list_session_events_for_session(pool, session_id=UUID(s["id"]))
+    assert texts(await send(api, s["id"], "hello again?", event_id="r-1")) == texts(first)
+    # The child has ended and the parent moved on: the retried turn still goes nowhere new.
+    assert texts(await send(api, s["id"], "9999", event_id="r-2")) == texts(second)
+    parent_after = await get_session_brief(pool, session_id=UUID(s["id"]))
+    assert parent_after["version"] == parent_before["version"]
+    assert parent_after["variables"] == parent_before["variables"]
+    assert len(await list_session_events_for_session(pool, session_id=UUID(s["id"]))) == len(
+        events_before)
+    assert len(scripted_llm.requests) == 1
+
+
+def start_child_id(events: list) -> str:
+    (requested,) = [e for e in events if e["type"] == "child.requested"]
+    return requested["payload"]["child_session_id"]

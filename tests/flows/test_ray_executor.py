@@ -87,9 +87,11 @@ async def test_worker_killed_while_streaming_the_reply(ray_local, api, pool, pg_
     reply = "".join(a.text for a in actions if isinstance(a, SayChunk))
     assert reply == "You said: are you there"
     assert [a.kind for a in actions if not isinstance(a, SayChunk)] == ["say", "listen"]
-    # And again: a replay, which changes nothing.
+    # And again: a replay, which answers the same and changes nothing.
     version = (await get_session_brief(pool, session_id=UUID(sid)))["version"]
-    assert [a.kind for a in run(pg_dsn, sid, event, settings, healthy)] == []
+    replayed = run(pg_dsn, sid, event, settings, healthy)
+    assert [(a.kind, getattr(a, "text", None)) for a in replayed] == [
+        ("say_chunk", reply), ("say_chunk", ""), ("say", f"({reply})"), ("listen", None)]
     assert (await get_session_brief(pool, session_id=UUID(sid)))["version"] == version
     assert await count_transcript_turns(pool, session_id=UUID(sid)) == {"user": 1,
                                                                         "assistant": 2}
