@@ -12,7 +12,8 @@ How to call it:
 whether this `event_id` was already applied), runs nodes until the flow must wait, and commits
 the new state, the consumed event and the produced events in ONE statement guarded by
 `sessions.version`. Only then do the actions leave. A conflicting concurrent step retries from a
-fresh read; an `event_id` already applied yields its stored actions and changes nothing.
+fresh read; an `event_id` already applied changes nothing and yields what its first delivery
+produced (its stored actions, then the confirmed LLM reply and what followed it).
 
 An `llm` node's reply streams *after* that commit: `SayChunk`s leave as the model produces them
 (`stream_id` is the llm token, `final=True` closes it), nothing is persisted meanwhile, and the
