@@ -4,7 +4,7 @@
  * compare versions, chat with the flow in the test console, and find the session in monitoring.
  */
 import { expect, test, type Locator, type Page } from '@playwright/test';
-import { backend, shot, signIn } from './helpers';
+import { apiCall, backend, shot, signIn } from './helpers';
 
 async function dropNode(page: Page, type: string, x: number, y: number): Promise<void> {
   await page.getByTestId(`palette-${type}`).dragTo(page.getByTestId('canvas'), { targetPosition: { x, y } });
@@ -141,4 +141,47 @@ test('providers and secrets pages', async ({ page }) => {
   await expect(table).toContainText('E2E_TEST_KEY');
   await expect(page.locator('body')).not.toContainText('not-shown-again');
   await shot(page, '10-secrets');
+});
+
+test('a per-flow provider override needs a secret: shown as missing, refused with 412, fixed by adding it', async ({ page, request }) => {
+  const name = `E2E override ${Date.now()}`;
+  const flow = await apiCall<{ id: string }>(request, 'POST', '/v1/flows', {
+    name,
+    document: {
+      name,
+      nodes: [{ id: 'start', type: 'start' }, { id: 'hi', type: 'say', text: 'Hi there.' }, { id: 'bye', type: 'end' }],
+      edges: [{ from: 'start', to: 'hi' }, { from: 'hi', to: 'bye' }],
+    },
+  });
+  await signIn(page, `/flows/${flow.id}`);
+  await expect(page.getByTestId('node-hi')).toBeVisible();
+
+  // Override the LLM for this flow only, then publish.
+  await page.getByRole('tab', { name: 'Flow' }).click();
+  await page.getByTestId('flow-settings').getByLabel('llm provider').selectOption('openai');
+  await expect(page.getByTestId('flow-settings').getByTestId('provider-llm')).toContainText('OPENAI_API_KEY');
+  await page.getByRole('button', { name: 'Publish' }).click();
+  await expect(page.getByTestId('publish-progress')).toContainText('Published version 1');
+
+  // The secrets page names what the flow lacks.
+  await page.getByRole('link', { name: 'Secrets' }).click();
+  const row = page.getByTestId('missing-secrets-table').getByRole('row').filter({ hasText: name });
+  await expect(row).toContainText('OPENAI_API_KEY');
+
+  // Starting it is refused (HTTP 412), in words.
+  await page.goto(`${backend().baseURL}/#/flows/${flow.id}/test`);
+  await page.getByRole('button', { name: 'Start chat' }).click();
+  await expect(page.getByTestId('chat-panel').getByRole('alert')).toHaveText('This flow cannot start: the secret OPENAI_API_KEY is missing. Add it on the Secrets page.');
+  await shot(page, '12-test-console-missing-secret');
+
+  // Add the secret: the flow is ready, and the value is never shown again.
+  await page.getByRole('link', { name: 'Secrets' }).click();
+  await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
+  await page.getByLabel('Secret value').fill('sk-e2e-not-a-real-key');
+  await page.getByRole('button', { name: 'Save secret' }).click();
+  await expect(row).toContainText('none: ready to run');
+  await expect(page.locator('body')).not.toContainText('sk-e2e-not-a-real-key');
+  await page.goto(`${backend().baseURL}/#/flows/${flow.id}/test`);
+  await page.getByRole('button', { name: 'Start chat' }).click();
+  await expect(page.getByTestId('chat-messages')).toContainText('Hi there.');
 });

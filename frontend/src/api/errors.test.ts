@@ -31,6 +31,7 @@ describe('describeError', () => {
     expect(describeError(err(413))).toMatch(/too large/);
     expect(describeError(err(404, 'Not Found'))).toMatch(/does not exist/);
     expect(describeError(err(404, 'flow 1 not found'))).toBe('Not found: flow 1 not found');
+    expect(describeError(err(404, 'no route for /v1/x'))).toBe('This server does not offer this yet (no route for /v1/x).');
     expect(describeError(err(500, 'Internal Server Error'))).toBe('The server failed (500). Try again; if it keeps failing, check the server log.');
     expect(describeError(err(412, 'missing required secrets: K', { missing: ['K'] }))).toBe('This flow cannot start: the secret K is missing. Add it on the Secrets page.');
   });

@@ -92,6 +92,7 @@ export function describeError(err: unknown, context?: string): string {
     case 403:
       return prefix + 'You are not allowed to do this.';
     case 404:
+      if (/^no route/i.test(server)) return prefix + `This server does not offer this yet (${server}).`;
       return prefix + (server ? `Not found: ${server}` : 'This item does not exist (it may have been deleted). This server may also not offer this feature yet.');
     case 409:
       return prefix + 'Someone else saved changes since you opened this. Reload to see them, or overwrite them with yours.';

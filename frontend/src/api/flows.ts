@@ -121,10 +121,12 @@ export async function missingSecretsOf(flowId: string): Promise<{ missing: strin
   try {
     return { ...(await flowsApi.missingSecrets(flowId)), computed: false };
   } catch (e) {
-    const routeMissing = e instanceof ApiError && (e.status === 405 || (e.status === 404 && e.message === 'Not Found'));
+    // A server without this endpoint answers 404 for the route itself (FastAPI's `Not Found`, or our `no route for …`).
+    const routeMissing = e instanceof ApiError && (e.status === 405 || (e.status === 404 && (e.message === 'Not Found' || /^no route/i.test(e.message))));
     if (!routeMissing) throw e;
   }
-  const [flow, org, secrets] = await Promise.all([flowsApi.get(flowId), providersApi.org(), providersApi.secrets()]);
+  const [flow, org, secrets, catalog] = await Promise.all([flowsApi.get(flowId), providersApi.org(), providersApi.secrets(), providersApi.catalog()]);
   const view = readOrgProviders(org);
-  return { missing: missingSecretsForFlow(flow.document.providers as Layer | undefined, view.resolved, secrets.items.map((s) => s.name)), computed: true };
+  const missing = missingSecretsForFlow(flow.document.providers as Layer | undefined, view.resolved, secrets.items.map((s) => s.name), catalog.items);
+  return { missing, computed: true };
 }

@@ -28,6 +28,13 @@ describe('provider resolution', () => {
     expect(missingSecretsForFlow({ llm: { kind: 'llamacpp' } }, org, [])).toEqual([]);
   });
 
+  it('takes a kind’s default secret from the catalog when the config leaves it out', () => {
+    const catalog = [{ kind: 'openai', capability: 'llm', config_schema: { properties: { api_key_secret: { default: 'OPENAI_API_KEY' }, model: { default: 'x' } } } }];
+    expect(missingSecretsForFlow({ llm: { kind: 'openai' } }, defaults, [], catalog)).toEqual(['OPENAI_API_KEY']);
+    expect(missingSecretsForFlow({ llm: { kind: 'openai', api_key_secret: 'MY_KEY' } }, defaults, [], catalog)).toEqual(['MY_KEY']);
+    expect(missingSecretsForFlow({ llm: { kind: 'openai' } }, defaults, ['OPENAI_API_KEY'], catalog)).toEqual([]);
+  });
+
   it('reads both shapes of GET /v1/org/providers', () => {
     const full = readOrgProviders({ providers: org, defaults, resolved: { llm: org.llm }, sources: { llm: 'organization' }, missing_secrets: ['OPENAI_API_KEY'] });
     expect(full.layer).toEqual(org);

@@ -21,18 +21,29 @@ export function resolveLayers(...layers: (Layer | null | undefined)[]): Record<s
   return out;
 }
 
-export function requiredSecrets(configs: Record<string, ProviderConfig>): string[] {
+/** Catalog entries as far as resolution needs them: a kind's config schema states its defaults. */
+export type CatalogEntry = { kind: string; capability: string; config_schema?: Record<string, unknown> };
+
+/**
+ * Secrets the configs need: every `*_secret` field, taking the catalog's default for one the config leaves
+ * out (a flow may say only `{"kind": "openai"}`; the server fills in `api_key_secret: "OPENAI_API_KEY"`).
+ */
+export function requiredSecrets(configs: Record<string, ProviderConfig>, catalog: CatalogEntry[] = []): string[] {
   const names = new Set<string>();
-  for (const cfg of Object.values(configs)) {
-    for (const [k, v] of Object.entries(cfg)) if (k.endsWith('_secret') && typeof v === 'string' && v) names.add(v);
+  for (const [cap, cfg] of Object.entries(configs)) {
+    const entry = catalog.find((c) => c.capability === cap && c.kind === cfg.kind);
+    const props = (entry?.config_schema?.properties ?? {}) as Record<string, { default?: unknown }>;
+    const withDefaults: Record<string, unknown> = {};
+    for (const [k, p] of Object.entries(props)) if (k.endsWith('_secret') && p && 'default' in p) withDefaults[k] = p.default;
+    for (const [k, v] of Object.entries({ ...withDefaults, ...cfg })) if (k.endsWith('_secret') && typeof v === 'string' && v) names.add(v);
   }
   return [...names].sort();
 }
 
 /** Secrets a flow's sessions would lack: the reason its trigger would get HTTP 412. */
-export function missingSecretsForFlow(flowProviders: Layer | undefined, orgResolved: Layer, stored: string[]): string[] {
+export function missingSecretsForFlow(flowProviders: Layer | undefined, orgResolved: Layer, stored: string[], catalog: CatalogEntry[] = []): string[] {
   const have = new Set(stored);
-  return requiredSecrets(resolveLayers(orgResolved, flowProviders)).filter((n) => !have.has(n));
+  return requiredSecrets(resolveLayers(orgResolved, flowProviders), catalog).filter((n) => !have.has(n));
 }
 
 /** `GET /v1/org/providers` answers either the bare layer or `{providers, defaults, resolved, sources, missing_secrets}`. */
