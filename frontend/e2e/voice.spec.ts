@@ -32,7 +32,7 @@ test('talk to a published flow by voice', async ({ page, request }) => {
       name: 'E2E voice',
       nodes: [
         { id: 'start', type: 'start' },
-        { id: 'greet', type: 'say', text: 'Hello, this is the voice test. Please tell me your name.' },
+        { id: 'greet', type: 'say', text: 'Voice test. What is your name?' },
         { id: 'hear', type: 'listen', into: 'heard' },
         { id: 'answer', type: 'say', text: 'You said {{ heard }}. Goodbye.' },
         { id: 'bye', type: 'end' },
@@ -47,7 +47,7 @@ test('talk to a published flow by voice', async ({ page, request }) => {
   await signIn(page, `/flows/${flow.id}/test`);
   await page.getByRole('button', { name: 'Start voice call' }).click();
   const transcript = page.getByTestId('voice-transcript');
-  await expect(transcript.locator('[data-role="agent"]').first()).toContainText('voice test', { timeout: 60_000 });
+  await expect(transcript.locator('[data-role="agent"]').first()).toContainText('Voice test', { timeout: 60_000 });
   await expect(transcript.locator('[data-role="user"]').first()).toContainText(/ada/i, { timeout: 90_000 });
   await expect(transcript).toContainText(/You said .*Ada/i, { timeout: 60_000 });
   await shot(page, '11-test-console-voice');
