@@ -43,7 +43,23 @@ async def warm_default_providers() -> tuple[STT, TTS]:
     await stt.recognize(b"\0\0" * 8000, sample_rate=16000)
     async for _ in tts.synthesize("Hello."):
         pass
+    load_vad()
+    return stt, tts
+
+
+def load_vad() -> Any:
+    """The process's Silero VAD. The onnx file is found without importing
+    livekit.plugins.silero: that package registers a plugin, which livekit-agents allows only
+    on the main thread, and a Ray actor's methods run on another."""
+    import sys
+    from pathlib import Path
+
     from providers.vad import SileroVAD
 
-    SileroVAD.load()
-    return stt, tts
+    if SileroVAD._shared is None:  # noqa: SLF001
+        for entry in sys.path:
+            onnx = Path(entry) / "livekit" / "plugins" / "silero" / "resources" / "silero_vad.onnx"
+            if onnx.is_file():
+                SileroVAD._shared = SileroVAD.load(path=onnx)  # noqa: SLF001
+                break
+    return SileroVAD.load()

@@ -167,13 +167,18 @@ class RayVoiceHost:
     def __init__(self, actor_pool: Any, *, reattach_timeout_s: float = 60.0) -> None:
         self.actor_pool = actor_pool
         self.reattach_timeout_s = reattach_timeout_s
+        self.calls: dict[str, RayCall] = {}  # live calls of this replica, by session id
 
     async def open(self, session_id: UUID | str, *, sample_rate: int,
                    connected_at: float | None = None) -> RayCall:
         actor = await self.actor_pool.acquire()
         ago = time.monotonic() - connected_at if connected_at else 0.0
         await actor.attach.remote(str(session_id), sample_rate, False, ago)
-        return RayCall(self, actor, str(session_id), sample_rate)
+        call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
+        return call
 
     async def release(self, actor: Any) -> None:
+        for sid, call in list(self.calls.items()):
+            if call.actor is actor:
+                del self.calls[sid]
         await self.actor_pool.release(actor)

@@ -29,7 +29,7 @@ from uuid import UUID
 import asyncpg
 
 from actors.audio import resample_pcm16
-from actors.call_providers import open_call_providers
+from actors.call_providers import load_vad, open_call_providers
 from actors.options import VoiceOptions, voice_options
 from actors.speech_out import Sentence, SpeechOut
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance
@@ -38,7 +38,6 @@ from db import session_metrics
 from db import sessions as sessions_db
 from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, step
-from providers.vad import SileroVAD
 
 log = logging.getLogger("aico.actors.pipeline")
 
@@ -90,7 +89,7 @@ class VoicePipeline:
         self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
                                 on_first_audio=self._first_audio)
         self.turns = TurnDetector(
-            SileroVAD.load(), stt, self.options, agent_speaking=lambda: self._agent_busy(),
+            load_vad(), stt, self.options, agent_speaking=lambda: self._agent_busy(),
             on_speech_start=self._on_speech_start, on_barge_in=self._on_barge_in,
             on_turn=self._on_turn, on_interim=self._on_interim, on_discard=self._on_discard)
         ready = {"type": "ready", "sample_rate": tts.sample_rate,

@@ -34,6 +34,7 @@ class VoiceActorPool:
         self._starting = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = {"warm": 0, "cold": 0, "retired": 0}
+        self.last_error: BaseException | None = None
 
     def _new_actor(self) -> Any:
         from actors.voice_session import VoiceSession
@@ -56,8 +57,9 @@ class VoiceActorPool:
     async def _add(self) -> None:
         try:
             self._idle.append(await self._start_one())
-        except Exception:  # noqa: BLE001 - a failed start is retried by the next fill
+        except Exception as err:  # noqa: BLE001 - a failed start is retried by the next fill
             log.exception("could not start a voice actor")
+            self.last_error = err
         finally:
             self._starting -= 1
 
@@ -66,6 +68,8 @@ class VoiceActorPool:
         self.fill()
         deadline = asyncio.get_running_loop().time() + timeout_s
         while len(self._idle) < self.size and asyncio.get_running_loop().time() < deadline:
+            if self.last_error is not None:
+                raise self.last_error
             await asyncio.sleep(0.05)
 
     async def acquire(self) -> Any:
