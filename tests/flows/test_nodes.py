@@ -309,3 +309,18 @@ async def test_a_childs_interrupted_reply_is_confirmed_through_the_parent(api, p
     r = await api.get(f"/v1/sessions/{start_child['child_session_id']}")
     assert [(t["role"], t["text"]) for t in r.json()["transcript"]] == [
         ("user", "hi"), ("assistant", "You"), ("user", "done")]
+
+
+async def test_llm_without_history_or_speech(api, scripted_llm):
+    flow = await publish(api, linear(
+        "quiet", {"id": "hear", "type": "listen"},
+        {"id": "think", "type": "llm", "history": False, "say": False, "into": "note"},
+        {"id": "show", "type": "say", "text": "noted: {{ note }}"},
+        edges=[{"from": "start", "to": "hear"}, {"from": "hear", "to": "think"},
+               {"from": "think", "to": "show"}, {"from": "show", "to": "hear"}]))
+    s = await start_chat(api, flow)
+    assert texts(await send(api, s["id"], "one")) == ["noted: You said: one"]
+    assert texts(await send(api, s["id"], "two")) == ["noted: You said: two"]
+    # Only the system prompt and the latest user turn, not the conversation so far.
+    assert [m.role for m in scripted_llm.requests[-1]] == ["system", "user"]
+    assert scripted_llm.requests[-1][-1].content == "two"
