@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +11,53 @@ from ray import serve
 
 from providers.llm import ChatMessage, LLMCapabilities, LLMChunk
 from providers.runtime import load_provider_sync
+
+_END = object()
+
+
+async def coalesce(chunks: AsyncIterator[LLMChunk]) -> AsyncIterator[LLMChunk]:
+    """Yield each chunk as soon as it exists, but merge chunks that piled up while the last one
+    was in flight: each streamed item costs a Serve round trip, tokens should not queue."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            async for chunk in chunks:
+                queue.put_nowait(chunk)
+        except Exception as err:  # noqa: BLE001 - re-raised to the consumer below
+            queue.put_nowait(err)
+        finally:
+            queue.put_nowait(_END)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and batch[-1] is not _END:
+                batch.append(queue.get_nowait())
+            ended = batch[-1] is _END
+            items = [b for b in batch if b is not _END]
+            for item in items:
+                if isinstance(item, Exception):
+                    raise item
+            if items:
+                yield _merge(items)
+            if ended:
+                return
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
+def _merge(items: list[LLMChunk]) -> LLMChunk:
+    if len(items) == 1:
+        return items[0]
+    calls = [c for item in items for c in (item.tool_calls or [])]
+    usage = next((i.usage for i in reversed(items) if i.usage), None)
+    finish = next((i.finish_reason for i in reversed(items) if i.finish_reason), None)
+    return LLMChunk(text="".join(i.text for i in items), tool_calls=calls or None, usage=usage,
+                    finish_reason=finish)
 
 
 @serve.deployment(name="llm", max_ongoing_requests=16)
@@ -20,10 +69,10 @@ class LLMDeployment:
                    response_format: dict | None = None, temperature: float | None = None,
                    max_tokens: int | None = None) -> AsyncIterator[LLMChunk]:
         """Streamed: call with `handle.options(stream=True)`."""
-        async for chunk in self._provider._chat_impl(
-                [ChatMessage.model_validate(m) for m in messages], tools=tools,
-                response_format=response_format, temperature=temperature,
-                max_tokens=max_tokens):
+        stream = self._provider._chat_impl(
+            [ChatMessage.model_validate(m) for m in messages], tools=tools,
+            response_format=response_format, temperature=temperature, max_tokens=max_tokens)
+        async for chunk in coalesce(stream):
             yield chunk
 
     def capabilities(self) -> LLMCapabilities:
