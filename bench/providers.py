@@ -142,6 +142,14 @@ async def main() -> None:
     print(f"\n(ray.init + models app up in {time.perf_counter() - started:.1f} s)")
     os.environ["AICO_MODELS"] = "serve"
     try:
+        handle = serve.get_deployment_handle("stt", app_name="models")
+        await handle.model_key.remote()
+        trips = []
+        for _ in range(20):
+            start = time.perf_counter()
+            await handle.model_key.remote()
+            trips.append(time.perf_counter() - start)
+        print(f"\nHandle round trip (trivial method): p50 {med(trips) * 1000:.1f} ms")
         await bench("Ray Serve deployment handles", args.rounds, audio)
     finally:
         serve.shutdown()

@@ -99,3 +99,21 @@ async def test_embeddings_come_back_in_input_order():
         await emb.aclose()
     assert [v.index(1.0) for v in vectors] == [1, 2, 3]
     assert fake.requests[0][1]["dimensions"] == 8
+
+
+async def test_the_api_key_never_reaches_the_logs_even_at_debug(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with FakeOpenAI(api_key=KEY) as fake:
+        llm = await open_llm({"kind": "openai", "base_url": fake.url}, secrets=SECRETS)
+        await llm.complete(HI)
+        await llm.aclose()
+    async with FakeOpenAI(api_key="sk-other", fail_next=[]) as fake:
+        llm = await open_llm({"kind": "openai", "base_url": fake.url}, secrets=SECRETS)
+        with pytest.raises(ProviderAuthError):
+            await llm.complete(HI)
+        await llm.aclose()
+    assert caplog.records  # the client did log its requests
+    for record in caplog.records:
+        assert KEY not in f"{record.getMessage()} {record.exc_text or ''}"
