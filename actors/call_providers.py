@@ -37,12 +37,19 @@ async def open_call_providers(pool: asyncpg.Pool | None, *, org_id: Any,
     return stt, tts
 
 
-async def warm_default_providers() -> tuple[STT, TTS]:
+async def warm_default_providers(*, llm: bool = False) -> tuple[STT, TTS]:
     """Load (and exercise once) the default self-hosted models, so a call pays none of it."""
     stt, tts = await open_call_providers(None, org_id=None, providers=None)
     await stt.recognize(b"\0\0" * 8000, sample_rate=16000)
     async for _ in tts.synthesize("Hello."):
         pass
+    if llm:
+        from flows.session_providers import DEFAULT_LLM
+        from providers.llm import ChatMessage
+
+        model = await runtime.open_llm(dict(DEFAULT_LLM), secrets={})
+        async for _ in model.chat([ChatMessage(role="user", content="Hi")], max_tokens=2):
+            pass
     load_vad()
     return stt, tts
 

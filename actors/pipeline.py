@@ -32,6 +32,7 @@ from actors.audio import resample_pcm16
 from actors.call_providers import load_vad, open_call_providers
 from actors.options import VoiceOptions, voice_options
 from actors.speech_out import Sentence, SpeechOut
+from actors.timed_llm import timed_opener
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance
 from aico.settings import Settings
 from db import session_metrics
@@ -53,7 +54,9 @@ class VoicePipeline:
         self.settings = settings
         self.session_id = UUID(str(session_id))
         self._send = send
+        self._open_llm = open_llm
         self._ctx = StepContext(pool=pool, settings=settings, open_llm=open_llm)
+        self._llm_started: float | None = None
         self.options = VoiceOptions()
         self.in_rate = RATE
         self.speech: SpeechOut | None = None
@@ -84,6 +87,8 @@ class VoicePipeline:
         if snap is None:
             raise LookupError(f"session {self.session_id} not found")
         self.options = voice_options(dict(snap["variables"] or {}))
+        self._ctx.open_llm = timed_opener(self.pool, snap["org_id"], self._on_llm_start,
+                                          open_llm=self._open_llm)
         stt, tts = await open_call_providers(self.pool, org_id=snap["org_id"],
                                              providers=dict(snap["providers"] or {}))
         self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
@@ -215,8 +220,13 @@ class VoicePipeline:
                 if sid not in self._stream_text:
                     self._stream_text[sid] = ""
                     self._unconfirmed.add(sid)
-                    if self._turn is not None and self._turn.get("llm_ttft_ms") is None:
-                        self._turn["llm_ttft_ms"] = _ms(time.monotonic() - self._turn_started)
+                    turn = self._turn
+                    if turn is not None and turn.get("llm_ttft_ms") is None:
+                        now = time.monotonic()
+                        started = self._llm_started or self._turn_started
+                        turn["llm_ttft_ms"] = _ms(now - started)
+                        turn["executor_ms"] = _ms(started - self._turn_started)
+                        turn["_first_token"] = now
                 if action.text:
                     self._stream_text[sid] += action.text
                     self.speech.push_stream(sid, action.text, interruptible=action.interruptible)
@@ -289,6 +299,7 @@ class VoicePipeline:
             assert self.speech is not None
             self._drop_reply(self.speech.interrupt())
         self._turn_started = time.monotonic()
+        self._llm_started = None
         self._turn = {
             "speech_s": round(timings.speech_s, 3),
             "end_of_turn_ms": _ms(timings.end_of_turn - timings.speech_end),
@@ -308,21 +319,31 @@ class VoicePipeline:
         turn = self._turn
         if turn is not None and turn.get("voice_to_voice_ms") is None:
             turn["voice_to_voice_ms"] = _ms(now - turn["_speech_end"])
-            turn["aico_ms"] = _ms(now - self._turn_started) - (turn.get("llm_ttft_ms") or 0) \
-                - (turn.get("tts_ttfb_ms") or 0)
+            # AICO's own share of the turn: everything after the transcript was ready that is
+            # not the LLM (first token, rest of the first sentence) or the TTS first byte.
+            turn["aico_ms"] = _ms(now - self._turn_started) - sum(
+                turn.get(k) or 0 for k in ("llm_ttft_ms", "llm_first_sentence_ms",
+                                           "tts_ttfb_ms"))
             asyncio.get_running_loop().create_task(self._close_turn())
         self._send(pcm16)
+
+    def _on_llm_start(self, at: float) -> None:
+        self._llm_started = at
 
     def _first_audio(self, sentence: Sentence, latency_s: float) -> None:
         turn = self._turn
         if turn is not None and turn.get("tts_ttfb_ms") is None:
             turn["tts_ttfb_ms"] = _ms(latency_s)
+            if "_first_token" in turn:
+                # The LLM writing the rest of its first sentence (TTS needs a whole one).
+                turn["llm_first_sentence_ms"] = _ms(sentence.queued_at - turn["_first_token"])
 
     async def _close_turn(self) -> None:
         turn, self._turn = self._turn, None
         if turn is None:
             return
         turn.pop("_speech_end", None)
+        turn.pop("_first_token", None)
         self._event({"type": "metrics", "turn": turn})
         await self._persist(turn)
 

@@ -50,7 +50,7 @@ class VoiceSession:
         if not settings.database_url:
             raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
         self._pool = await create_pool(settings.database_url, min_size=1, max_size=4)
-        await warm_default_providers()
+        await warm_default_providers(llm=True)
 
     async def attach(self, session_id: str, sample_rate: int, resume: bool,
                      connected_ago_s: float) -> dict[str, Any]:
