@@ -1,8 +1,8 @@
 """Synthesise the fake caller for the voice e2e test with the offline Piper voice the backend ships.
 
 Run: .venv/bin/python frontend/e2e/make-caller-wav.py frontend/e2e/fixtures/caller.wav
-The WAV is PCM16 mono 16 kHz: 5 s of silence (the agent greets meanwhile), the utterance, then 8 s of
-silence (Chromium loops the file).
+The WAV is PCM16 mono 16 kHz: 2 s of silence, the utterance, 2 s of silence. Chromium loops the file, so
+the caller says it again every ≈5 s: whenever the flow starts listening, a whole utterance follows soon.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(out: str) -> None:
     src_rate = chunks[0].sample_rate
     t_out = np.arange(int(len(speech) * RATE / src_rate)) / RATE
     speech = np.interp(t_out, np.arange(len(speech)) / src_rate, speech)
-    audio = np.concatenate([np.zeros(5 * RATE), speech, np.zeros(8 * RATE)])
+    audio = np.concatenate([np.zeros(2 * RATE), speech, np.zeros(2 * RATE)])
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
