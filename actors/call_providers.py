@@ -63,10 +63,10 @@ def load_vad() -> Any:
 
     from providers.vad import SileroVAD
 
-    if SileroVAD._shared is None:  # noqa: SLF001
+    if SileroVAD._shared is None:
         for entry in sys.path:
             onnx = Path(entry) / "livekit" / "plugins" / "silero" / "resources" / "silero_vad.onnx"
             if onnx.is_file():
-                SileroVAD._shared = SileroVAD.load(path=onnx)  # noqa: SLF001
+                SileroVAD._shared = SileroVAD.load(path=onnx)
                 break
     return SileroVAD.load()

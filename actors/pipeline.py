@@ -196,7 +196,7 @@ class VoicePipeline:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise
-            except Exception as err:  # noqa: BLE001 - one failed step must not drop the call
+            except Exception as err:
                 log.exception("session %s: step failed", self.session_id)
                 self._event({"type": "error", "code": getattr(err, "code", "step_failed"),
                              "message": str(err)[:300]})
@@ -247,9 +247,8 @@ class VoicePipeline:
                 self._arm_no_input()
             elif isinstance(action, Transfer):
                 self._event({"type": "transfer", "to": action.to, "mode": action.mode})
-            elif isinstance(action, End):
-                if action.session_id in (None, str(self.session_id)):
-                    end_reason = action.reason
+            elif isinstance(action, End) and action.session_id in (None, str(self.session_id)):
+                end_reason = action.reason
         if self._turn is not None and self._turn.get("voice_to_voice_ms") is None \
                 and not self.speech.speaking:
             await self._close_turn()
@@ -362,7 +361,7 @@ class VoicePipeline:
         try:
             await session_metrics.append_sessions_metrics_turn(
                 self.pool, session_id=self.session_id, turn=turn, usage=usage)
-        except Exception:  # noqa: BLE001 - metrics must never break a call
+        except Exception:
             log.exception("session %s: could not store metrics", self.session_id)
 
     def _event(self, event: dict[str, Any]) -> None:

@@ -57,7 +57,7 @@ class VoiceActorPool:
     async def _add(self) -> None:
         try:
             self._idle.append(await self._start_one())
-        except Exception as err:  # noqa: BLE001 - a failed start is retried by the next fill
+        except Exception as err:
             log.exception("could not start a voice actor")
             self.last_error = err
         finally:

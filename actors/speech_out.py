@@ -305,8 +305,7 @@ class SpeechOut:
                 await self._frames_ready.wait()
                 continue
             now = time.monotonic()
-            if self._play_clock < now:
-                self._play_clock = now
+            self._play_clock = max(self._play_clock, now)
             ahead = self._play_clock - now
             if ahead > self.lead_s:
                 await asyncio.sleep(ahead - self.lead_s)

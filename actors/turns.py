@@ -69,7 +69,7 @@ class TurnDetector:
                  on_discard: Callable[[Utterance, str], Any]) -> None:
         self.options = options
         self.stt = stt
-        self._detector = SileroVAD(vad._session, options=VADOptions(  # noqa: SLF001 - shared ONNX session
+        self._detector = SileroVAD(vad._session, options=VADOptions(
             activation_threshold=options.vad_activation,
             deactivation_threshold=options.vad_deactivation,
             min_speech_s=0.06, min_silence_s=PAUSE_S)).detector(sample_rate=RATE)
@@ -174,10 +174,9 @@ class TurnDetector:
         if utt.speech_s < self.options.min_speech_s:
             self._on_discard(utt, "too_short")
             return
-        if utt.during_agent and not utt.barged:
-            if self._agent_speaking():
-                self._on_discard(utt, "backchannel")
-                return
+        if utt.during_agent and not utt.barged and self._agent_speaking():
+            self._on_discard(utt, "backchannel")
+            return
         decode = utt.decode or self._decode(bytes(utt.audio))
         assert utt.paused_at is not None
         speech_end = utt.paused_at

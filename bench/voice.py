@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "voice")]
 
-from voice_call_client import CallClient  # noqa: E402
+from voice_call_client import CallClient
 
 CALLER_LINE = "Could you tell me what time the bakery opens tomorrow morning?"
 
@@ -222,14 +221,14 @@ class Bench:
             await pool.wait_warm(timeout_s=300)
             r = await self.call(turns=1, llm=False)
             warm.append(round(r["greeting_s"] * 1000))
-            actor = pool._idle[-1] if pool._idle else None  # noqa: SLF001
+            actor = pool._idle[-1] if pool._idle else None
             if actor is not None:
                 rss.append(await actor.rss_bytes.remote())
         del host
         res["greeting_first_audio_ms_warm_pool"] = warm
         # The same actor, call after call (it went back to the pool each time).
         res["actor_rss_mib_after_each_call"] = [round(x / 2**20) for x in rss]
-        idle_actor = pool._idle[-1]  # noqa: SLF001
+        idle_actor = pool._idle[-1]
         res["idle_warm_actor_rss_mib"] = round(await idle_actor.rss_bytes.remote() / 2**20)
         await pool.aclose()
         # Cold: no pool; every call waits for a new actor to start and load its models.

@@ -154,7 +154,7 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
         body = err.to_body()
         await transport.send_event({"type": "error", "code": body.pop("error"), **body})
         await transport.close("error")
-    except Exception as err:  # noqa: BLE001 - tell the caller, then hang up
+    except Exception as err:
         log.exception("voice call %s failed", session_id)
         await transport.send_event({"type": "error", "code": "internal",
                                     "message": type(err).__name__})
@@ -217,8 +217,8 @@ async def live_session(ws: WebSocket, session_id: UUID, token: str = Query(defau
                 if event.get("type") == "end":
                     break
             receiver.cancel()
-        except Exception:  # noqa: BLE001 - the observer went away
-            pass
+        except Exception as err:  # noqa: BLE001 - the observer went away
+            log.debug("observer of %s left: %s", sid, err)
         finally:
             await conn.remove_listener(LIVE_CHANNEL, on_notify)
     with contextlib.suppress(Exception):

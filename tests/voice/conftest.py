@@ -42,7 +42,7 @@ async def voice_models() -> Any:
 
 
 @pytest.fixture(scope="session")
-async def voice_server(settings, pool, voice_models) -> AsyncIterator[VoiceServer]:  # noqa: ANN001
+async def voice_server(settings, pool, voice_models) -> AsyncIterator[VoiceServer]:
     import uvicorn
 
     from serve_apps.api import create_app
@@ -81,5 +81,5 @@ class Voices:
 
 
 @pytest.fixture(scope="session")
-def voices(voice_models) -> Voices:  # noqa: ANN001
+def voices(voice_models) -> Voices:
     return Voices(*voice_models)

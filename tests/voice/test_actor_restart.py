@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import time
 
-from actors.host import RayVoiceHost
-from actors.pool import VoiceActorPool
 from test_voice_call import voice_session
 from voice_call_client import CallClient
 from voice_flows import bakery_flow
 
+from actors.host import RayVoiceHost
+from actors.pool import VoiceActorPool
+
 
 async def test_a_killed_session_actor_comes_back_and_the_call_carries_on(
-        ray_cluster, api, voice_server, voices, pool):  # noqa: ANN001
+        ray_cluster, api, voice_server, voices, pool):
     import ray
 
     actors = VoiceActorPool(size=1, max_restarts=2)
     await actors.wait_warm(timeout_s=300)
-    assert len(actors._idle) == 1  # noqa: SLF001 - the call gets a warm actor
+    assert len(actors._idle) == 1
     extras = voice_server.app.state.aico.extras
     local_host = extras["voice_host"]
     host = extras["voice_host"] = RayVoiceHost(actors, reattach_timeout_s=300)

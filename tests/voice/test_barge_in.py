@@ -24,7 +24,7 @@ async def wait_agent_audio(call: CallClient, *, since: float, seconds: float,
 
 
 async def test_caller_interrupts_a_long_reply_and_only_what_they_heard_is_kept(
-        api, voice_server, voices, pool):  # noqa: ANN001
+        api, voice_server, voices, pool):
     session_id, url = await voice_session(api, voice_server, bakery_flow(story=True))
     async with CallClient(url) as call:
         await call.wait_event("agent_speech_ended", timeout=60)
@@ -55,7 +55,7 @@ async def test_caller_interrupts_a_long_reply_and_only_what_they_heard_is_kept(
     assert written.strip().startswith(stored["text"].split()[0])
 
 
-async def test_a_backchannel_does_not_interrupt_the_agent(api, voice_server, voices):  # noqa: ANN001
+async def test_a_backchannel_does_not_interrupt_the_agent(api, voice_server, voices):
     _, url = await voice_session(api, voice_server, bakery_flow())
     async with CallClient(url) as call:
         await call.wait_event("agent_speech_ended", timeout=60)

@@ -7,7 +7,11 @@ import numpy as np
 from livekit import api
 
 from actors.transports.livekit import (
-    LIVEKIT_RATE, agent_token, caller_token, frame_to_pcm, pcm_to_frames,
+    LIVEKIT_RATE,
+    agent_token,
+    caller_token,
+    frame_to_pcm,
+    pcm_to_frames,
 )
 
 

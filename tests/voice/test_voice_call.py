@@ -10,12 +10,12 @@ import time
 from typing import Any
 from uuid import UUID
 
+from voice_call_client import CallClient
+from voice_flows import bakery_flow
 from websockets.asyncio.client import connect
 
 from db import session_metrics
 from db import sessions as sessions_db
-from voice_call_client import CallClient
-from voice_flows import bakery_flow
 
 
 async def voice_session(api: Any, server: Any, document: dict[str, Any]) -> tuple[UUID, str]:
@@ -31,7 +31,7 @@ async def voice_session(api: Any, server: Any, document: dict[str, Any]) -> tupl
 
 
 async def test_caller_is_greeted_and_the_flow_branches_on_what_they_said(
-        api, make_org, voice_server, voices, pool):  # noqa: ANN001
+        api, make_org, voice_server, voices, pool):
     session_id, url = await voice_session(api, voice_server, bakery_flow())
     org_token = api.headers["Authorization"].split()[1]
     live_url = f"{voice_server.base_ws}/v1/sessions/{session_id}/live?token={org_token}"
@@ -86,7 +86,7 @@ async def test_caller_is_greeted_and_the_flow_branches_on_what_they_said(
 
 
 async def test_silence_gets_a_reprompt_and_goodbye_ends_the_call(
-        api, voice_server, voices, pool):  # noqa: ANN001
+        api, voice_server, voices, pool):
     session_id, url = await voice_session(api, voice_server, bakery_flow(no_input_s=1.5))
     async with CallClient(url) as call:
         await call.wait_event("agent_speech_ended", timeout=60)
@@ -105,7 +105,7 @@ async def test_silence_gets_a_reprompt_and_goodbye_ends_the_call(
     assert row["status"] == "ended"
 
 
-async def test_bad_tokens_and_bad_starts_are_refused(api, voice_server):  # noqa: ANN001
+async def test_bad_tokens_and_bad_starts_are_refused(api, voice_server):
     session_id, url = await voice_session(api, voice_server, bakery_flow())
     forged = url.rsplit("token=", 1)[0] + "token=9999999999." + "0" * 64
     async with connect(forged) as ws:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -36,8 +36,9 @@ class CallClient:
         self._tasks: list[asyncio.Task[Any]] = []
         self.connected_at = 0.0
         self.last_speech_sent = 0.0
+        self.receive_error: Exception | None = None
 
-    async def __aenter__(self) -> CallClient:
+    async def __aenter__(self) -> Self:
         self.connected_at = time.monotonic()
         self.ws = await connect(self.url, max_size=None, ping_interval=None)
         await self.ws.send(json.dumps({"type": "start", "sample_rate": self.sample_rate}))
@@ -66,8 +67,8 @@ class CallClient:
                     self.audio.append((now, message))
                 else:
                     self.events.append((now, json.loads(message)))
-        except Exception:  # noqa: BLE001 - closed by the server
-            pass
+        except Exception as err:  # noqa: BLE001 - closed by the server
+            self.receive_error = err
         finally:
             self.close_code = self.ws.close_code
             self.closed.set()

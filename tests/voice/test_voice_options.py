@@ -1,0 +1,39 @@
+"""Per-flow voice options and voice tokens, without a call."""
+
+from __future__ import annotations
+
+import uuid
+
+from actors.options import VoiceSettings, voice_options
+from actors.speech_out import first_clause, heard_words
+from serve_apps.routes.voice import mint_voice_token, verify_voice_token
+
+
+def test_a_flow_overrides_the_server_defaults_and_a_bad_value_is_ignored() -> None:
+    server = VoiceSettings(no_input_s=12, barge_in_min_words=1)
+    opts = voice_options({"voice_no_input_s": 3, "voice_end_of_turn_silence_s": "oops",
+                          "choice": "x"}, settings=server)
+    assert opts.no_input_s == 3  # the flow wins
+    assert opts.barge_in_min_words == 1  # the server's
+    assert opts.end_of_turn_silence_s == 0.45  # a bad flow value falls back to the default
+
+
+def test_voice_tokens_expire_and_belong_to_one_session(settings) -> None:  # noqa: ANN001
+    sid, other = uuid.uuid4(), uuid.uuid4()
+    token, expires = mint_voice_token(settings, sid, ttl_s=60, now=1000)
+    assert expires == 1060
+    assert verify_voice_token(settings, sid, token, now=1059)
+    assert not verify_voice_token(settings, sid, token, now=1061)
+    assert not verify_voice_token(settings, other, token, now=1001)
+    assert not verify_voice_token(settings, sid, "1060." + "0" * 64, now=1001)
+    assert not verify_voice_token(settings, sid, "garbage", now=1001)
+
+
+def test_heard_text_and_first_clause() -> None:
+    assert heard_words("one two three four", 0.5) == "one two"
+    assert heard_words("one two three four", 0.0) == ""
+    long = "Well, there are many things we bake every single morning for all of our customers."
+    assert first_clause(long) == [long]  # the clause before the comma is too short
+    longer = ("Every morning at five, we bake bread, rolls, croissants and pies for all of "
+              "the shops in town.")
+    assert first_clause(longer)[0] == "Every morning at five,"
