@@ -21,9 +21,10 @@ export function Waterfall({ turns }: { turns: TurnMetrics[] }) {
             {r.voiceToVoiceMs != null && <div className="wf-v2v" style={{ left: `${(r.voiceToVoiceMs / scaleMs) * 100}%` }} title={`voice-to-voice ${Math.round(r.voiceToVoiceMs)} ms`} />}
           </div>
           <div className="wf-total small">{r.voiceToVoiceMs != null ? `${Math.round(r.voiceToVoiceMs)} ms` : `${Math.round(r.totalMs)} ms`}</div>
+          <div className="wf-figures small muted">{r.figures}</div>
         </div>
       ))}
-      <div className="small muted">Scale: 0 – {Math.round(scaleMs)} ms</div>
+      <div className="small muted">Scale: 0 – {Math.round(scaleMs)} ms from the end of the caller's speech. End-of-turn and STT final count from there; LLM and TTS follow.</div>
     </div>
   );
 }

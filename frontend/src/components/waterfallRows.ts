@@ -9,21 +9,40 @@ export const STAGES = [
 ] as const;
 
 export type Segment = { key: string; label: string; startMs: number; ms: number };
-export type Row = { turn: number; segments: Segment[]; totalMs: number; voiceToVoiceMs: number | null };
+export type Row = { turn: number; segments: Segment[]; totalMs: number; voiceToVoiceMs: number | null; figures: string };
 
+/**
+ * The voice pipeline measures end-of-turn, STT final and voice-to-voice from the moment the caller stopped
+ * speaking; LLM time to first token and TTS time to first byte are durations that follow one another.
+ * So: end-of-turn spans [0, eot]; STT runs on to `stt_final_ms` (from [eot, stt]); then LLM, then TTS.
+ * The rows' ends then line up with voice-to-voice, less AICO's own overhead.
+ */
 export function waterfallRows(turns: TurnMetrics[]): { rows: Row[]; scaleMs: number } {
   const rows: Row[] = [];
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
   turns.forEach((t, i) => {
-    let at = 0;
     const segments: Segment[] = [];
-    for (const s of STAGES) {
-      const v = t[s.key];
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) continue;
+    let at = 0;
+    const eot = num(t.end_of_turn_ms);
+    if (eot !== null) { segments.push({ key: 'end_of_turn_ms', label: 'end-of-turn', startMs: 0, ms: eot }); at = eot; }
+    const stt = num(t.stt_final_ms);
+    if (stt !== null) {
+      // Measured from the end of speech: what lies beyond the end-of-turn wait is the decoding still to do.
+      const start = eot !== null && stt >= eot ? eot : at;
+      const end = eot !== null && stt >= eot ? stt : at + stt;
+      segments.push({ key: 'stt_final_ms', label: 'STT final', startMs: start, ms: end - start });
+      at = end;
+    }
+    for (const s of STAGES.slice(2)) {
+      const v = num(t[s.key]);
+      if (v === null) continue;
       segments.push({ key: s.key, label: s.label, startMs: at, ms: v });
       at += v;
     }
-    const v2v = typeof t.voice_to_voice_ms === 'number' && Number.isFinite(t.voice_to_voice_ms) ? t.voice_to_voice_ms : null;
-    if (segments.length || v2v != null) rows.push({ turn: i + 1, segments, totalMs: at, voiceToVoiceMs: v2v });
+    const v2v = num(t.voice_to_voice_ms);
+    const figures = [...STAGES.map((s) => [s.label, num(t[s.key])] as const), ['voice-to-voice', v2v] as const]
+      .filter(([, v]) => v !== null).map(([l, v]) => `${l} ${Math.round(v as number)} ms`).join(' · ');
+    if (segments.length || v2v != null) rows.push({ turn: i + 1, segments, totalMs: at, voiceToVoiceMs: v2v, figures });
   });
   const scaleMs = Math.max(1, ...rows.map((r) => Math.max(r.totalMs, r.voiceToVoiceMs ?? 0)));
   return { rows, scaleMs };
