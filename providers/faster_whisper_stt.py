@@ -36,7 +36,8 @@ def packaged_model_path() -> Path:
 
 def pcm16_to_float(pcm16: bytes, sample_rate: int) -> np.ndarray:
     """16-bit PCM at any rate → float32 at 16 kHz (linear resampling is enough for speech)."""
-    audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    whole = len(pcm16) - len(pcm16) % 2  # a stray odd byte is not a sample
+    audio = np.frombuffer(pcm16[:whole], dtype=np.int16).astype(np.float32) / 32768.0
     if sample_rate != WHISPER_RATE and audio.size:
         n = round(audio.size * WHISPER_RATE / sample_rate)
         audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size),
@@ -83,6 +84,10 @@ class FasterWhisperSTT(STT):
                            cpu_threads=config.cpu_threads, local_files_only=True)
         log.info("faster-whisper %s on %s (%s)", model_ref, device, compute_type)
         return WhisperModel(model, device)
+
+    def warm_up(self) -> None:
+        """One decode (blocking): the first one allocates; a deployment does it at start."""
+        self._decode(np.zeros(WHISPER_RATE, dtype=np.float32) + 1e-4, self.language)
 
     @property
     def device(self) -> str:

@@ -69,6 +69,11 @@ class LlamaCppLLM(ChatLLM):
         params.verbosity = 1  # warnings and errors only: its per-request timing lines flood logs
         return xlc.Server(params)
 
+    def warm_up(self) -> None:
+        """One short completion (blocking); a deployment does it at start."""
+        self._server.handle_chat_completions(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+
     @property
     def listening_address(self) -> str:
         """llama.cpp's OpenAI-compatible HTTP endpoint for this model (loopback)."""

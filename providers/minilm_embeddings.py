@@ -130,6 +130,9 @@ class MiniLMEmbeddings(Embeddings):
                            heads=cfg["num_attention_heads"], eps=cfg["layer_norm_eps"],
                            lock=threading.Lock())
 
+    def warm_up(self) -> None:
+        self._model.encode(["warm up"])
+
     async def _embed_impl(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []

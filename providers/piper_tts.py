@@ -53,6 +53,12 @@ class PiperTTS(TTS):
             raise ProviderConfigError(f"Piper voice not found: {path}", provider="piper")
         return PiperVoiceModel(PiperVoice.load(path, use_cuda=config.use_cuda))
 
+    def warm_up(self) -> None:
+        """One synthesis (blocking): the first one allocates; a deployment does it at start."""
+        with self._model.lock:
+            for _ in self._model.voice.synthesize("Hello."):
+                pass
+
     async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
         from piper import SynthesisConfig
 

@@ -127,8 +127,11 @@ class SpeechStream(ABC):
         self._task = asyncio.create_task(self._main(), name=f"{stt.kind}-stt-stream")
 
     def push_frame(self, pcm16: bytes) -> None:
+        """Queue 16-bit little-endian mono PCM at the stream's sample rate."""
         if self._input_ended:
             raise RuntimeError("push_frame after end_input")
+        if len(pcm16) % 2:
+            raise ValueError("a PCM16 frame holds whole 2-byte samples")
         if pcm16:
             self._input.put_nowait(pcm16)
 
@@ -248,7 +251,11 @@ class BufferedSpeechStream(SpeechStream):
     def _emit_interim(task: asyncio.Task[Transcript], offset_s: float,
                       emit: Callable[[SpeechEvent], None], *,
                       current: Callable[[], bool]) -> None:
-        if task.cancelled() or task.exception() is not None or not current():
+        if task.cancelled() or not current():
+            return
+        if task.exception() is not None:
+            # An interim is best effort: the final decode will report a real failure.
+            log.warning("interim decode failed: %s", type(task.exception()).__name__)
             return
         text = task.result().text
         if text:

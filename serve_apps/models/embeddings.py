@@ -13,6 +13,7 @@ from providers.runtime import load_provider_sync
 class EmbeddingsDeployment:
     def __init__(self, config: dict[str, Any]) -> None:
         self._provider = load_provider_sync("embeddings", config)
+        self._provider.warm_up()  # the first call allocates: pay it before traffic arrives
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self._provider._embed_impl(texts)

@@ -64,6 +64,7 @@ def _merge(items: list[LLMChunk]) -> LLMChunk:
 class LLMDeployment:
     def __init__(self, config: dict[str, Any]) -> None:
         self._provider = load_provider_sync("llm", config)
+        self._provider.warm_up()  # the first call allocates: pay it before traffic arrives
 
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                    response_format: dict | None = None, temperature: float | None = None,

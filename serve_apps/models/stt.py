@@ -14,6 +14,7 @@ from providers.stt import Transcript
 class STTDeployment:
     def __init__(self, config: dict[str, Any]) -> None:
         self._provider = load_provider_sync("stt", config)
+        self._provider.warm_up()  # the first call allocates: pay it before traffic arrives
 
     async def recognize(self, pcm16: bytes, sample_rate: int,
                         language: str | None = None) -> Transcript:

@@ -15,6 +15,7 @@ from providers.tts import AudioFrame
 class TTSDeployment:
     def __init__(self, config: dict[str, Any]) -> None:
         self._provider = load_provider_sync("tts", config)
+        self._provider.warm_up()  # the first call allocates: pay it before traffic arrives
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         """Streamed: call with `handle.options(stream=True)`."""

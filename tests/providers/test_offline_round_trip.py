@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -120,9 +121,10 @@ async def test_whisper_decodes_while_the_caller_is_still_speaking(piper, monkeyp
     pcm, rate = await speak(piper, SENTENCES[2])
     async with stt.stream(sample_rate=rate) as stream:
         events = aiter(stream)
-        stream.push_frame(pcm[: len(pcm) * 2 // 3])  # the caller is two thirds through
-        interim = await anext(events)  # decoded before the utterance ended
-        stream.push_frame(pcm[len(pcm) * 2 // 3:])
+        cut = len(pcm) * 2 // 3 // 2 * 2  # the caller is two thirds through (whole samples)
+        stream.push_frame(pcm[:cut])
+        interim = await asyncio.wait_for(anext(events), 120)  # decoded while speaking
+        stream.push_frame(pcm[cut:])
         await stream.flush()
         stream.end_input()
         rest = [ev async for ev in events]

@@ -17,6 +17,7 @@ def test_every_registered_kind_has_a_class_that_matches_it():
         assert cls.kind == kind, (capability, kind)
         if spec.self_hosted:
             assert callable(getattr(cls, "load_model", None))
+            assert callable(getattr(cls, "warm_up", None))
         else:
             assert callable(getattr(cls, "from_config", None))
 
@@ -77,6 +78,8 @@ async def test_a_failing_recognizer_releases_flush_and_reports_through_iteration
 
     stt = BrokenSTT(policy=CallPolicy(max_retries=1, backoff_s=0.01))
     async with stt.stream(sample_rate=16000) as stream:
+        with pytest.raises(ValueError, match="whole 2-byte samples"):
+            stream.push_frame(b"\0" * 3)
         stream.push_frame(b"\0\0" * 1600)
         await stream.flush()  # returns although no final can come
         with pytest.raises(ProviderUnavailable, match="down"):
