@@ -74,6 +74,8 @@ def verify_voice_token(settings: Settings, session_id: UUID | str, token: str, *
 async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
     state = app_state(request.app)
+    # The first voice session of a replica starts its actor pool, so the call finds it warm.
+    await voice_host(state)
     ttl = VoiceSettings().token_ttl_s
     token, expires = mint_voice_token(state.settings, row["id"], ttl_s=ttl)
     base = str(request.base_url).rstrip("/")
