@@ -74,8 +74,9 @@ def verify_voice_token(settings: Settings, session_id: UUID | str, token: str, *
 async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
     state = app_state(request.app)
-    # The first voice session of a replica starts its actor pool, so the call finds it warm.
-    await voice_host(state)
+    if _in_serve_replica():
+        # The first voice session of a replica starts its actor pool: the call finds it warm.
+        await voice_host(state)
     ttl = VoiceSettings().token_ttl_s
     token, expires = mint_voice_token(state.settings, row["id"], ttl_s=ttl)
     base = str(request.base_url).rstrip("/")
@@ -109,6 +110,16 @@ async def voice_host(state: ApiState) -> VoiceHost:
                                   open_llm=state.extras.get("open_llm"))
         state.extras["voice_host"] = host
     return host
+
+
+def _in_serve_replica() -> bool:
+    try:
+        from ray import serve
+
+        serve.get_replica_context()
+    except Exception:  # noqa: BLE001 - not in Serve (tests, a plain uvicorn): nothing to warm
+        return False
+    return True
 
 
 async def _refuse(ws: WebSocket, code: int, error: str, message: str) -> None:
