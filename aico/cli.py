@@ -130,6 +130,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                                          if os.environ.get("RAY_ADDRESS") else " (local)")):
             import ray
 
+            # A loaded 2-core machine can take well over Ray's default 30 s to register agents.
+            os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
             ray.init(
                 address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                 runtime_env={"env_vars": _serve_env(settings, database_url)},

@@ -53,7 +53,7 @@ async def seed_demo(pool: asyncpg.Pool, *, token_path: Path) -> SeedResult:
         created_flow = False
         if not await list_flows(conn, org_id=org["id"], limit=1):
             document = validate_for_publish(demo_flow_document()).model_dump(
-                by_alias=True, exclude_none=True
+                mode="json", by_alias=True, exclude_none=True
             )
             flow = await insert_flow(
                 conn, org_id=org["id"], name=document["name"],

@@ -57,7 +57,7 @@ def settings(aico_home: Path, pg_dsn: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings, pool: asyncpg.Pool):  # noqa: ANN201 - FastAPI
+def app(settings: Settings, pool: asyncpg.Pool):
     from serve_apps.api import create_app
 
     return create_app(settings, pool=pool)
@@ -75,7 +75,7 @@ MakeOrg = Callable[..., Awaitable[OrgHandle]]
 
 
 @pytest.fixture
-async def make_org(app, pool: asyncpg.Pool) -> AsyncIterator[MakeOrg]:  # noqa: ANN001
+async def make_org(app, pool: asyncpg.Pool) -> AsyncIterator[MakeOrg]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(*, role: str = "admin", settings: dict | None = None) -> OrgHandle:
@@ -102,7 +102,7 @@ async def api(make_org: MakeOrg) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-async def anon(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+async def anon(app) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://aico.test"
     ) as client:
@@ -117,19 +117,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_SERVE_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(settings: Settings) -> Iterator[None]:
     """One local Ray for the whole test run (≈7 s). Use this fixture; never call ray.init or
     ray.shutdown in a test module: a second init or an early shutdown breaks other tests."""
+    import os
+
     import ray
 
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     env = {
         "AICO_HOME": str(settings.home),
         "AICO_DATABASE_URL": settings.database_url or "",
-        "AICO_MODELS": "inprocess",
     }
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": env},
              logging_level="WARNING")
+    from ray import serve
+
+    # Serve starts here, on a free port: whichever test deploys first, the proxy is the same.
+    serve.start(http_options={"host": "127.0.0.1", "port": _SERVE_PORT})
     yield
     try:
         from ray import serve
@@ -142,8 +151,4 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def serve_http(ray_cluster: None) -> str:
     """Ray Serve's HTTP proxy on a free loopback port; returns its base URL."""
-    from ray import serve
-
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{_SERVE_PORT}"

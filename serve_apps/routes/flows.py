@@ -64,7 +64,7 @@ async def flow_schema() -> dict[str, Any]:
 
 @router.post("", status_code=201)
 async def create_flow(body: FlowCreate, principal: PrincipalDep, pool: PoolDep) -> FlowOut:
-    document = parse_flow_document(body.document).model_dump(by_alias=True, exclude_none=True)
+    document = parse_flow_document(body.document).model_dump(mode="json", by_alias=True, exclude_none=True)
     row = await flows_db.insert_flow(
         pool, org_id=principal.org_id, name=body.name, description=body.description,
         document=document,
@@ -93,7 +93,7 @@ async def update_flow(
     current = await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id)
     if current is None:
         raise NotFound(f"flow {flow_id} not found")
-    document = parse_flow_document(body.document).model_dump(by_alias=True, exclude_none=True)
+    document = parse_flow_document(body.document).model_dump(mode="json", by_alias=True, exclude_none=True)
     row = await flows_db.update_flow_draft(
         pool, org_id=principal.org_id, flow_id=flow_id, expected_revision=body.draft_revision,
         name=body.name or current["name"],
@@ -121,7 +121,7 @@ async def publish_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) ->
     async with pool.acquire() as conn:
         row = await flows_db.insert_flow_version(
             conn, org_id=principal.org_id, flow_id=flow_id,
-            document=document.model_dump(by_alias=True, exclude_none=True),
+            document=document.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
     if row is None:
         raise NotFound(f"flow {flow_id} not found")

@@ -21,14 +21,13 @@ from flows.tasks import step_task
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+def ray_local(ray_cluster: None) -> Iterator[None]:
     # Test helpers travel to the workers by value (they are not an installed package).
     ray.cloudpickle.register_pickle_by_value(flow_fakes)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
-    ray.shutdown()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.unregister_pickle_by_value(flow_fakes)
 
 
 class DyingLLM(ScriptedLLM):

@@ -77,6 +77,7 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
     text = log.read_text()
     assert "✓ start embedded PostgreSQL" in text and "Stopped." in text
 
+    log = tmp_path / "aico-up-again.log"
     proc = start_aico(home, port, log)
     try:
         wait_healthy(base, proc, log)

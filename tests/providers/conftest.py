@@ -71,17 +71,13 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 @pytest.fixture(scope="session")
-def serve_models():
-    """A real local Ray with the `models` Serve app (≈15-25 s, once per test session)."""
-    import ray
+def serve_models(ray_cluster: None):
+    """The shared local Ray with the `models` Serve app (≈15-25 s, once per test session)."""
     from ray import serve
 
     from providers.runtime import forget_models
     from serve_apps.models import build_models_app
 
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.run(build_models_app(providers={
         "stt": {"kind": "faster-whisper"}, "llm": {"kind": "llamacpp", "temperature": 0.0},
         "tts": {"kind": "piper"}, "embeddings": {"kind": "minilm"}}),
@@ -90,6 +86,3 @@ def serve_models():
     yield serve
     serve.delete("models")
     forget_models()
-    if started_ray:
-        serve.shutdown()
-        ray.shutdown()
