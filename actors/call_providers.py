@@ -55,18 +55,8 @@ async def warm_default_providers(*, llm: bool = False) -> tuple[STT, TTS]:
 
 
 def load_vad() -> Any:
-    """The process's Silero VAD. The onnx file is found without importing
-    livekit.plugins.silero: that package registers a plugin, which livekit-agents allows only
-    on the main thread, and a Ray actor's methods run on another."""
-    import sys
-    from pathlib import Path
-
+    """The process's Silero VAD (its model file is located without importing the livekit
+    plugin, so this is safe off the main thread, e.g. in a Ray actor)."""
     from providers.vad import SileroVAD
 
-    if SileroVAD._shared is None:
-        for entry in sys.path:
-            onnx = Path(entry) / "livekit" / "plugins" / "silero" / "resources" / "silero_vad.onnx"
-            if onnx.is_file():
-                SileroVAD._shared = SileroVAD.load(path=onnx)
-                break
     return SileroVAD.load()

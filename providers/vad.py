@@ -11,7 +11,7 @@ Silero runs on 8 or 16 kHz windows (256 / 512 samples); other rates are resample
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +24,15 @@ _CONTEXT = {8000: 32, 16000: 64}
 
 
 def packaged_model_path() -> Path:
-    return Path(str(importlib.resources.files("livekit.plugins.silero.resources")
-                    / "silero_vad.onnx"))
+    """The onnx file livekit-plugins-silero ships, found WITHOUT importing that package: its
+    `__init__` registers a livekit plugin, which is allowed only on the main thread (a Ray
+    actor's methods run on another)."""
+    spec = importlib.util.find_spec("livekit.plugins")  # a namespace package: nothing runs
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "silero" / "resources" / "silero_vad.onnx"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("silero_vad.onnx not found: is livekit-plugins-silero installed?")
 
 
 @dataclass(frozen=True)
