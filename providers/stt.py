@@ -17,15 +17,14 @@ set, also while the caller is still speaking, so the final lands sooner after en
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
-from providers.errors import ProviderError
 from providers.policy import CallPolicy, call_with_retries
+from providers.stream_base import END_OF_STREAM, ProviderStream
 
 log = logging.getLogger("aico.providers.stt")
 
@@ -110,21 +109,18 @@ class _Flush:
         self.done = asyncio.get_running_loop().create_future()
 
 
-_END = object()
+_END = END_OF_STREAM
 
 
-class SpeechStream(ABC):
+class SpeechStream(ProviderStream[SpeechEvent]):
     """Input queue of frames and flush marks, output queue of events, one task between."""
 
     def __init__(self, stt: STT, *, sample_rate: int, language: str | None) -> None:
         self._stt = stt
         self.sample_rate = sample_rate
         self.language = language
-        self._input: asyncio.Queue[bytes | _Flush | object] = asyncio.Queue()
-        self._events: asyncio.Queue[SpeechEvent | BaseException | object] = asyncio.Queue()
-        self._input_ended = False
         self._marks: list[_Flush] = []
-        self._task = asyncio.create_task(self._main(), name=f"{stt.kind}-stt-stream")
+        super().__init__(provider=stt.kind, role="stt")
 
     def push_frame(self, pcm16: bytes) -> None:
         """Queue 16-bit little-endian mono PCM at the stream's sample rate."""
@@ -143,62 +139,17 @@ class SpeechStream(ABC):
         self._input.put_nowait(mark)
         await asyncio.shield(mark.done)
 
-    def end_input(self) -> None:
-        if not self._input_ended:
-            self._input_ended = True
-            self._input.put_nowait(_END)
-
-    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[SpeechEvent]:
-        while True:
-            item = await self._events.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, SpeechEvent)
-            yield item
-
-    async def _main(self) -> None:
-        try:
-            await self._run(self._input, self._emit)
-        except asyncio.CancelledError:
-            raise
-        except ProviderError as err:
-            self._events.put_nowait(err)
-        except Exception as err:
-            log.exception("%s stream failed", self._stt.kind)
-            self._events.put_nowait(ProviderError(f"{self._stt.kind} stream failed: {err}",
-                                                  provider=self._stt.kind))
-        finally:
-            self._events.put_nowait(_END)
-            # Release anyone waiting on a flush the stream will never finish (it failed or
-            # ended); the failure itself reaches them through iteration.
-            for mark in self._marks:
-                if not mark.done.done():
-                    mark.done.set_result(None)
-
-    def _emit(self, event: SpeechEvent) -> None:
-        self._events.put_nowait(event)
+    def _on_finished(self) -> None:
+        # Release anyone waiting on a flush the stream will never finish (it failed or
+        # ended); the failure itself reaches them through iteration.
+        for mark in self._marks:
+            if not mark.done.done():
+                mark.done.set_result(None)
 
     @abstractmethod
     async def _run(self, frames: asyncio.Queue, emit: Callable[[SpeechEvent], None]) -> None:
         """Read frames (bytes), `_Flush` marks (set `.done` once the final is emitted) and
         the end mark from `frames`; call `emit(SpeechEvent)`. Return at the end mark."""
-
-    async def aclose(self) -> None:
-        self.end_input()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class BufferedSpeechStream(SpeechStream):

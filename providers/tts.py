@@ -16,17 +16,17 @@ its own `SynthesizeStream` from `_stream_impl`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from providers.errors import ProviderError
 from providers.llm import _aclose
 from providers.policy import CallPolicy
+from providers.stream_base import END_OF_STREAM, ProviderStream
 
 log = logging.getLogger("aico.providers.tts")
 
@@ -126,7 +126,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|\n+")
 _ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "etc.",
                             "vs.", "no.", "jr.", "sr."})
 _FLUSH = object()
-_END = object()
+_END = END_OF_STREAM
 
 
 def split_sentences(text: str) -> tuple[list[str], str]:
@@ -143,14 +143,11 @@ def split_sentences(text: str) -> tuple[list[str], str]:
     return sentences, text[start:]
 
 
-class SynthesizeStream(ABC):
+class SynthesizeStream(ProviderStream[AudioFrame]):
     def __init__(self, tts: TTS) -> None:
         self._tts = tts
         self.sample_rate = tts.sample_rate
-        self._input: asyncio.Queue[str | object] = asyncio.Queue()
-        self._frames: asyncio.Queue[AudioFrame | BaseException | object] = asyncio.Queue()
-        self._input_ended = False
-        self._task = asyncio.create_task(self._main(), name=f"{tts.kind}-tts-stream")
+        super().__init__(provider=tts.kind, role="tts")
 
     def push_text(self, text: str) -> None:
         if self._input_ended:
@@ -162,53 +159,9 @@ class SynthesizeStream(ABC):
         """Speak whatever text is buffered, sentence end or not."""
         self._input.put_nowait(_FLUSH)
 
-    def end_input(self) -> None:
-        if not self._input_ended:
-            self._input_ended = True
-            self._input.put_nowait(_END)
-
-    def __aiter__(self) -> AsyncIterator[AudioFrame]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[AudioFrame]:
-        while True:
-            item = await self._frames.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, AudioFrame)
-            yield item
-
-    async def _main(self) -> None:
-        try:
-            await self._run(self._input, self._frames.put_nowait)
-        except asyncio.CancelledError:
-            raise
-        except ProviderError as err:
-            self._frames.put_nowait(err)
-        except Exception as err:
-            log.exception("%s stream failed", self._tts.kind)
-            self._frames.put_nowait(ProviderError(f"{self._tts.kind} stream failed: {err}",
-                                                  provider=self._tts.kind))
-        finally:
-            self._frames.put_nowait(_END)
-
     @abstractmethod
     async def _run(self, text: asyncio.Queue, emit: Callable[[AudioFrame], None]) -> None:
         """Read str chunks, the flush mark and the end mark; call emit(AudioFrame)."""
-
-    async def aclose(self) -> None:
-        self.end_input()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class SentenceSynthesizeStream(SynthesizeStream):
