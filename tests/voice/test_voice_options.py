@@ -18,7 +18,7 @@ def test_a_flow_overrides_the_server_defaults_and_a_bad_value_is_ignored() -> No
     assert opts.end_of_turn_silence_s == 0.45  # a bad flow value falls back to the default
 
 
-def test_voice_tokens_expire_and_belong_to_one_session(settings) -> None:  # noqa: ANN001
+def test_voice_tokens_expire_and_belong_to_one_session(settings) -> None:
     sid, other = uuid.uuid4(), uuid.uuid4()
     token, expires = mint_voice_token(settings, sid, ttl_s=60, now=1000)
     assert expires == 1060

@@ -6,6 +6,14 @@ from typing import Any
 
 GREETING = "Hello, this is the bakery. Say order, or hours, or menu."
 HOURS = "We are open from nine to five."
+
+
+def says_the_hours(heard: str) -> bool:
+    """Whether a transcript of the agent is the HOURS line. tiny.en sometimes hears "from" as
+    "for", so the check is on the words it keeps: open, nine, five."""
+    heard = heard.lower()
+    return ("we are open" in heard and any(w in heard for w in ("9", "nine"))
+            and any(w in heard for w in ("5", "five")))
 ORDER = "Great, what would you like to order?"
 MENU = ("Our menu has fresh bread, croissants, apple pie, carrot cake and cookies. "
         "We bake sourdough every morning. The last item today is lemon tart.")
