@@ -1,12 +1,81 @@
-"""Server settings: one pydantic settings class read from AICO_* environment variables."""
+"""Server settings: one pydantic settings class read from AICO_* environment variables.
+
+`Settings` is read once per process (`get_settings()`) and passed down; nothing else reads
+`os.environ` for an AICO_* value. Its sections keep their own environment prefixes:
+
+| section | environment |
+| --- | --- |
+| `voice` | `AICO_VOICE_*` (turn taking defaults, actor pool, voice tokens) |
+| `serving` | `AICO_MODELS` (auto, serve, inprocess), `AICO_MODEL_DEPLOYMENTS` (JSON) |
+| `default_providers` | `AICO_PROVIDERS` (JSON: the server's default provider per capability) |
+| `security` | `AICO_SECRET_KEY`, `AICO_SIGNING_KEY` |
+| `limits` | `AICO_LIMIT_*` (flow bounds, rate limits, caps) |
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class VoiceSettings(BaseSettings):
+    """Server-wide voice settings (`AICO_VOICE_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_VOICE_", extra="ignore")
+
+    pool_size: int = Field(2, ge=0, le=256, description="pre-warmed session actors per replica")
+    max_restarts: int = Field(3, ge=0)
+    calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
+    token_ttl_s: int = Field(300, ge=10, le=86400)
+    out_sample_rate: int = 0  # 0 = the TTS voice's own rate
+    end_of_turn_silence_s: float | None = None
+    barge_in_min_speech_s: float | None = None
+    barge_in_min_words: int | None = None
+    no_input_s: float | None = None
+    max_duration_s: float | None = None
+
+
+class ModelSettings(BaseSettings):
+    """Where self-hosted models run (`AICO_MODELS`) and their Serve resources."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    mode: Literal["auto", "serve", "inprocess"] = Field(
+        "auto", validation_alias="AICO_MODELS")
+    # Per capability: {"stt": {"num_gpus": 1, "max_replicas": 4}, ...}
+    deployments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, validation_alias="AICO_MODEL_DEPLOYMENTS")
+
+
+class ProviderSettings(BaseSettings):
+    """The server's default provider layer, over the packaged offline models."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Per capability: {"llm": {"kind": "openai-compatible", "base_url": ...}, ...}
+    defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, validation_alias="AICO_PROVIDERS")
+
+
+class SecuritySettings(BaseSettings):
+    """Keys: secrets at rest (AES-GCM, `kid:key,...`, the first seals) and signing."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    secret_key: str | None = Field(
+        None, validation_alias="AICO_SECRET_KEY")
+    signing_key: str | None = Field(
+        None, validation_alias="AICO_SIGNING_KEY")
+
+
+class LimitSettings(BaseSettings):
+    """Bounds on what a flow, an organization or a connection may use (`AICO_LIMIT_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_LIMIT_", extra="ignore")
 
 
 class Settings(BaseSettings):
@@ -26,7 +95,6 @@ class Settings(BaseSettings):
     oidc_jwks_cache_s: float = 3600.0
     oidc_dashboard_client_id: str | None = None
 
-    secret_key: str | None = None
     max_body_bytes: int = 1_048_576
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -34,6 +102,13 @@ class Settings(BaseSettings):
     api_replicas: int = 1
     dashboard_dir: Path | None = None
     log_level: str = "INFO"
+
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    # Named apart from AICO_MODELS / AICO_PROVIDERS, which are fields inside these sections.
+    serving: ModelSettings = Field(default_factory=ModelSettings)
+    default_providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @property
     def pg_dir(self) -> Path:

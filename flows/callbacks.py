@@ -24,8 +24,9 @@ from aico.settings import Settings
 
 
 def callback_key(settings: Settings) -> bytes:
-    if settings.secret_key:
-        return hashlib.sha256(b"aico.callback-url:" + settings.secret_key.encode()).digest()
+    if settings.security.secret_key:
+        key = settings.security.secret_key.encode()
+        return hashlib.sha256(b"aico.callback-url:" + key).digest()
     return _file_key(settings.home / "callback-key")
 
 

@@ -35,7 +35,7 @@ def secret_box(settings: Any = None) -> SecretBox:
         from aico.settings import get_settings
 
         settings = get_settings()
-    cache_key = f"{settings.home}|{settings.secret_key or ''}"
+    cache_key = f"{settings.home}|{settings.security.secret_key or ''}"
     box = _boxes.get(cache_key)
     if box is None:
         box = _boxes[cache_key] = SecretBox.from_settings(settings)

@@ -73,7 +73,7 @@ class SecretBox:
 
     @classmethod
     def from_settings(cls, settings: Any) -> SecretBox:
-        spec = getattr(settings, "secret_key", None) or os.environ.get("AICO_SECRET_KEY")
+        spec = settings.security.secret_key
         if spec:
             return cls.from_spec(spec)
         return cls.from_spec(ensure_key_file(Path(settings.home)))

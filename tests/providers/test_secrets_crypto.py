@@ -52,7 +52,7 @@ def test_a_malformed_key_is_refused_with_a_hint():
 
 def test_embedded_mode_generates_one_key_file_with_mode_0600(tmp_path, monkeypatch):
     monkeypatch.delenv("AICO_SECRET_KEY", raising=False)
-    settings = SimpleNamespace(home=tmp_path / "home", secret_key=None)
+    settings = SimpleNamespace(home=tmp_path / "home", security=SimpleNamespace(secret_key=None))
     box = SecretBox.from_settings(settings)
     key_file = tmp_path / "home" / "secret-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
