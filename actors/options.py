@@ -1,6 +1,6 @@
 """Voice options: turn taking, barge-in and timers, server defaults overridden per flow.
 
-Server defaults come from `AICO_VOICE_*` environment variables (`VoiceSettings`). A flow
+Server defaults come from `AICO_VOICE_*` environment variables (`settings.voice`). A flow
 overrides them by declaring variables named `voice_<option>` with a default, e.g.
 `"variables": {"voice_no_input_s": {"type": "number", "default": 6}}`: the builder already
 edits variables, and the value is pinned with the session like every other variable.
@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aico.settings import VoiceSettings, get_settings
 
 
 class VoiceOptions(BaseModel):
@@ -34,27 +35,10 @@ class VoiceOptions(BaseModel):
     stt_interim_every_s: float = Field(0.0, ge=0, le=10)
 
 
-class VoiceSettings(BaseSettings):
-    """Server-wide voice settings (`AICO_VOICE_*`)."""
-
-    model_config = SettingsConfigDict(env_prefix="AICO_VOICE_", extra="ignore")
-
-    pool_size: int = Field(2, ge=0, le=256, description="pre-warmed session actors per replica")
-    max_restarts: int = Field(3, ge=0)
-    calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
-    token_ttl_s: int = Field(300, ge=10, le=86400)
-    out_sample_rate: int = 0  # 0 = the TTS voice's own rate
-    end_of_turn_silence_s: float | None = None
-    barge_in_min_speech_s: float | None = None
-    barge_in_min_words: int | None = None
-    no_input_s: float | None = None
-    max_duration_s: float | None = None
-
-
 def voice_options(variables: dict[str, Any] | None, *,
                   settings: VoiceSettings | None = None) -> VoiceOptions:
     """Defaults, then server settings, then the flow's `voice_*` variables."""
-    settings = settings or VoiceSettings()
+    settings = settings or get_settings().voice
     merged: dict[str, Any] = {k: v for k, v in settings.model_dump().items()
                               if v is not None and k in VoiceOptions.model_fields}
     for name, value in (variables or {}).items():

@@ -86,7 +86,8 @@ class VoicePipeline:
                                                       event_id="voice:attach")
         if snap is None:
             raise LookupError(f"session {self.session_id} not found")
-        self.options = voice_options(dict(snap["variables"] or {}))
+        self.options = voice_options(dict(snap["variables"] or {}),
+                                     settings=self.settings.voice)
         self._ctx.open_llm = timed_opener(self.pool, snap["org_id"], self._on_llm_start,
                                           open_llm=self._open_llm)
         stt, tts = await open_call_providers(self.pool, org_id=snap["org_id"],

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
-from actors.options import VoiceSettings
+from aico.settings import VoiceSettings, get_settings
 
 log = logging.getLogger("aico.actors.pool")
 
@@ -26,7 +26,7 @@ class VoiceActorPool:
     def __init__(self, *, size: int | None = None, max_restarts: int | None = None,
                  calls_per_actor: int | None = None,
                  settings: VoiceSettings | None = None) -> None:
-        settings = settings or VoiceSettings()
+        settings = settings or get_settings().voice
         self.size = settings.pool_size if size is None else size
         self.max_restarts = settings.max_restarts if max_restarts is None else max_restarts
         self.calls_per_actor = calls_per_actor or settings.calls_per_actor

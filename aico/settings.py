@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,12 @@ class ModelSettings(BaseSettings):
     # Per capability: {"stt": {"num_gpus": 1, "max_replicas": 4}, ...}
     deployments: dict[str, dict[str, Any]] = Field(
         default_factory=dict, validation_alias="AICO_MODEL_DEPLOYMENTS")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _normalise_mode(cls, value: Any) -> Any:
+        # `AICO_MODELS=Serve ` has always meant serve.
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ProviderSettings(BaseSettings):
@@ -91,6 +97,8 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_org_claim: str = "organization_id"
+    # Logto organization roles, entries "<org id>:<role>" mapped to owner/admin/editor/viewer.
+    oidc_roles_claim: str = "organization_roles"
     oidc_algorithms: list[str] = ["ES256", "ES384", "RS256"]
     oidc_jwks_cache_s: float = 3600.0
     oidc_dashboard_client_id: str | None = None

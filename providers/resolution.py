@@ -8,13 +8,12 @@ The result is validated against each kind's schema; it holds secret *names*, nev
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aico.errors import ValidationFailed
+from aico.settings import Settings, get_settings
 from providers.configs import CAPABILITIES
 from providers.registry import parse_config
 
@@ -48,17 +47,11 @@ class ResolvedProviders:
         return {"configs": self.configs, "sources": self.sources}
 
 
-def server_default_providers(settings: Any = None) -> dict[str, dict[str, Any]]:
+def server_default_providers(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """The default layer: built-in offline models, overridden per capability by the server
-    config (`settings.providers` if the settings define it, else `AICO_PROVIDERS` as JSON,
-    e.g. `{"llm": {"kind": "openai-compatible", "base_url": "http://vllm:8000/v1", ...}}`)."""
-    configured = getattr(settings, "providers", None)
-    if configured is None:
-        raw = os.environ.get("AICO_PROVIDERS", "").strip()
-        try:
-            configured = json.loads(raw) if raw else {}
-        except json.JSONDecodeError as err:
-            raise ValidationFailed(f"AICO_PROVIDERS is not valid JSON: {err.msg}") from None
+    config (`settings.default_providers.defaults`, from `AICO_PROVIDERS` as JSON, e.g.
+    `{"llm": {"kind": "openai-compatible", "base_url": "http://vllm:8000/v1", ...}}`)."""
+    configured = (settings or get_settings()).default_providers.defaults
     defaults = {cap: dict(cfg) for cap, cfg in BUILTIN_DEFAULTS.items()}
     for capability, config in (configured or {}).items():
         defaults[capability] = _merge(defaults.get(capability), config)
@@ -100,7 +93,7 @@ def _merge(lower: Mapping[str, Any] | None, upper: Mapping[str, Any]) -> dict[st
 
 async def resolve_session_providers(conn: Any, *, org_id: Any,
                                     flow: Mapping[str, Any] | None = None,
-                                    settings: Any = None) -> ResolvedProviders:
+                                    settings: Settings | None = None) -> ResolvedProviders:
     """Resolve a session's providers: `flow` (the flow document's providers) over the
     organization's stored layer over the server defaults."""
     from db.provider_configs import list_provider_configs

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from aico.errors import MissingSecrets
+from aico.settings import Settings, get_settings
 from providers.configs import ProviderConfig
 from providers.embeddings import Embeddings
 from providers.errors import ProviderConfigError
@@ -44,11 +44,9 @@ _serve_keys: dict[str, tuple[float, tuple[Any, ...] | None]] = {}
 _SERVE_CHECK_TTL_S = 10.0
 
 
-def models_mode() -> str:
-    mode = os.environ.get("AICO_MODELS", "auto").strip().lower()
-    if mode not in ("auto", "serve", "inprocess"):
-        raise ProviderConfigError(f"AICO_MODELS must be auto, serve or inprocess, not {mode!r}")
-    return mode
+def models_mode(settings: Settings | None = None) -> str:
+    """`AICO_MODELS` of this process (validated when the settings are read)."""
+    return (settings or get_settings()).serving.mode
 
 
 async def open_stt(config: dict | ProviderConfig, *, secrets: Mapping[str, str]) -> STT:

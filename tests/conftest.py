@@ -16,12 +16,35 @@ import asyncpg
 import httpx
 import pytest
 
-from aico.settings import Settings
+from aico.settings import Settings, get_settings
 from db.api_clients import insert_api_client, new_token
 from db.embedded import EmbeddedPostgres, start_embedded_postgres
 from db.migrate import prepare_database
 from db.organizations import insert_organization
 from db.pool import create_pool
+
+
+@pytest.fixture(autouse=True)
+def _settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A process reads its settings once (`get_settings()` is cached). A test that changes an
+    AICO_* variable with `monkeypatch` stands for a process started with it: read afresh."""
+    setenv, delenv = monkeypatch.setenv, monkeypatch.delenv
+
+    def set_and_reread(name: str, value: str, prepend: str | None = None) -> None:
+        setenv(name, value, prepend)
+        if name.startswith("AICO_"):
+            get_settings.cache_clear()
+
+    def del_and_reread(name: str, raising: bool = True) -> None:
+        delenv(name, raising)
+        if name.startswith("AICO_"):
+            get_settings.cache_clear()
+
+    monkeypatch.setenv = set_and_reread  # type: ignore[method-assign]
+    monkeypatch.delenv = del_and_reread  # type: ignore[method-assign]
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

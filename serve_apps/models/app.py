@@ -2,8 +2,8 @@
 
 One deployment per self-hosted capability in the server's default providers (faster-whisper,
 llamacpp, piper, minilm by default); cloud kinds need none. Resources come from config, not
-code: `settings.model_deployments` if the settings define it, else `AICO_MODEL_DEPLOYMENTS`
-(JSON), e.g. on a GPU cluster:
+code: `settings.serving.deployments`, read from `AICO_MODEL_DEPLOYMENTS` (JSON), e.g. on a
+GPU cluster:
 
     {"stt": {"num_gpus": 0.5}, "llm": {"num_gpus": 0.5, "max_replicas": 4}}
 
@@ -13,8 +13,6 @@ through `providers.runtime` (`serve.get_deployment_handle(<capability>, app_name
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +20,7 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
+from aico.settings import Settings, get_settings
 from providers.registry import parse_config
 from providers.resolution import server_default_providers
 from serve_apps.models.embeddings import EmbeddingsDeployment
@@ -58,11 +57,9 @@ class DeploymentResources(BaseModel):
         return opts
 
 
-def deployment_resources(settings: Any = None) -> dict[str, DeploymentResources]:
-    raw = getattr(settings, "model_deployments", None)
-    if raw is None:
-        text = os.environ.get("AICO_MODEL_DEPLOYMENTS", "").strip()
-        raw = json.loads(text) if text else {}
+def deployment_resources(settings: Settings | None = None) -> dict[str, DeploymentResources]:
+    """Per capability, from `AICO_MODEL_DEPLOYMENTS` (`settings.serving.deployments`)."""
+    raw = (settings or get_settings()).serving.deployments
     return {cap: DeploymentResources.model_validate(raw.get(cap, {})) for cap in DEPLOYMENTS}
 
 
@@ -80,7 +77,7 @@ class ModelsIngress:
         return None
 
 
-def build_models_app(settings: Any = None, *, providers: dict[str, Any] | None = None,
+def build_models_app(settings: Settings | None = None, *, providers: dict[str, Any] | None = None,
                      resources: dict[str, DeploymentResources] | None = None) -> Application:
     """The `models` application for the server's default self-hosted providers."""
     providers = providers or server_default_providers(settings)

@@ -28,7 +28,6 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, WebSocket
 
 from actors.host import LocalVoiceHost, RayVoiceHost, VoiceHost
-from actors.options import VoiceSettings
 from actors.transports import run_call
 from actors.transports.websocket import ProtocolError, WebSocketTransport
 from aico.errors import AicoError
@@ -77,7 +76,7 @@ async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     if _in_serve_replica():
         # The first voice session of a replica starts its actor pool: the call finds it warm.
         await voice_host(state)
-    ttl = VoiceSettings().token_ttl_s
+    ttl = state.settings.voice.token_ttl_s
     token, expires = mint_voice_token(state.settings, row["id"], ttl_s=ttl)
     base = str(request.base_url).rstrip("/")
     if state.settings.public_url:
@@ -102,7 +101,7 @@ async def voice_host(state: ApiState) -> VoiceHost:
         if on_ray:
             from actors.pool import VoiceActorPool
 
-            pool = VoiceActorPool()
+            pool = VoiceActorPool(settings=state.settings.voice)
             pool.fill()
             host = RayVoiceHost(pool)
         else:

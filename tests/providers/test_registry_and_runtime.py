@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from aico.errors import MissingSecrets, ValidationFailed
+from aico.settings import Settings
 from providers.errors import ProviderConfigError
 from providers.registry import REGISTRY, catalog, parse_config, required_secrets
 from providers.runtime import models_mode, open_llm, open_stt
@@ -49,14 +51,16 @@ async def test_a_missing_model_path_is_a_clear_config_error(tmp_path):
 
 
 def test_models_mode_is_validated(monkeypatch):
+    monkeypatch.setenv("AICO_MODELS", " Serve")
+    assert models_mode(Settings()) == "serve"
     monkeypatch.setenv("AICO_MODELS", "sometimes")
-    with pytest.raises(ProviderConfigError, match="AICO_MODELS"):
-        models_mode()
+    with pytest.raises(ValidationError, match="AICO_MODELS"):
+        Settings()
 
 
 def test_deployment_resources_from_the_environment(monkeypatch):
     monkeypatch.setenv("AICO_MODEL_DEPLOYMENTS", '{"llm": {"num_gpus": 1, "max_replicas": 4}}')
-    res = deployment_resources()
+    res = deployment_resources(Settings())
     assert res["llm"].options()["autoscaling_config"] == {
         "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2}
     assert res["stt"].options() == {"ray_actor_options": {"num_cpus": 0.25, "num_gpus": 0},

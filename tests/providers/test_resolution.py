@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aico.errors import ValidationFailed
+from aico.settings import Settings
 from providers.resolution import resolve_providers, server_default_providers
 
 DEFAULT = {"stt": {"kind": "faster-whisper"}, "llm": {"kind": "llamacpp", "temperature": 0.7},
@@ -61,6 +62,6 @@ def test_an_invalid_layer_names_the_field():
 
 def test_server_defaults_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("AICO_PROVIDERS", '{"llm": {"kind": "openai"}}')
-    defaults = server_default_providers()
+    defaults = server_default_providers(Settings())
     assert defaults["llm"] == {"kind": "openai"}
     assert defaults["stt"] == {"kind": "faster-whisper"}

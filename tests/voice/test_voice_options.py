@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from actors.options import VoiceSettings, voice_options
+from actors.options import voice_options
 from actors.speech_out import first_clause, heard_words
+from aico.settings import VoiceSettings
 from serve_apps.routes.voice import mint_voice_token, verify_voice_token
 
 
