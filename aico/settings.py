@@ -83,6 +83,18 @@ class LimitSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AICO_LIMIT_", extra="ignore")
 
+    # Voice sockets (serve_apps/routes/voice.py, actors/transports/websocket.py).
+    voice_calls_per_org: int = Field(20, ge=1, description="concurrent live calls per organization")
+    voice_lease_ttl_s: float = Field(15.0, ge=2, description="a call's lease lapses unrenewed")
+    voice_sweep_every_s: float = Field(5.0, gt=0, description="how often a replica sweeps")
+    voice_control_per_s: float = Field(10.0, gt=0, description="control frames (dtmf...) per second")
+    voice_control_burst: int = Field(20, ge=1)
+    voice_max_text_frame_bytes: int = Field(4096, ge=256)
+    voice_max_audio_frame_bytes: int = Field(64 * 1024, ge=320)
+    # Caller audio may run ahead of the wall clock by this many seconds (network jitter).
+    voice_audio_slack_s: float = Field(2.0, ge=0.2)
+    live_observers_per_session: int = Field(8, ge=1)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")
