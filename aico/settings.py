@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -150,3 +151,12 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def worker_environment(settings: Settings, *, database_url: str) -> dict[str, str]:
+    """The AICO_* environment a Ray worker or Serve replica starts with, so that its own
+    `get_settings()` reads what this process read (plus where the database ended up)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("AICO_")}
+    env.update(AICO_HOME=str(settings.home), AICO_DATABASE_URL=database_url,
+               AICO_HOST=settings.host, AICO_PORT=str(settings.port))
+    return env

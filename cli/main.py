@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from aico.settings import Settings, get_settings
+from aico.settings import Settings, get_settings, worker_environment
 
 T = TypeVar("T")
 
@@ -72,16 +72,6 @@ def _wait_healthy(url: str, *, timeout_s: float) -> dict[str, Any]:
     raise TimeoutError(f"{url} not healthy after {timeout_s:.0f}s ({last})")
 
 
-def _serve_env(settings: Settings, database_url: str) -> dict[str, str]:
-    """The AICO_* environment every Serve replica and Ray worker gets."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("AICO_")}
-    env["AICO_HOME"] = str(settings.home)
-    env["AICO_DATABASE_URL"] = database_url
-    env["AICO_HOST"] = settings.host
-    env["AICO_PORT"] = str(settings.port)
-    return env
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     progress = Progress()
@@ -134,7 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
             ray.init(
                 address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                runtime_env={"env_vars": _serve_env(settings, database_url)},
+                runtime_env={"env_vars": worker_environment(settings, database_url=database_url)},
                 logging_level=logging.WARNING, log_to_driver=args.verbose,
             )
             cleanups.append(("Ray", ray.shutdown))
@@ -151,7 +141,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             cleanups.append(("Serve", serve.shutdown))
             _deploy_models(settings, database_url)
             serve.run(
-                build_api_app(env_vars=_serve_env(settings, database_url),
+                build_api_app(env_vars=worker_environment(settings, database_url=database_url),
                               replicas=settings.api_replicas),
                 name="api", route_prefix="/", blocking=False,
             )
@@ -187,18 +177,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _deploy_models(settings: Settings, database_url: str) -> None:
-    """Deploy the model deployments app (STT, TTS, LLM, embeddings) when providers ship one."""
-    try:
-        from serve_apps.models import build_models_app  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """Deploy the model deployments app (STT, TTS, LLM, embeddings)."""
     from ray import serve
+
+    from serve_apps.models import build_models_app
 
     serve.run(build_models_app(settings), name="models", route_prefix=None, blocking=False)
 
 
 async def _seed(database_url: str, settings: Settings):
-    from aico.seed import seed_demo
+    from cli.seed import seed_demo
     from db.pool import create_pool
 
     pool = await create_pool(database_url, min_size=1, max_size=2)

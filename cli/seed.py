@@ -70,7 +70,7 @@ async def seed_demo(pool: asyncpg.Pool, *, token_path: Path) -> SeedResult:
             await revoke_api_clients_by_name(conn, org_id=org["id"], name=DEV_CLIENT_NAME)
             token = new_token()
             await insert_api_client(
-                conn, org_id=org["id"], name=DEV_CLIENT_NAME, token=token, role="admin"
+                conn, org_id=org["id"], name=DEV_CLIENT_NAME, token=token, role="owner"
             )
             write_private_file(token_path, token + "\n")
     return SeedResult(org["id"], created_org, created_flow, token, token_path)
