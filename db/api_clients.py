@@ -1,4 +1,5 @@
-"""API clients: bearer tokens for integrations and the embedded dev token (hash only)."""
+"""API clients: bearer tokens for integrations and the embedded dev token (hash only), each
+with a role (owner, admin, editor, viewer)."""
 
 from __future__ import annotations
 

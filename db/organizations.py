@@ -1,4 +1,4 @@
-"""Organizations and their members."""
+"""Organizations and their explicit members (subject → role: owner, admin, editor, viewer)."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ async def get_organization_by_external_id(
 
 
 async def upsert_member(
-    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, subject: str, role: str = "member"
+    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, subject: str, role: str
 ) -> None:
     await conn.execute(
         "INSERT INTO members (org_id, subject, role) VALUES ($1, $2, $3)"
-        " ON CONFLICT (org_id, subject) DO NOTHING",
+        " ON CONFLICT (org_id, subject) DO UPDATE SET role = EXCLUDED.role",
         org_id, subject, role,
     )
 

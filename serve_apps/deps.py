@@ -1,7 +1,12 @@
-"""Named FastAPI dependencies: every route's signature says who may call it and for which org."""
+"""Named FastAPI dependencies: every route's signature says who may call it and for which org.
+
+`ViewerDep`, `EditorDep`, `AdminDep` and `OwnerDep` are the caller (a `Principal`) checked for
+at least that role; a route names the one it needs, so its signature is its access rule.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import asyncpg
@@ -9,7 +14,7 @@ from fastapi import Depends, Header
 from starlette.requests import HTTPConnection
 
 from aico.settings import Settings
-from serve_apps.auth import Principal, authenticate, bearer_token
+from serve_apps.auth import Principal, Role, TokenVerifier, authenticate, bearer_token
 from serve_apps.state import ApiState, app_state
 
 
@@ -36,18 +41,24 @@ async def get_principal(
     )
 
 
-def oidc_verifier(state: ApiState) -> object | None:
-    if not state.settings.oidc_enabled:
-        return None
-    verifier = state.extras.get("oidc")
-    if verifier is None:
-        from serve_apps.oidc import OidcVerifier
+def oidc_verifier(state: ApiState) -> TokenVerifier | None:
+    return state.oidc_verifier()
 
-        verifier = state.extras["oidc"] = OidcVerifier.from_settings(state.settings)
-    return verifier
+
+def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        return principal.require(minimum)
+
+    check.__name__ = f"require_{minimum}"
+    return check
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# Any authenticated caller; prefer a role dependency below on routes.
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ViewerDep = Annotated[Principal, Depends(require_role("viewer"))]
+EditorDep = Annotated[Principal, Depends(require_role("editor"))]
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+OwnerDep = Annotated[Principal, Depends(require_role("owner"))]

@@ -1,15 +1,25 @@
-"""Per-process API state: settings and the database pool, opened lazily on the serving loop."""
+"""Per-process API state: settings, the database pool (opened lazily on the serving loop), and
+the services routes use, as typed fields a test or an embedding app sets through the
+constructor (`ApiState(settings, oidc=..., llm_opener=..., voice_host=...)`)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from aico.settings import Settings, get_settings
 from db.pool import create_pool
+
+if TYPE_CHECKING:
+    from actors.host import VoiceHost
+    from serve_apps.oidc import OidcVerifier
+
+# (request, session row) -> the `voice` field of a created voice session.
+VoiceSessionInfo = Callable[[Any, Any], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -18,7 +28,15 @@ class ApiState:
     _pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     owns_pool: bool = True
-    # Lazily built helpers other routes hang here (OIDC verifier, Ray handles...).
+    # The OIDC verifier; built from settings on first use when OIDC is configured.
+    oidc: OidcVerifier | None = None
+    # How session LLMs are opened (`flows.executor.StepContext.open_llm`); None: from providers.
+    llm_opener: Callable[..., Any] | None = None
+    # Where voice calls run; built on first call (a Ray actor pool, or in-process).
+    voice_host: VoiceHost | None = None
+    # Builds the `voice` field of a created voice session; None: the voice routes' own.
+    voice_session_info: VoiceSessionInfo | None = None
+    # Deprecated service locator, kept only until its last readers move to the fields above.
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def pool(self) -> asyncpg.Pool:
@@ -33,6 +51,15 @@ class ApiState:
                         max_size=self.settings.db_pool_max,
                     )
         return self._pool
+
+    def oidc_verifier(self) -> OidcVerifier | None:
+        if not self.settings.oidc_enabled:
+            return None
+        if self.oidc is None:
+            from serve_apps.oidc import OidcVerifier
+
+            self.oidc = OidcVerifier.from_settings(self.settings)
+        return self.oidc
 
     async def close(self) -> None:
         if self._pool is not None and self.owns_pool:

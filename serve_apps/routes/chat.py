@@ -26,7 +26,7 @@ from flows.callbacks import verify_call
 from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import StepContext, flow_document, step
 from flows.session_providers import resolve_session_providers
-from serve_apps.deps import PoolDep, PrincipalDep, StateDep
+from serve_apps.deps import EditorDep, PoolDep, StateDep
 
 router = APIRouter(tags=["chat"])
 
@@ -93,7 +93,7 @@ async def _session_status(pool: Any, session_id: UUID) -> str:
 
 @router.post("/v1/flows/{flow_id}/sessions", status_code=201)
 async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
-                         principal: PrincipalDep, pool: PoolDep,
+                         principal: EditorDep, pool: PoolDep,
                          state: StateDep) -> dict[str, Any]:
     if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id) is None:
         raise NotFound(f"flow {flow_id} not found")
@@ -125,7 +125,7 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
 
 
 @router.post("/v1/sessions/{session_id}/messages", response_model=None)
-async def post_message(session_id: UUID, body: MessageIn, principal: PrincipalDep,
+async def post_message(session_id: UUID, body: MessageIn, principal: EditorDep,
                        pool: PoolDep, state: StateDep,
                        stream: bool = Query(default=False)) -> dict[str, Any] | StreamingResponse:
     if await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id) is None:

@@ -1,4 +1,7 @@
-"""Flows: create, list, edit the draft (optimistic revision), publish immutable versions, delete."""
+"""Flows: create, list, edit the draft (optimistic revision), publish immutable versions, delete.
+
+Reading is for viewers, creating and editing drafts for editors; publishing (what callers reach)
+and deleting are for admins."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pydantic import BaseModel, Field
 from aico.errors import Conflict, NotFound
 from db import flows as flows_db
 from flows.document import flow_document_json_schema, parse_flow_document, validate_for_publish
-from serve_apps.deps import PoolDep, PrincipalDep
+from serve_apps.deps import AdminDep, EditorDep, PoolDep, ViewerDep
 
 router = APIRouter(prefix="/v1/flows", tags=["flows"])
 
@@ -58,12 +61,12 @@ def _version_out(row: asyncpg.Record) -> FlowVersionOut:
 
 
 @router.get("/schema")
-async def flow_schema() -> dict[str, Any]:
+async def flow_schema(_: ViewerDep) -> dict[str, Any]:
     return flow_document_json_schema()
 
 
 @router.post("", status_code=201)
-async def create_flow(body: FlowCreate, principal: PrincipalDep, pool: PoolDep) -> FlowOut:
+async def create_flow(body: FlowCreate, principal: EditorDep, pool: PoolDep) -> FlowOut:
     document = parse_flow_document(body.document).model_dump(mode="json", by_alias=True, exclude_none=True)
     row = await flows_db.insert_flow(
         pool, org_id=principal.org_id, name=body.name, description=body.description,
@@ -73,13 +76,13 @@ async def create_flow(body: FlowCreate, principal: PrincipalDep, pool: PoolDep) 
 
 
 @router.get("")
-async def list_flows(principal: PrincipalDep, pool: PoolDep) -> dict[str, list[FlowOut]]:
+async def list_flows(principal: ViewerDep, pool: PoolDep) -> dict[str, list[FlowOut]]:
     rows = await flows_db.list_flows(pool, org_id=principal.org_id)
     return {"items": [_flow_out(r) for r in rows]}
 
 
 @router.get("/{flow_id}")
-async def get_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) -> FlowOut:
+async def get_flow(flow_id: UUID, principal: ViewerDep, pool: PoolDep) -> FlowOut:
     row = await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id)
     if row is None:
         raise NotFound(f"flow {flow_id} not found")
@@ -88,7 +91,7 @@ async def get_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) -> Flo
 
 @router.put("/{flow_id}")
 async def update_flow(
-    flow_id: UUID, body: FlowUpdate, principal: PrincipalDep, pool: PoolDep
+    flow_id: UUID, body: FlowUpdate, principal: EditorDep, pool: PoolDep
 ) -> FlowOut:
     current = await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id)
     if current is None:
@@ -113,7 +116,7 @@ async def update_flow(
 
 
 @router.post("/{flow_id}/publish", status_code=201)
-async def publish_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) -> FlowVersionOut:
+async def publish_flow(flow_id: UUID, principal: AdminDep, pool: PoolDep) -> FlowVersionOut:
     current = await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id)
     if current is None:
         raise NotFound(f"flow {flow_id} not found")
@@ -130,7 +133,7 @@ async def publish_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) ->
 
 @router.get("/{flow_id}/versions")
 async def list_versions(
-    flow_id: UUID, principal: PrincipalDep, pool: PoolDep
+    flow_id: UUID, principal: ViewerDep, pool: PoolDep
 ) -> dict[str, list[FlowVersionOut]]:
     if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id) is None:
         raise NotFound(f"flow {flow_id} not found")
@@ -139,7 +142,7 @@ async def list_versions(
 
 
 @router.delete("/{flow_id}", status_code=204)
-async def delete_flow(flow_id: UUID, principal: PrincipalDep, pool: PoolDep) -> Response:
+async def delete_flow(flow_id: UUID, principal: AdminDep, pool: PoolDep) -> Response:
     if not await flows_db.soft_delete_flow(pool, org_id=principal.org_id, flow_id=flow_id):
         raise NotFound(f"flow {flow_id} not found")
     return Response(status_code=204)

@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from aico.errors import Forbidden, ValidationFailed
+from aico.errors import ValidationFailed
 from db import provider_configs as provider_configs_db
 from db import secrets as secrets_db
 from providers.configs import CAPABILITIES
 from providers.registry import catalog
 from providers.resolution import resolve_providers, server_default_providers
-from serve_apps.deps import PoolDep, PrincipalDep, SettingsDep
+from serve_apps.deps import AdminDep, PoolDep, SettingsDep, ViewerDep
 
 router = APIRouter(tags=["providers"])
 
@@ -30,7 +30,7 @@ class OrgProviders(BaseModel):
 
 
 @router.get("/v1/providers")
-async def list_providers() -> dict[str, Any]:
+async def list_providers(_: ViewerDep) -> dict[str, Any]:
     return {"capabilities": list(CAPABILITIES), "items": catalog()}
 
 
@@ -50,16 +50,14 @@ async def _org_view(pool, principal, settings) -> dict[str, Any]:
 
 
 @router.get("/v1/org/providers")
-async def get_org_providers(principal: PrincipalDep, pool: PoolDep,
+async def get_org_providers(principal: AdminDep, pool: PoolDep,
                             settings: SettingsDep) -> dict[str, Any]:
     return await _org_view(pool, principal, settings)
 
 
 @router.put("/v1/org/providers")
-async def put_org_providers(body: OrgProviders, principal: PrincipalDep, pool: PoolDep,
+async def put_org_providers(body: OrgProviders, principal: AdminDep, pool: PoolDep,
                             settings: SettingsDep) -> dict[str, Any]:
-    if principal.role != "admin":
-        raise Forbidden("only organization admins change providers")
     layer = {cap: cfg for cap, cfg in body.model_dump().items() if cfg}
     # Validate now, over the defaults, so a bad config is refused here and not at call time.
     try:

@@ -1,4 +1,5 @@
-"""Organization secrets: write-only values, listed by name and times only."""
+"""Organization secrets: write-only values, listed by name and times only; admins only (even
+the names tell what an organization integrates with)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import Forbidden, NotFound
+from aico.errors import NotFound
 from db import secrets as secrets_db
 from providers.secrets import store_secret, validate_secret_name
-from serve_apps.deps import PoolDep, PrincipalDep, SettingsDep
+from serve_apps.deps import AdminDep, PoolDep, SettingsDep
 
 router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
 
@@ -27,15 +28,9 @@ class SecretOut(BaseModel):
     updated_at: datetime
 
 
-def _require_admin(principal) -> None:
-    if principal.role != "admin":
-        raise Forbidden("only organization admins manage secrets")
-
-
 @router.put("/{name}")
-async def put_secret(name: str, body: SecretWrite, principal: PrincipalDep, pool: PoolDep,
+async def put_secret(name: str, body: SecretWrite, principal: AdminDep, pool: PoolDep,
                      settings: SettingsDep, response: Response) -> SecretOut:
-    _require_admin(principal)
     row = await store_secret(pool, org_id=principal.org_id, name=name, value=body.value,
                              settings=settings)
     response.status_code = 201 if row["created"] else 200
@@ -44,15 +39,14 @@ async def put_secret(name: str, body: SecretWrite, principal: PrincipalDep, pool
 
 
 @router.get("")
-async def list_secrets(principal: PrincipalDep, pool: PoolDep) -> dict[str, list[SecretOut]]:
+async def list_secrets(principal: AdminDep, pool: PoolDep) -> dict[str, list[SecretOut]]:
     rows = await secrets_db.list_secrets(pool, org_id=principal.org_id)
     return {"items": [SecretOut(name=r["name"], created_at=r["created_at"],
                                 updated_at=r["updated_at"]) for r in rows]}
 
 
 @router.delete("/{name}", status_code=204)
-async def delete_secret(name: str, principal: PrincipalDep, pool: PoolDep) -> Response:
-    _require_admin(principal)
+async def delete_secret(name: str, principal: AdminDep, pool: PoolDep) -> Response:
     validate_secret_name(name)
     if not await secrets_db.delete_secret(pool, org_id=principal.org_id, name=name):
         raise NotFound(f"no secret named {name!r}")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from aico.errors import BadRequest, NotFound
 from db import sessions as sessions_db
-from serve_apps.deps import PoolDep, PrincipalDep
+from serve_apps.deps import PoolDep, ViewerDep
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -42,7 +42,7 @@ def session_summary(row: Any) -> dict[str, Any]:
 
 @router.get("")
 async def list_sessions(
-    principal: PrincipalDep,
+    principal: ViewerDep,
     pool: PoolDep,
     flow_id: UUID | None = None,
     status: SessionStatus | None = None,
@@ -65,7 +65,7 @@ async def list_sessions(
 
 
 @router.get("/{session_id}")
-async def get_session(session_id: UUID, principal: PrincipalDep, pool: PoolDep) -> dict[str, Any]:
+async def get_session(session_id: UUID, principal: ViewerDep, pool: PoolDep) -> dict[str, Any]:
     row = await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id)
     if row is None:
         raise NotFound(f"session {session_id} not found")
@@ -87,7 +87,7 @@ async def get_session(session_id: UUID, principal: PrincipalDep, pool: PoolDep) 
 @router.get("/{session_id}/events")
 async def list_events(
     session_id: UUID,
-    principal: PrincipalDep,
+    principal: ViewerDep,
     pool: PoolDep,
     after_seq: int = Query(default=0, ge=0),
     limit: int = Query(default=500, ge=1, le=1000),

@@ -64,14 +64,22 @@ class OidcProvider:
         resource: str = AUDIENCE,
         client_id: str = CLIENT_ID,
         client_secret: str = CLIENT_SECRET,
+        roles: tuple[str, ...] = ("admin",),
+        raw_roles: list[str] | None = None,
     ) -> str:
-        """An access token from the provider's token endpoint (client_credentials + resource)."""
+        """An access token from the provider's token endpoint (client_credentials + resource),
+        with Logto's `organization_roles` claim: `roles` in the token's organization, or
+        `raw_roles` entries exactly as given."""
         form = {
             "grant_type": "client_credentials", "client_id": client_id,
             "client_secret": client_secret, "resource": resource,
         }
         if organization_id is not None:
             form["organization_id"] = organization_id
+        entries = raw_roles if raw_roles is not None else (
+            [f"{organization_id}:{r}" for r in roles] if organization_id is not None else [])
+        if entries:
+            form["organization_roles"] = " ".join(entries)
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.post(f"{self.issuer}/token", data=form)
         assert response.status_code == 200, response.text
@@ -102,8 +110,10 @@ class OidcProvider:
 
     def claims_now(self, **extra: object) -> dict:
         now = int(time.time())
+        org = extra.get("organization_id")
+        roles = {"organization_roles": [f"{org}:admin"]} if isinstance(org, str) else {}
         return {"iss": self.issuer, "aud": AUDIENCE, "sub": CLIENT_ID, "client_id": CLIENT_ID,
-                "iat": now, "exp": now + 600, **extra}
+                "iat": now, "exp": now + 600, **roles, **extra}
 
     def stop(self) -> None:
         if self.process.poll() is None:

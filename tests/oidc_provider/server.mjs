@@ -99,7 +99,12 @@ function buildProvider() {
     extraTokenClaims: (ctx) => {
       // The token endpoint keeps only its grant's parameters in `params`; the parsed body has all.
       const org = ctx?.oidc?.body?.organization_id;
-      return org ? { organization_id: org } : undefined;
+      // Logto's organization role claim: "<org id>:<role>" entries, from a space-separated
+      // `organization_roles` request parameter (e.g. "org-1:admin org-1:viewer").
+      const roles = ctx?.oidc?.body?.organization_roles;
+      const claims = org ? { organization_id: org } : {};
+      if (typeof roles === 'string') claims.organization_roles = roles.split(' ').filter(Boolean);
+      return Object.keys(claims).length ? claims : undefined;
     },
     // Quiet: the tests read responses, not logs.
     renderError: (ctx, out) => { ctx.type = 'json'; ctx.body = out; },

@@ -84,7 +84,7 @@ async def test_a_session_missing_a_secret_gets_412_naming_it(make_org, pool):
 
 async def test_members_cannot_write_secrets_and_orgs_do_not_see_each_other(make_org):
     admin = await make_org()
-    member = await make_org(role="member")
+    member = await make_org(role="editor")
     assert (await member.client.put("/v1/secrets/K", json={"value": "v"})).status_code == 403
     assert (await admin.client.put("/v1/secrets/K", json={"value": "v"})).status_code == 201
     other = await make_org()
