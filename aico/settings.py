@@ -101,7 +101,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Path.home() / ".aico")
+    # The owner's URL: migrations and `aico up`'s seeding run with it.
     database_url: str | None = None
+    # The application role's URL (not the tables' owner, no BYPASSRLS) for the API, actors and
+    # executor; unset: `database_url` with the user `aico_app` (db.pool.app_database_url).
+    database_app_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     # Public base URL used to build callback and voice URLs; derived from host/port when unset.
