@@ -1,11 +1,17 @@
 """Voice call fixtures: the API served by uvicorn on a loopback port (WebSockets need a real
 server), the offline models loaded once for the whole run (the pipeline and the tests share
-them through `providers.runtime`), a caller voice made with Piper, and a Whisper ear."""
+them through `providers.runtime`), a caller voice made with Piper, and a Whisper ear.
+
+The voice tests pin where the models run (`AICO_MODELS=inprocess`, and the same in the
+server's settings), so a call takes the same path whatever other test packages left running
+(a `models` Serve app would otherwise be picked up by `auto`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,14 +19,28 @@ import pytest
 
 from actors.audio import resample_pcm16
 from actors.host import LocalVoiceHost
+from aico.settings import ModelSettings, Settings, get_settings
+
+MODELS_MODE = "inprocess"
 
 
-def free_port() -> int:
-    import socket
+@contextlib.contextmanager
+def models_mode(mode: str) -> Iterator[None]:
+    """`AICO_MODELS` for this process while the block runs (settings re-read on both ends)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AICO_MODELS", mode)
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
+    get_settings.cache_clear()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+@pytest.fixture(autouse=True, scope="module")
+def _pinned_models_mode() -> Iterator[None]:
+    with models_mode(MODELS_MODE):
+        yield
 
 
 @dataclass
@@ -37,24 +57,35 @@ class VoiceServer:
 async def voice_models() -> Any:
     from actors.call_providers import warm_default_providers
 
-    stt, tts = await warm_default_providers()
+    with models_mode(MODELS_MODE):  # session fixtures are made before the module pin
+        stt, tts = await warm_default_providers()
     return stt, tts
 
 
 @pytest.fixture(scope="session")
-async def voice_server(settings, pool, voice_models) -> AsyncIterator[VoiceServer]:
+def voice_settings(settings: Settings) -> Settings:
+    """The test settings with the models' mode pinned (passed down, not read from the env)."""
+    return settings.model_copy(update={"serving": ModelSettings(mode=MODELS_MODE)})
+
+
+@pytest.fixture(scope="session")
+async def voice_server(voice_settings, pool, voice_models) -> AsyncIterator[VoiceServer]:
     import uvicorn
 
     from serve_apps.api import create_app
 
-    app = create_app(settings, pool=pool)
-    app.state.aico.extras["voice_host"] = LocalVoiceHost(pool, settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+    app = create_app(voice_settings, pool=pool)
+    app.state.aico.extras["voice_host"] = LocalVoiceHost(pool, voice_settings)
+    # Port 0: the kernel picks a free port as the server binds it; read it back.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 60
     while not server.started:
+        assert not task.done(), "the voice test server did not start"
+        assert time.monotonic() < deadline, "the voice test server did not start in 60 s"
         await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
     yield VoiceServer(base_ws=f"ws://127.0.0.1:{port}", app=app)
     server.should_exit = True
     await task

@@ -1,5 +1,11 @@
 """A test caller for the voice WebSocket: a microphone that streams real time (silence when
-the caller is not speaking), and a recorder of everything the agent sends."""
+the caller is not speaking), and a recorder of everything the agent sends.
+
+On leaving `async with CallClient(url) as call:` the client fails the test if anything went
+wrong that the test did not expect: an `error` event whose code is not in `allowed_errors`, a
+receive error (the connection dropped), or a close code other than a normal one (1000, or the
+client's own hang-up). A test that expects a refusal says so with `expect_close=` and
+`allowed_errors=`."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any, Self
 
 import numpy as np
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 FRAME_S = 0.02
 
@@ -21,9 +28,16 @@ def rms(pcm16: bytes) -> float:
     return float(np.sqrt((a * a).mean())) if a.size else 0.0
 
 
+NORMAL_CLOSES = frozenset({1000})
+
+
 class CallClient:
-    def __init__(self, url: str, *, sample_rate: int = 16000, realtime: bool = True) -> None:
+    def __init__(self, url: str, *, sample_rate: int = 16000, realtime: bool = True,
+                 allowed_errors: frozenset[str] | set[str] = frozenset(),
+                 expect_close: frozenset[int] | set[int] = NORMAL_CLOSES) -> None:
         self.url = url
+        self.allowed_errors = frozenset(allowed_errors)
+        self.expect_close = frozenset(expect_close)
         self.sample_rate = sample_rate
         self.realtime = realtime
         self.audio: list[tuple[float, bytes]] = []
@@ -31,6 +45,7 @@ class CallClient:
         self.out_rate = 0
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        self.close_reason: str | None = None
         self._frames: deque[bytes] = deque()
         self._sent_all = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -49,15 +64,41 @@ class CallClient:
         self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._mic())]
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         await self.hang_up()
+        if exc_type is None:
+            self.assert_clean()
+
+    def unexpected(self) -> list[str]:
+        """What went wrong on this call that the test did not say it expects."""
+        problems = [f"error event {e}" for _, e in self.events if e.get("type") == "error"
+                    and e.get("code") not in self.allowed_errors]
+        if self.receive_error is not None:
+            problems.append(f"receive error {self.receive_error!r}")
+        if self.close_code is not None and self.close_code not in self.expect_close:
+            problems.append(f"closed with {self.close_code} ({self.close_reason!r})")
+        return problems
+
+    def assert_clean(self) -> None:
+        problems = self.unexpected()
+        assert not problems, "; ".join(problems)
 
     async def hang_up(self) -> None:
+        """Leave the call (closing the socket is a hang-up); records the close code."""
         for task in self._tasks:
             task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
         with contextlib.suppress(Exception):
             await self.ws.close()
+        if self.close_code is None:
+            self.close_code = self.ws.close_code
+            self.close_reason = self.ws.close_reason
         self.closed.set()
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(event))
 
     async def _receive(self) -> None:
         try:
@@ -67,10 +108,14 @@ class CallClient:
                     self.audio.append((now, message))
                 else:
                     self.events.append((now, json.loads(message)))
-        except Exception as err:  # noqa: BLE001 - closed by the server
+        except ConnectionClosed:
+            pass  # the close code is what a test checks
+        except Exception as err:  # noqa: BLE001 - recorded, asserted on exit
             self.receive_error = err
         finally:
-            self.close_code = self.ws.close_code
+            if self.ws.close_code is not None:
+                self.close_code = self.ws.close_code
+                self.close_reason = self.ws.close_reason
             self.closed.set()
 
     async def _mic(self) -> None:
