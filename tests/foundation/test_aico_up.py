@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from flows.demo import demo_flow_document
@@ -44,6 +45,22 @@ def wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout_s: float 
     pytest.fail(f"aico up not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
 
 
+def started_processes(proc: subprocess.Popen, home: Path) -> list[psutil.Process]:
+    """What `aico up` runs: its process tree (Ray's GCS, raylet, workers, Serve replicas) and the
+    embedded PostgreSQL, which `pg_ctl` detaches from that tree (found by its data folder)."""
+    procs = psutil.Process(proc.pid).children(recursive=True)
+    for p in psutil.process_iter(["cmdline"]):
+        if str(home / "pg") in " ".join(p.info["cmdline"] or []):
+            procs += [p, *p.children(recursive=True)]
+    return procs
+
+
+def assert_all_gone(procs: list[psutil.Process], log: Path) -> None:
+    _, alive = psutil.wait_procs(procs, timeout=60)
+    left = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in alive if p.is_running()]
+    assert not left, "left running after Ctrl-C:\n" + "\n".join(left) + log.read_text()[-2000:]
+
+
 def stop_with_ctrl_c(proc: subprocess.Popen, log: Path) -> None:
     proc.send_signal(signal.SIGINT)
     try:
@@ -62,6 +79,9 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
     try:
         took = wait_healthy(base, proc, log)
         print(f"aico up → healthy /healthz in {took:.1f}s")
+        running = started_processes(proc, home)
+        names = " ".join(" ".join(p.cmdline()) for p in running)
+        assert "raylet" in names and "gcs_server" in names and "postgres" in names, names
         token_file = home / "dev-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
@@ -76,11 +96,14 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
         stop_with_ctrl_c(proc, log)
     text = log.read_text()
     assert "✓ start embedded PostgreSQL" in text and "Stopped." in text
+    # Ctrl-C leaves nothing behind: no Ray process, no PostgreSQL holding the data folder.
+    assert_all_gone(running, log)
 
     log = tmp_path / "aico-up-again.log"
     proc = start_aico(home, port, log)
     try:
         wait_healthy(base, proc, log)
+        running = started_processes(proc, home)
         assert (home / "dev-token").read_text().strip() == token
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         names = sorted(f["name"] for f in http.get("/v1/flows").json()["items"])
@@ -89,6 +112,7 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
         assert kept["latest_version"] == 1
     finally:
         stop_with_ctrl_c(proc, log)
+    assert_all_gone(running, log)
 
 
 @pytest.mark.slow
