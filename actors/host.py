@@ -24,6 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
+from actors.outbox import items_until
 from actors.pipeline import VoicePipeline
 from aico.settings import Settings
 
@@ -60,22 +61,11 @@ class LocalCall:
         self._queue.put_nowait(_CLOSED)
 
     async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
-        ended = asyncio.create_task(self.pipeline.ended.wait())
-        try:
-            while True:
-                if self._queue.empty() and ended.done():
-                    return
-                getter = asyncio.create_task(self._queue.get())
-                await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    continue
-                item = getter.result()
+        async for batch in items_until(self._queue, self.pipeline.ended.wait()):
+            for item in batch:
                 if item is _CLOSED:
                     return
                 yield item
-        finally:
-            ended.cancel()
 
 
 class LocalVoiceHost:

@@ -44,12 +44,12 @@ class VoiceSession:
     async def _warm_up(self) -> None:
         from actors.call_providers import warm_default_providers
         from aico.settings import get_settings
-        from db.pool import create_pool
+        from db.pool import create_app_pool
 
         settings = get_settings()
-        if not settings.database_url:
+        if not (settings.database_app_url or settings.database_url):
             raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
-        self._pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+        self._pool = await create_app_pool(settings, min_size=1, max_size=4)
         await warm_default_providers(llm=True)
 
     async def attach(self, session_id: str, sample_rate: int, resume: bool,
@@ -84,22 +84,9 @@ class VoiceSession:
         outbox, pipeline = self._outbox, self._pipeline
         if outbox is None or pipeline is None:
             return
-        while True:
-            getter = asyncio.ensure_future(outbox.get())
-            ended = asyncio.ensure_future(pipeline.ended.wait())
-            await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
-            ended.cancel()
-            if not getter.done():
-                getter.cancel()
-                batch = []
-                while not outbox.empty():
-                    batch.append(outbox.get_nowait())
-                if batch:
-                    yield batch
-                return
-            batch = [getter.result()]
-            while not outbox.empty():
-                batch.append(outbox.get_nowait())
+        from actors.outbox import items_until
+
+        async for batch in items_until(outbox, pipeline.ended.wait()):
             yield batch
 
     async def reset(self) -> int:

@@ -18,6 +18,9 @@ from actors.host import VoiceHost
 
 log = logging.getLogger("aico.actors.transports")
 
+# The prefix of `run_call`'s reason when the pipeline's host failed rather than the call ending.
+HOST_FAILED = "host_failed"
+
 
 class CallTransport(Protocol):
     sample_rate: int  # of the caller's audio
@@ -27,7 +30,7 @@ class CallTransport(Protocol):
 
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None: ...
     async def send_event(self, event: dict[str, Any]) -> None: ...
-    async def close(self, reason: str) -> None: ...
+    async def close(self, reason: str, *, code: int = 1000) -> None: ...
 
 
 async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID | str, *,
@@ -73,8 +76,9 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
     outbound = asyncio.create_task(agent_to_caller())
     done, _ = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
     if inbound in done:
-        reason = "hangup"
-        await call.hang_up("hangup")
+        # The caller hung up, or the transport closed a connection that broke a bound.
+        reason = getattr(transport, "end_reason", None) or "hangup"
+        await call.hang_up(reason)
     outbound.cancel()
     inbound.cancel()
     for task in (inbound, outbound):
@@ -83,6 +87,10 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             log.warning("call %s: %r", session_id, task.exception())
+            if task is outbound:
+                # The call's host (its actor) is gone for good: the session did not end by
+                # itself, and the route records it as failed.
+                reason = f"{HOST_FAILED}: {type(task.exception()).__name__}"
     await call.hang_up(reason)
     await transport.close(reason)
     return reason

@@ -148,7 +148,7 @@ class LiveKitTransport:
         with contextlib.suppress(Exception):
             await self.room.local_participant.publish_data(json.dumps(event), topic=EVENT_TOPIC)
 
-    async def close(self, reason: str) -> None:
+    async def close(self, reason: str, *, code: int = 1000) -> None:
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

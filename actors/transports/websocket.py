@@ -4,6 +4,11 @@ Protocol (docs/voice-protocol.md): the client's first text frame is
 `{"type": "start", "sample_rate": N}`; binary frames both ways are PCM16 little-endian mono
 (the caller's at N, the agent's at the rate announced in `{"type": "ready", "sample_rate": M}`);
 text frames carry JSON events.
+
+What a caller may send is bounded per connection (`settings.limits`): frame sizes are checked
+on the raw message before anything is parsed, text frames (dtmf and other control messages) pass
+a token bucket, and caller audio may not run ahead of real time. A connection that breaks a
+bound gets an `error` event and is closed with the code of `CloseCode`.
 """
 
 from __future__ import annotations
@@ -11,12 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from enum import IntEnum
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from actors.transports.frame_limits import AudioBudget, ControlBucket
+from aico.settings import LimitSettings
+
 ALLOWED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-MAX_FRAME_BYTES = 64 * 1024
+# Refusals a flooding client may collect before it is disconnected, in bursts of the bucket.
+REFUSED_BURSTS_BEFORE_CLOSE = 5
+
+
+class CloseCode(IntEnum):
+    """Close codes of the voice and live sockets (docs/voice-protocol.md)."""
+
+    NORMAL = 1000
+    POLICY = 1008          # control frames over the rate, caller audio faster than real time
+    TOO_BIG = 1009         # a frame over the size limit
+    INTERNAL = 1011        # the call's host failed; the session is marked failed
+    UNAUTHORIZED = 4401    # bad, expired or already used token
+    NOT_FOUND = 4404
+    ENDED = 4409           # the session has ended or failed
+    BUSY = 4423            # another socket holds this session's call
+    TOO_MANY = 4429        # the organization's concurrent calls, or a session's observers
 
 
 class ProtocolError(Exception):
@@ -24,24 +49,41 @@ class ProtocolError(Exception):
 
 
 class WebSocketTransport:
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, *, limits: LimitSettings | None = None) -> None:
         self.ws = ws
         self.sample_rate = 16000
+        self.limits = limits or LimitSettings()
+        self.control = ControlBucket(rate_per_s=self.limits.voice_control_per_s,
+                                     burst=self.limits.voice_control_burst)
+        self.audio = AudioBudget(sample_rate=self.sample_rate,
+                                 slack_s=self.limits.voice_audio_slack_s)
+        # Why the server ended the connection (a broken bound), else None: the caller hung up.
+        self.end_reason: str | None = None
+        self._notice_at = 0.0
 
     async def handshake(self, *, timeout_s: float = 10.0) -> None:
         """Wait for the client's `start` message."""
+        usage = "expected {\"type\": \"start\", \"sample_rate\": N} first"
         try:
-            message = await asyncio.wait_for(self.ws.receive_text(), timeout_s)
-            start = json.loads(message)
-        except (TimeoutError, ValueError, KeyError) as err:
-            raise ProtocolError("expected {\"type\": \"start\", \"sample_rate\": N} first") \
-                from err
+            message = await asyncio.wait_for(self.ws.receive(), timeout_s)
+        except TimeoutError as err:
+            raise ProtocolError(usage) from err
+        text = message.get("text")
+        if isinstance(text, str) and self._too_big(text):
+            await self.refuse(CloseCode.TOO_BIG, "frame_too_large", self._text_limit_message())
+            raise ProtocolError("frame too large")
+        try:
+            start = json.loads(text or "")
+        except ValueError as err:
+            raise ProtocolError(usage) from err
         if not isinstance(start, dict) or start.get("type") != "start":
-            raise ProtocolError("expected {\"type\": \"start\", \"sample_rate\": N} first")
+            raise ProtocolError(usage)
         rate = start.get("sample_rate", 16000)
         if rate not in ALLOWED_RATES:
             raise ProtocolError(f"sample_rate must be one of {ALLOWED_RATES}")
         self.sample_rate = int(rate)
+        self.audio = AudioBudget(sample_rate=self.sample_rate,
+                                 slack_s=self.limits.voice_audio_slack_s)
 
     async def receive(self) -> bytes | dict[str, Any] | None:
         while True:
@@ -53,20 +95,63 @@ class WebSocketTransport:
                 return None
             data = message.get("bytes")
             if data is not None:
-                if len(data) > MAX_FRAME_BYTES or len(data) % 2:
-                    await self.send_event({"type": "error", "code": "bad_frame",
-                                           "message": "binary frames are PCM16 mono, < 64 KiB"})
+                # Sizes first: nothing of an oversized frame is looked at or kept.
+                if len(data) > self.limits.voice_max_audio_frame_bytes:
+                    await self.refuse(CloseCode.TOO_BIG, "frame_too_large",
+                                      "binary frames are limited to "
+                                      f"{self.limits.voice_max_audio_frame_bytes} bytes")
+                    return None
+                if len(data) % 2:
+                    await self._notice("bad_frame", "binary frames are PCM16 mono")
                     continue
+                if not self.audio.allow(len(data)):
+                    await self.refuse(CloseCode.POLICY, "audio_too_fast",
+                                      "caller audio arrives faster than real time")
+                    return None
                 return data
-            text = message.get("text")
+            text = message.get("text") or ""
+            if self._too_big(text):
+                await self.refuse(CloseCode.TOO_BIG, "frame_too_large",
+                                  self._text_limit_message())
+                return None
             try:
-                event = json.loads(text or "")
+                event = json.loads(text)
             except ValueError:
                 event = None
-            if isinstance(event, dict):
+            if not isinstance(event, dict):
+                await self._notice("bad_message", "text frames must be JSON objects")
+                continue
+            if event.get("type") in ("hangup", "stop"):
+                return event  # ending the call is never rate limited
+            if self.control.allow():
                 return event
-            await self.send_event({"type": "error", "code": "bad_message",
-                                   "message": "text frames must be JSON objects"})
+            if self.control.refused > REFUSED_BURSTS_BEFORE_CLOSE * self.control.burst:
+                await self.refuse(CloseCode.POLICY, "rate_limited",
+                                  "too many control frames: the connection is closed")
+                return None
+            await self._notice("rate_limited",
+                               f"control frames are limited to {self.control.rate_per_s:g}"
+                               f" per second (bursts of {self.control.burst}); frame dropped")
+
+    def _too_big(self, text: str) -> bool:
+        limit = self.limits.voice_max_text_frame_bytes
+        return len(text) > limit or len(text.encode()) > limit
+
+    def _text_limit_message(self) -> str:
+        return f"text frames are limited to {self.limits.voice_max_text_frame_bytes} bytes"
+
+    async def _notice(self, code: str, message: str) -> None:
+        """An error event about a dropped frame, at most one a second (never an amplifier)."""
+        now = time.monotonic()
+        if now - self._notice_at >= 1.0:
+            self._notice_at = now
+            await self.send_event({"type": "error", "code": code, "message": message})
+
+    async def refuse(self, code: int, error: str, message: str) -> None:
+        """Tell the caller why, then close with `code`."""
+        self.end_reason = error
+        await self.send_event({"type": "error", "code": error, "message": message})
+        await self.close(error, code=code)
 
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None:
         with contextlib.suppress(Exception):
@@ -76,7 +161,7 @@ class WebSocketTransport:
         with contextlib.suppress(Exception):
             await self.ws.send_text(json.dumps(event, default=str))
 
-    async def close(self, reason: str) -> None:
+    async def close(self, reason: str, *, code: int = CloseCode.NORMAL) -> None:
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await self.ws.close(code=1000, reason=reason[:100])
+                await self.ws.close(code=code, reason=reason[:100])
