@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aico.errors import AicoError, Forbidden, NotFound
 from db import flows as flows_db
 from db import sessions as sessions_db
-from flows.callbacks import verify_call
+from flows.callbacks import SIGNATURE_PATTERN, verify_call
 from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import StepContext, flow_document, step
 from flows.session_providers import resolve_session_providers
@@ -171,7 +171,7 @@ def _sse_event(name: str, data: dict[str, Any]) -> str:
 @router.post("/v1/sessions/{session_id}/events")
 async def post_event(session_id: UUID, body: ToolResultIn, pool: PoolDep, state: StateDep,
                      call_id: str = Query(pattern=r"^[0-9a-f]{32}$"),
-                     sig: str = Query(pattern=r"^[0-9a-f]{64}$")) -> dict[str, Any]:
+                     sig: str = Query(pattern=SIGNATURE_PATTERN)) -> dict[str, Any]:
     """A `tool.result` for an async http node, authorised by the signed URL it was given."""
     if not verify_call(state.settings, session_id, call_id, sig):
         raise Forbidden("the callback signature does not match this session and call")

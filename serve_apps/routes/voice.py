@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -31,9 +29,8 @@ from actors.host import LocalVoiceHost, RayVoiceHost, VoiceHost
 from actors.transports import run_call
 from actors.transports.websocket import ProtocolError, WebSocketTransport
 from aico.errors import AicoError
-from aico.settings import Settings
+from aico.signing import mint_voice_token, verify_voice_token
 from db import sessions as sessions_db
-from flows.callbacks import callback_key
 from serve_apps.auth import authenticate
 from serve_apps.deps import oidc_verifier
 from serve_apps.state import ApiState, app_state
@@ -46,29 +43,7 @@ _LIVE_TYPES = {"transcript", "metrics", "interrupted", "timer", "dtmf", "end", "
                "agent_speech_started", "agent_speech_ended", "user_speech_started", "resumed"}
 
 
-# --- tokens ----------------------------------------------------------------------------------
-
-def _token_key(settings: Settings) -> bytes:
-    return hmac.new(callback_key(settings), b"aico.voice-token", hashlib.sha256).digest()
-
-
-def mint_voice_token(settings: Settings, session_id: UUID | str, *, ttl_s: int,
-                     now: float | None = None) -> tuple[str, int]:
-    expires = int((now or time.time()) + ttl_s)
-    sig = hmac.new(_token_key(settings), f"{session_id}:{expires}".encode(),
-                   hashlib.sha256).hexdigest()
-    return f"{expires}.{sig}", expires
-
-
-def verify_voice_token(settings: Settings, session_id: UUID | str, token: str, *,
-                       now: float | None = None) -> bool:
-    expires_s, _, sig = token.partition(".")
-    if not expires_s.isdigit() or len(sig) != 64:
-        return False
-    expected = hmac.new(_token_key(settings), f"{session_id}:{expires_s}".encode(),
-                        hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, sig) and int(expires_s) >= (now or time.time())
-
+# --- tokens (minted and checked by aico.signing) -----------------------------------------------
 
 async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
