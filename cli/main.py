@@ -94,6 +94,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             settings.home.mkdir(parents=True, exist_ok=True)
             settings.home.chmod(0o700)
 
+        with progress.step("check the secret and signing keys"):
+            from aico.signing import require_cluster_keys, signer
+
+            # Workers on other nodes cannot share a generated key file: refuse, do not diverge.
+            require_cluster_keys(settings, ray_address=os.environ.get("RAY_ADDRESS"))
+            signer(settings)  # embedded mode: $AICO_HOME/signing-key (0600) exists from here on
+
         database_url = settings.database_url
         if database_url is None:
             with progress.step(f"start embedded PostgreSQL in {settings.pg_dir}"):

@@ -13,8 +13,8 @@ import pytest
 
 from aico.settings import SecuritySettings, Settings
 from aico.signing import (
-    SigningKeyError,
     Signer,
+    SigningKeyError,
     ensure_key_file,
     mint_voice_token,
     require_cluster_keys,
@@ -109,3 +109,22 @@ def test_aico_up_on_a_cluster_needs_configured_keys(tmp_path):
     require_cluster_keys(_settings(tmp_path, secret=_key(), signing=_key()),
                          ray_address="10.0.0.5:6379")
     assert not (tmp_path / "signing-key").exists()
+
+
+def test_aico_up_refuses_to_join_a_cluster_without_configured_keys(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    aico = Path(sys.executable).parent / "aico"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICO_", "RAY_"))}
+    env.update(AICO_HOME=str(tmp_path / "home"), RAY_ADDRESS="10.255.255.1:6379")
+    done = subprocess.run([str(aico), "up"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "configure AICO_SECRET_KEY and AICO_SIGNING_KEY on every node" in output
+    # Refused before anything started or was generated.
+    assert not (tmp_path / "home" / "pg").exists()
+    assert not (tmp_path / "home" / "signing-key").exists()
