@@ -84,6 +84,14 @@ class LimitSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AICO_LIMIT_", extra="ignore")
 
+    # Flow execution (flows/runner.py, flows/executor.py, flows/expressions.py).
+    flow_subflow_depth: int = Field(8, ge=1, le=64, description="nested subflow sessions")
+    flow_external_calls_per_step: int = Field(
+        10, ge=1, le=1000, description="http calls and extractions one step may make")
+    flow_step_deadline_s: float = Field(30.0, gt=0, le=3600, description="one executor step")
+    flow_expression_timeout_s: float = Field(
+        1.0, gt=0, le=60, description="one template render or condition evaluation")
+
     # Voice sockets (serve_apps/routes/voice.py, actors/transports/websocket.py).
     voice_calls_per_org: int = Field(20, ge=1, description="concurrent live calls per organization")
     voice_lease_ttl_s: float = Field(15.0, ge=2, description="a call's lease lapses unrenewed")

@@ -55,7 +55,7 @@ from db import sessions as sessions_db
 from flows import llm_context
 from flows.document import FlowDocument, parse_flow_document
 from flows.events import Action, End, InboundEvent, SayChunk, StartChild, action_from_dict
-from flows.runner import FlowRun, RunEnv, StepOutcome
+from flows.runner import RunEnv, StepOutcome, persistence_hooks, run_bounded
 
 log = logging.getLogger("aico.flows.executor")
 
@@ -137,7 +137,7 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
                 yield action
             return
         doc = await flow_document(ctx.pool, snap["flow_version_id"])
-        outcome = await FlowRun(doc, snap, _run_env(ctx, snap)).apply(event)
+        outcome = await run_bounded(doc, snap, _run_env(ctx, snap), event)
         version = await _commit(ctx, snap, event, outcome)
         if version is None:
             # Another step committed first: back off a little (jittered) and start over.
@@ -307,7 +307,8 @@ def _run_env(ctx: StepContext, snap: Any) -> RunEnv:
                                                flow_id=UUID(flow_id))
 
     return RunEnv(settings=ctx.settings, complete_llm=complete_llm,
-                  latest_flow_version=latest_flow_version)
+                  latest_flow_version=latest_flow_version,
+                  **persistence_hooks(ctx.pool, snap, ctx.settings))
 
 
 async def _session_llm(ctx: StepContext, snap: Any) -> Any:

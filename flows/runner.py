@@ -10,12 +10,14 @@ Session state (sessions.state, JSON):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aico.egress import EgressGuard
 from aico.errors import Conflict
 from flows import llm_context
 from flows.callbacks import callback_url
@@ -34,11 +36,35 @@ from flows.document import (
 )
 from flows.events import Action, End, InboundEvent, Listen, Say, Transfer
 from flows.expressions import ExpressionError, evaluate, render
-from flows.http_node import http_request
+from flows.http_node import http_call_id, http_request
 
 log = logging.getLogger("aico.flows.runner")
 
 MAX_NODES_PER_STEP = 256
+
+
+async def _no_allowlist() -> list[str]:
+    return []
+
+
+async def _top_level() -> int:
+    return 0
+
+
+async def _always_send(call_id: str, stale_after_s: float) -> tuple[bool, Any]:
+    return True, None
+
+
+async def _forget_result(call_id: str, result: dict[str, Any]) -> None:
+    return None
+
+
+class StepLimitExceeded(Exception):
+    """A bound on one step (external calls, subflow depth) was reached: the session fails."""
+
+    def __init__(self, reason: str, message: str, node_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.node_id = reason, message, node_id
 
 
 @dataclass
@@ -48,6 +74,13 @@ class RunEnv:
     settings: Any
     complete_llm: Callable[[list[dict[str, str]], dict[str, Any]], Awaitable[str]]
     latest_flow_version: Callable[[str], Awaitable[Any]]
+    # The organization's egress allow-list (aico.egress), read when an http node runs.
+    egress_allowlist: Callable[[], Awaitable[list[str]]] = _no_allowlist
+    # How many sessions above this one (0 for a top-level session).
+    subflow_depth: Callable[[], Awaitable[int]] = _top_level
+    # Call intents (db/http_calls.py): claim(call_id, stale_after_s) -> (send?, stored result).
+    claim_call: Callable[[str, float], Awaitable[tuple[bool, Any]]] = _always_send
+    complete_call: Callable[[str, dict[str, Any]], Awaitable[None]] = _forget_result
 
 
 @dataclass
@@ -72,7 +105,14 @@ class FlowRun:
         self.session_id = str(snapshot["id"])
         self.parent_id = snapshot["parent_session_id"]
         self.channel = snapshot["channel"]
-        self.allow_private_http = bool((snapshot["org_settings"] or {}).get("allow_private_http"))
+        self.snapshot = snapshot
+        limits = getattr(env.settings, "limits", None)
+        self.max_external_calls = int(getattr(limits, "flow_external_calls_per_step", 10))
+        self.max_subflow_depth = int(getattr(limits, "flow_subflow_depth", 8))
+        self.event_id = ""
+        self.external_calls = 0
+        self.node_visits: dict[str, int] = {}
+        self.guard: EgressGuard | None = None
         state = dict(snapshot["state"] or {})
         state.setdefault("history", [])
         self.out = StepOutcome(status=snapshot["status"], state=state,
@@ -81,6 +121,30 @@ class FlowRun:
     # --- events ------------------------------------------------------------------------
 
     async def apply(self, event: InboundEvent) -> StepOutcome:
+        self.event_id = event.event_id
+        try:
+            return await self._apply(event)
+        except StepLimitExceeded as exc:
+            log.warning("session %s: %s", self.session_id, exc.message)
+            return self.failed(exc.reason, exc.message, node_id=exc.node_id)
+
+    def failed(self, reason: str, message: str, *, node_id: str | None = None) -> StepOutcome:
+        """What a step that hit a bound commits instead of its partial work: the session fails
+        with the reason recorded (`session.failed` event, then the End action)."""
+        state = dict(self.snapshot["state"] or {})
+        state["wait"] = None
+        self.out = StepOutcome(status="failed", state=state,
+                               variables=dict(self.snapshot["variables"] or {}))
+        self.out.out_events.append({"type": "session.failed", "payload": {
+            "reason": reason, "message": message, "node_id": node_id}})
+        self.emit(End(reason=reason, node_id=node_id, session_id=self.session_id),
+                  payload={"reason": reason, "message": message})
+        if self.parent_id is not None:
+            self.out.effects.append({"kind": "notify_parent", "parent_session_id":
+                                     str(self.parent_id), "reason": reason})
+        return self.out
+
+    async def _apply(self, event: InboundEvent) -> StepOutcome:
         state, p = self.out.state, event.payload
         if self.out.status in ("ended", "failed"):
             if event.type in ("session.ended", "llm.completed", "child.completed",
@@ -239,6 +303,7 @@ class FlowRun:
     async def collect_turn(self, node: CollectNode, text: str, wait: dict[str, Any]) -> None:
         messages, response_format = llm_context.collect_request(
             node, text=text, variables=self.out.variables)
+        self.count_external_call(node.id)
         raw = await self.env.complete_llm(messages, {"response_format": response_format,
                                                      "temperature": 0.0})
         found = llm_context.validated_fields(node, raw)
@@ -257,19 +322,32 @@ class FlowRun:
         self.say(node.id, f"Sorry, I still need: {wanted}.")
         self.emit(Listen(node.id))
 
+    def count_external_call(self, node_id: str) -> None:
+        self.external_calls += 1
+        if self.external_calls > self.max_external_calls:
+            raise StepLimitExceeded(
+                "external_call_limit",
+                f"node {node_id!r}: more than {self.max_external_calls} external calls in one"
+                " step (AICO_LIMIT_FLOW_EXTERNAL_CALLS_PER_STEP)", node_id)
+
     async def run_http(self, node: HttpNode) -> bool:
-        """Call the API; True when the flow now waits for its callback."""
+        """Call the API; True when the flow now waits for its callback.
+
+        The call id is stable per (session, event, node, visit) and recorded before the request
+        leaves: a step retried after losing the optimistic version race (or a re-delivered
+        event) reuses the recorded result instead of calling the outside world again."""
+        self.count_external_call(node.id)
         ns = self.namespace()
-        call_id = uuid.uuid4().hex
+        visit = self.node_visits[node.id] = self.node_visits.get(node.id, 0) + 1
+        call_id = http_call_id(self.session_id, self.event_id, node.id, visit)
         headers = {k: self.render(v) for k, v in node.headers.items()}
         body = self.render(node.body) if isinstance(node.body, str) else node.body
         if node.async_:
             url = callback_url(self.env.settings, self.session_id, call_id)
             headers["X-AICO-Callback-URL"] = url
             ns = {**ns, "callback_url": url}
-        result = await http_request(
-            method=node.method, url=render(node.url, ns), headers=headers, body=body,
-            timeout_s=node.timeout_s, allow_private=self.allow_private_http)
+        result = await self.call_once(call_id, node.timeout_s, lambda: self.send_http(
+            node, url=render(node.url, ns), headers=headers, body=body, call_id=call_id))
         self.out.out_events.append({"type": "http.called", "payload": {
             "node_id": node.id, "status": result["status"], "error": result.get("error"),
             "call_id": call_id if node.async_ else None}})
@@ -279,7 +357,41 @@ class FlowRun:
         self.assign(node.into, result)
         return False
 
+    async def send_http(self, node: HttpNode, *, url: str, headers: dict[str, str], body: Any,
+                        call_id: str) -> dict[str, Any]:
+        if self.guard is None:
+            self.guard = EgressGuard(await self.env.egress_allowlist())
+        return await http_request(method=node.method, url=url, headers=headers, body=body,
+                                  timeout_s=node.timeout_s, guard=self.guard,
+                                  idempotency_key=call_id)
+
+    async def call_once(self, call_id: str, timeout_s: float,
+                        send: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        # A claim older than the call's own timeout (plus slack) belongs to a worker that died
+        # mid-call: send again then, with the same Idempotency-Key.
+        stale_after = timeout_s + 5.0
+        deadline = asyncio.get_running_loop().time() + stale_after + 1.0
+        while True:
+            may_send, stored = await self.env.claim_call(call_id, stale_after)
+            if may_send:
+                result = await send()
+                await self.env.complete_call(call_id, result)
+                return result
+            if stored is not None:
+                return dict(stored)
+            # Another worker is making this very call right now (the same event delivered
+            # twice at once): wait for its result rather than calling a second time.
+            if asyncio.get_running_loop().time() > deadline:
+                return {"status": 0, "error": f"call {call_id} is still in flight elsewhere"}
+            await asyncio.sleep(0.05)
+
     async def start_subflow(self, node: SubflowNode) -> bool:
+        depth = await self.env.subflow_depth() + 1
+        if depth > self.max_subflow_depth:
+            raise StepLimitExceeded(
+                "subflow_depth_limit",
+                f"node {node.id!r}: subflow nesting deeper than {self.max_subflow_depth}"
+                " (AICO_LIMIT_FLOW_SUBFLOW_DEPTH)", node.id)
         version = await self.env.latest_flow_version(str(node.flow_id))
         if version is None:
             self.assign(node.into, {"error": f"flow {node.flow_id} has no published version"})
@@ -338,3 +450,52 @@ class FlowRun:
         except ExpressionError as exc:
             log.info("session %s node %s: %s", self.session_id, node_id, exc)
             return None
+
+
+def persistence_hooks(pool: Any, snapshot: Any, settings: Any) -> dict[str, Any]:
+    """The RunEnv callables backed by PostgreSQL: the org's egress allow-list, the session's
+    subflow depth, and http call intents (see `FlowRun.call_once`)."""
+    from db import egress_allowlist as egress_db
+    from db import http_calls as http_calls_db
+    from db.session_ancestry import count_session_ancestors
+
+    session_id = snapshot["id"]
+    limit = int(getattr(getattr(settings, "limits", None), "flow_subflow_depth", 8))
+
+    async def egress_allowlist() -> list[str]:
+        return await egress_db.get_egress_allowlist(pool, org_id=snapshot["org_id"])
+
+    async def subflow_depth() -> int:
+        depth = await count_session_ancestors(pool, session_id=session_id, limit=limit)
+        # Not visible (row-level security without the organization set): fail closed.
+        return limit + 1 if depth is None else int(depth)
+
+    async def claim_call(call_id: str, stale_after_s: float) -> tuple[bool, Any]:
+        return await http_calls_db.claim_http_call(pool, session_id=session_id, call_id=call_id,
+                                                   stale_after_s=stale_after_s)
+
+    async def complete_call(call_id: str, result: dict[str, Any]) -> None:
+        await http_calls_db.complete_http_call(pool, session_id=session_id, call_id=call_id,
+                                               result=result)
+
+    return {"egress_allowlist": egress_allowlist, "subflow_depth": subflow_depth,
+            "claim_call": claim_call, "complete_call": complete_call}
+
+
+async def run_bounded(doc: FlowDocument, snapshot: Any, env: RunEnv,
+                      event: InboundEvent) -> StepOutcome:
+    """`FlowRun.apply` within the step deadline (`AICO_LIMIT_FLOW_STEP_DEADLINE_S`); a step
+    that overruns it fails the session with the reason recorded, instead of hanging."""
+    deadline = float(getattr(getattr(env.settings, "limits", None), "flow_step_deadline_s", 30.0))
+    run = FlowRun(doc, snapshot, env)
+    try:
+        async with asyncio.timeout(deadline):
+            return await run.apply(event)
+    except TimeoutError:
+        at = run.out.state.get("at")
+        log.warning("session %s: step over its %.1f s deadline at node %s", snapshot["id"],
+                    deadline, at)
+        return run.failed(
+            "step_deadline",
+            f"one step ran longer than {deadline:g} s (AICO_LIMIT_FLOW_STEP_DEADLINE_S)",
+            node_id=at)

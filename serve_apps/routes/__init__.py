@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serve_apps.routes import auth_config, flows, health, sessions
 from serve_apps.routes import chat
+from serve_apps.routes import egress
 from serve_apps.routes import providers, secrets
 from serve_apps.routes import voice
 
@@ -18,4 +19,5 @@ ROUTERS: list[APIRouter] = [
     providers.router,
     secrets.router,
     voice.router,
+    egress.router,
 ]

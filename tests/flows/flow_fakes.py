@@ -61,10 +61,13 @@ def scripted_opener(llm: ScriptedLLM | None = None) -> Callable[[dict], Any]:
 
 
 class LoopbackHTTP:
-    """A real HTTP server on 127.0.0.1 that records requests and answers JSON."""
+    """A real HTTP server on 127.0.0.1 that records requests and answers JSON (or, when told,
+    a redirect to `redirect_to`, or a body of `body_bytes` bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, redirect_to: str | None = None, body_bytes: int | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.redirect_to = redirect_to
+        self.body_bytes = body_bytes
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,7 +79,15 @@ class LoopbackHTTP:
                 body = self.rfile.read(length).decode() if length else ""
                 outer.requests.append({"method": self.command, "path": self.path,
                                        "headers": dict(self.headers), "body": body})
+                if outer.redirect_to:
+                    self.send_response(302)
+                    self.send_header("location", outer.redirect_to)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 payload = json.dumps({"ok": True, "path": self.path, "echo": body}).encode()
+                if outer.body_bytes is not None:
+                    payload = b"x" * outer.body_bytes
                 status = 202 if "async" in self.path else 200
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -94,6 +105,12 @@ class LoopbackHTTP:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+async def allow_loopback(client: httpx.AsyncClient) -> None:
+    """Let the organization's flows reach 127.0.0.1 (the loopback test servers)."""
+    r = await client.put("/v1/org/egress-allowlist", json={"hosts": ["127.0.0.1"]})
+    assert r.status_code == 200, r.text
 
 
 async def publish(client: httpx.AsyncClient, document: dict[str, Any]) -> str:

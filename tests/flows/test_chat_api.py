@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from flow_fakes import every_node_flow, linear, publish, send, start_chat, texts
+from flow_fakes import allow_loopback, every_node_flow, linear, publish, send, start_chat, texts
 
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
@@ -13,7 +13,8 @@ from db.sessions import get_session_brief
 
 async def test_a_flow_with_every_node_type_runs_over_http(make_org, loopback_http, scripted_llm,
                                                           anon, pool):
-    org = await make_org(settings={"allow_private_http": True})
+    org = await make_org()
+    await allow_loopback(org.client)
     api = org.client
     child = await publish(api, linear(
         "pin", {"id": "ask", "type": "say", "text": "{{ who }}, your PIN?"},
@@ -169,7 +170,12 @@ async def test_missing_provider_secrets_fail_with_412_before_anything_runs(make_
     org = await make_org()
     doc = linear("cloud", {"id": "hi", "type": "say", "text": "hi"},
                  {"id": "hear", "type": "listen"})
-    doc["providers"] = {"llm": {"kind": "openai", "api_key_secret": "ACME_OPENAI_KEY"}}
+    # The organization's admin owns the profile (kind, secret name); the flow picks it.
+    r = await org.client.put("/v1/org/providers", json={"profiles": [{
+        "name": "acme", "capability": "llm", "internal": True,
+        "config": {"kind": "openai", "api_key_secret": "ACME_OPENAI_KEY"}}]})
+    assert r.status_code == 200, r.text
+    doc["providers"] = {"llm": {"profile": "acme"}}
     flow = await publish(org.client, doc)
     r = await org.client.post(f"/v1/flows/{flow}/sessions", json={"channel": "chat"})
     assert r.status_code == 412, r.text

@@ -6,7 +6,16 @@ import asyncio
 import json
 from uuid import UUID
 
-from flow_fakes import ScriptedLLM, linear, publish, scripted_opener, send, start_chat, texts
+from flow_fakes import (
+    ScriptedLLM,
+    allow_loopback,
+    linear,
+    publish,
+    scripted_opener,
+    send,
+    start_chat,
+    texts,
+)
 
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
@@ -166,7 +175,8 @@ async def test_collect_gives_up_after_max_attempts(api, scripted_llm):
 
 
 async def test_http_sync_calls_a_loopback_api_when_the_org_allows(make_org, loopback_http):
-    org = await make_org(settings={"allow_private_http": True})
+    org = await make_org()
+    await allow_loopback(org.client)
     flow = await publish(org.client, linear(
         "http",
         {"id": "call", "type": "http", "method": "POST", "url": loopback_http.url + "/orders",
@@ -186,7 +196,7 @@ async def test_http_refuses_private_targets_by_default(api, loopback_http):
         {"id": "show", "type": "say", "text": "{{ res.refused }}: {{ res.error }}"}))
     s = await start_chat(api, flow)
     (text,) = texts(s)
-    assert text.startswith("True: 127.0.0.1 resolves to 127.0.0.1"), text
+    assert text.startswith("True: refused to connect to 127.0.0.1 (127.0.0.1): a loopback"), text
     assert loopback_http.requests == []
     for url in ("http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://[::1]/"):
         flow = await publish(api, linear(
@@ -196,7 +206,8 @@ async def test_http_refuses_private_targets_by_default(api, loopback_http):
 
 
 async def test_http_async_waits_for_the_signed_callback(make_org, loopback_http, anon):
-    org = await make_org(settings={"allow_private_http": True})
+    org = await make_org()
+    await allow_loopback(org.client)
     flow = await publish(org.client, linear(
         "async",
         {"id": "call", "type": "http", "method": "POST", "url": loopback_http.url + "/async",

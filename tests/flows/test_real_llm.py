@@ -8,7 +8,7 @@ import json
 from uuid import UUID
 
 import pytest
-from flow_fakes import every_node_flow, linear, publish, send, start_chat
+from flow_fakes import allow_loopback, every_node_flow, linear, publish, send, start_chat
 
 from db.session_events import list_session_events_for_session
 
@@ -22,7 +22,8 @@ def models_in_process(monkeypatch: pytest.MonkeyPatch, app) -> None:
 
 
 async def test_every_node_type_with_the_real_llm(make_org, loopback_http, anon, pool):
-    org = await make_org(settings={"allow_private_http": True})
+    org = await make_org()
+    await allow_loopback(org.client)
     api = org.client
     child = await publish(api, linear(
         "pin", {"id": "ask", "type": "say", "text": "Your PIN?"},
