@@ -29,16 +29,16 @@ from uuid import UUID
 import asyncpg
 
 from actors.audio import resample_pcm16
-from actors.call_providers import load_vad, open_call_providers
+from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
 from actors.speech_out import Sentence, SpeechOut
-from actors.timed_llm import timed_opener
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance
+from aico.errors import NotFound
 from aico.settings import Settings
 from db import session_metrics
-from db import sessions as sessions_db
 from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, step
+from flows.sessions import open_session_speech, resume_point
 
 log = logging.getLogger("aico.actors.pipeline")
 
@@ -82,16 +82,15 @@ class VoicePipeline:
                     connected_at: float | None = None) -> dict[str, Any]:
         self._connected_at = connected_at or time.monotonic()
         self.in_rate = int(sample_rate)
-        snap = await sessions_db.get_session_for_step(self.pool, session_id=self.session_id,
-                                                      event_id="voice:attach")
-        if snap is None:
-            raise LookupError(f"session {self.session_id} not found")
-        self.options = voice_options(dict(snap["variables"] or {}),
-                                     settings=self.settings.voice)
-        self._ctx.open_llm = timed_opener(self.pool, snap["org_id"], self._on_llm_start,
-                                          open_llm=self._open_llm)
-        stt, tts = await open_call_providers(self.pool, org_id=snap["org_id"],
-                                             providers=dict(snap["providers"] or {}))
+        try:
+            point = await resume_point(self.pool, self.session_id)
+        except NotFound:
+            raise LookupError(f"session {self.session_id} not found") from None
+        self.options = voice_options(point.variables, settings=self.settings.voice)
+        self._ctx.on_llm_start = self._on_llm_start
+        stt, tts = await open_session_speech(
+            self.pool, {"org_id": point.org_id, "providers": point.providers},
+            settings=self.settings)
         self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
                                 on_first_audio=self._first_audio)
         self.turns = TurnDetector(
@@ -103,17 +102,15 @@ class VoicePipeline:
         self._send(ready)
         self._flow_task = asyncio.create_task(self._flow_loop(), name="flow")
         self._timers["max_duration"] = asyncio.create_task(self._max_duration())
-        state = dict(snap["state"] or {})
-        wait = state.get("wait") or {}
-        if snap["status"] in ("ended", "failed"):
+        if point.kind == "ended":
             await self._finish("ended")
-        elif not state.get("started"):
+        elif point.kind == "start":
             self._events.put_nowait(InboundEvent.session_started())
-        elif wait.get("kind") == "llm":
+        elif point.kind == "llm_reply" and point.llm_token:
             # Died mid-reply: the caller's last turn is committed; the reply was not heard.
-            self._events.put_nowait(InboundEvent.llm_completed(wait["token"], "",
+            self._events.put_nowait(InboundEvent.llm_completed(point.llm_token, "",
                                                                interrupted=True))
-        elif wait.get("kind") in ("listen", "collect"):
+        elif point.kind == "listening":
             self._listening = True
             self._arm_no_input()
         return ready

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,6 +23,7 @@ from pydantic import (
 
 from aico.errors import ValidationFailed
 from flows.expressions import check_condition, check_template
+from providers.profiles import FlowProviderChoice, check_flow_providers
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 NodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -204,7 +206,9 @@ class FlowDocument(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     variables: dict[Identifier, VariableSpec] = {}
-    providers: dict[Literal["stt", "llm", "tts"], dict[str, Any]] = {}
+    # A profile name and tuning per capability; base URLs and secrets are the organization's.
+    providers: Annotated[dict[Literal["stt", "llm", "tts"], FlowProviderChoice],
+                         BeforeValidator(check_flow_providers)] = {}
     nodes: list[Node] = Field(min_length=1, max_length=500)
     edges: list[Edge] = Field(default=[], max_length=2000)
 

@@ -71,6 +71,8 @@ class StepContext:
     pool: asyncpg.Pool
     settings: Settings
     open_llm: LLMOpener | None = None
+    # Hears when each LLM call starts (the voice pipeline's turn metrics).
+    on_llm_start: Callable[[float], None] | None = None
     # Filled by `step` for benchmarks: seconds spent in model calls during the last step.
     model_seconds: float = 0.0
 
@@ -312,6 +314,7 @@ def _run_env(ctx: StepContext, snap: Any) -> RunEnv:
 
 
 async def _session_llm(ctx: StepContext, snap: Any) -> Any:
-    from flows.session_providers import open_session_llm
+    from flows.sessions import open_session_llm
 
-    return await open_session_llm(ctx.pool, snap, open_llm=ctx.open_llm, settings=ctx.settings)
+    return await open_session_llm(ctx.pool, snap, open_llm=ctx.open_llm, settings=ctx.settings,
+                                  on_start=ctx.on_llm_start)

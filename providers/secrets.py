@@ -1,9 +1,10 @@
 """Organization secrets as the rest of AICO uses them: store, load for a session, check.
 
-    resolved = await resolve_session_providers(conn, org_id=org, flow=doc_providers)
     await check_required_secrets(conn, org_id=org, resolved=resolved)   # MissingSecrets → 412
     values = await load_secrets(conn, org_id=org, names=resolved.required_secrets())
-    llm = await open_llm(resolved["llm"], secrets=values)
+
+The session service (`flows.sessions`) is their one caller for sessions: it resolves a session's
+providers, checks them here before anything runs, and opens them with the loaded values.
 
 Values are decrypted only here and handed straight to provider constructors; nothing in
 this module logs or returns them anywhere else.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -90,3 +92,43 @@ async def check_required_secrets(conn: asyncpg.Connection | asyncpg.Pool, *, org
     missing = [n for n in needed if n not in present]
     if missing:
         raise MissingSecrets(missing)
+
+
+@dataclass(frozen=True)
+class SecretRotation:
+    """What `rotate_secrets` did: rows re-sealed under `key_id`, and rows skipped because they
+    changed while it ran (a new value is sealed under the current key anyway)."""
+
+    key_id: str
+    rotated: int
+    skipped: int
+
+
+async def rotate_secrets(pool: asyncpg.Pool, *, settings: Any) -> SecretRotation:
+    """Re-encrypt every secret not sealed under the current (first) key of `AICO_SECRET_KEY`.
+
+    Run with the new key first and the old ones after (`new:...,old:...`) on every process:
+    reads keep working with both keys while this runs, one organization per short transaction;
+    afterwards the old key can be dropped."""
+    from db import secrets_rotation as rotation_db
+
+    box = secret_box(settings)
+    current = box.current_key_id
+    rotated = skipped = 0
+    for org_id in await rotation_db.list_org_ids_with_secrets_not_under(pool, key_id=current):
+        async with pool.acquire() as conn, conn.transaction():
+            await rotation_db.scope_to_org(conn, org_id)
+            rows = await rotation_db.fetch_sealed_secrets_not_under(conn, org_id=org_id,
+                                                                    key_id=current)
+            for row in rows:
+                old = SealedSecret(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+                sealed = box.seal(box.open(old, org_id=org_id, name=row["name"]),
+                                  org_id=org_id, name=row["name"])
+                if await rotation_db.update_sealed_secret_if_unchanged(
+                        conn, org_id=org_id, name=row["name"], old_key_id=old.key_id,
+                        old_nonce=old.nonce, key_id=sealed.key_id, nonce=sealed.nonce,
+                        ciphertext=sealed.ciphertext):
+                    rotated += 1
+                else:
+                    skipped += 1
+    return SecretRotation(key_id=current, rotated=rotated, skipped=skipped)

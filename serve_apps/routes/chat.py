@@ -1,11 +1,15 @@
 """Chat over HTTP: start a session of a flow's latest published version, send it messages (JSON or
 Server-Sent Events), and receive async tool results on signed callback URLs.
 
+Sessions are created by the session service (`flows.sessions.create_session`: the published
+version, provider resolution with the organization's profiles and secrets, 412 naming missing
+secrets); these routes parse, authorise, call it and return.
+
 Voice sessions: `POST /v1/flows/{id}/sessions` with `"channel": "voice"` creates the session
 without running it (the voice session actor sends `session.started` when the caller connects)
-and asks the hook `app.state.aico.extras["voice_session_info"]` (an async callable
-`(request, session_row) -> dict`, installed by the voice routes) for the `voice` field: the
-WebSocket URL and its short-lived token.
+and asks `state.voice_session_info` (an async callable `(request, session_row) -> dict`; by
+default the voice routes' own) for the `voice` field: the WebSocket URL and its short-lived
+token.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aico.errors import AicoError, Forbidden, NotFound
-from db import flows as flows_db
 from db import sessions as sessions_db
 from flows.callbacks import SIGNATURE_PATTERN, verify_call
 from flows.events import Action, InboundEvent, Say, SayChunk
-from flows.executor import StepContext, flow_document, step
-from flows.session_providers import resolve_session_providers
+from flows.executor import StepContext, step
+from flows.sessions import create_session as create_session_for
 from serve_apps.deps import EditorDep, PoolDep, StateDep
 
 router = APIRouter(tags=["chat"])
@@ -61,8 +64,9 @@ class ToolResultIn(BaseModel):
 
 
 def _context(state: Any, pool: Any) -> StepContext:
-    # `open_llm` in extras overrides how session LLMs are built (tests, embedding apps).
-    return StepContext(pool=pool, settings=state.settings, open_llm=state.extras.get("open_llm"))
+    # `llm_opener` overrides how session LLMs are built (tests, embedding apps).
+    opener = state.llm_opener or state.extras.get("open_llm")
+    return StepContext(pool=pool, settings=state.settings, open_llm=opener)
 
 
 def messages_of(actions: list[Action]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -95,27 +99,20 @@ async def _session_status(pool: Any, session_id: UUID) -> str:
 async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
                          principal: EditorDep, pool: PoolDep,
                          state: StateDep) -> dict[str, Any]:
-    if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=flow_id) is None:
-        raise NotFound(f"flow {flow_id} not found")
-    version = await flows_db.get_flow_version(pool, org_id=principal.org_id, flow_id=flow_id)
-    if version is None:
-        raise NotFound(f"flow {flow_id} has no published version: publish it first")
-    doc = await flow_document(pool, version["id"])
-    providers = await resolve_session_providers(pool, org_id=principal.org_id, document=doc,
-                                                channel=body.channel)
-    row = await sessions_db.insert_session(
-        pool, org_id=principal.org_id, flow_id=flow_id, flow_version_id=version["id"],
-        channel=body.channel, variables={**doc.initial_variables(), **body.variables},
+    new = await create_session_for(
+        pool, settings=state.settings, org_id=principal.org_id, flow_id=flow_id,
+        channel=body.channel, variables=body.variables,
         user_id=body.user.id if body.user else None,
-        user_cluster=body.user.cluster if body.user else None, providers=providers)
-    out: dict[str, Any] = {"id": row["id"], "flow_version": version["version"],
-                           "channel": body.channel}
+        user_cluster=body.user.cluster if body.user else None)
+    row = {"id": new.id, "org_id": new.org_id, "flow_id": new.flow_id,
+           "flow_version_id": new.flow_version_id, "channel": new.channel, "status": new.status}
+    out: dict[str, Any] = {"id": new.id, "flow_version": new.flow_version,
+                           "channel": new.channel}
     if body.channel == "voice":
-        hook = state.extras.get("voice_session_info")
+        hook = state.voice_session_info or state.extras.get("voice_session_info")
         if hook is None:
             from serve_apps.routes.voice import voice_session_info as hook
-        out.update(status=row["status"], messages=[],
-                   voice=await hook(request, row) if hook is not None else None)
+        out.update(status=new.status, messages=[], voice=await hook(request, row))
         return out
     actions = [a async for a in step(pool, row["id"], InboundEvent.session_started(),
                                      context=_context(state, pool))]

@@ -1,32 +1,32 @@
-"""The provider catalog and the organization's provider layer."""
+"""The provider catalog, the organization's provider profiles (admin), and what a flow lacks."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import ValidationFailed
-from db import provider_configs as provider_configs_db
-from db import secrets as secrets_db
+from flows.session_providers import (
+    flow_missing_secrets,
+    org_providers_view,
+    replace_org_profiles,
+)
 from providers.configs import CAPABILITIES
+from providers.profiles import MAX_PROFILES, ProviderProfile
 from providers.registry import catalog
-from providers.resolution import resolve_providers, server_default_providers
-from serve_apps.deps import AdminDep, PoolDep, SettingsDep, ViewerDep
+from serve_apps.deps import AdminDep, EditorDep, PoolDep, SettingsDep, ViewerDep
 
 router = APIRouter(tags=["providers"])
 
 
-class OrgProviders(BaseModel):
-    """The organization layer: one (possibly partial) config per capability; null removes."""
+class OrgProfiles(BaseModel):
+    """The organization's provider profiles, whole (a profile not listed is removed)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    stt: dict[str, Any] | None = None
-    llm: dict[str, Any] | None = None
-    tts: dict[str, Any] | None = None
-    embeddings: dict[str, Any] | None = None
+    profiles: list[ProviderProfile] = Field(default=[], max_length=MAX_PROFILES)
 
 
 @router.get("/v1/providers")
@@ -34,37 +34,22 @@ async def list_providers(_: ViewerDep) -> dict[str, Any]:
     return {"capabilities": list(CAPABILITIES), "items": catalog()}
 
 
-async def _org_view(pool, principal, settings) -> dict[str, Any]:
-    layer = await provider_configs_db.list_provider_configs(pool, org_id=principal.org_id)
-    defaults = server_default_providers(settings)
-    resolved = resolve_providers(organization=layer, default=defaults)
-    needed = resolved.required_secrets()
-    present = await secrets_db.list_secret_names(pool, org_id=principal.org_id, names=needed)
-    return {
-        "providers": layer,
-        "defaults": defaults,
-        "resolved": resolved.configs,
-        "sources": resolved.sources,
-        "missing_secrets": [n for n in needed if n not in present],
-    }
-
-
 @router.get("/v1/org/providers")
 async def get_org_providers(principal: AdminDep, pool: PoolDep,
                             settings: SettingsDep) -> dict[str, Any]:
-    return await _org_view(pool, principal, settings)
+    return await org_providers_view(pool, org_id=principal.org_id, settings=settings)
 
 
 @router.put("/v1/org/providers")
-async def put_org_providers(body: OrgProviders, principal: AdminDep, pool: PoolDep,
+async def put_org_providers(body: OrgProfiles, principal: AdminDep, pool: PoolDep,
                             settings: SettingsDep) -> dict[str, Any]:
-    layer = {cap: cfg for cap, cfg in body.model_dump().items() if cfg}
-    # Validate now, over the defaults, so a bad config is refused here and not at call time.
-    try:
-        resolve_providers(organization=layer, default=server_default_providers(settings))
-    except ValidationFailed as err:
-        raise ValidationFailed(err.message, details=err.details) from None
-    async with pool.acquire() as conn:
-        await provider_configs_db.replace_provider_configs(conn, org_id=principal.org_id,
-                                                           configs=layer)
-    return await _org_view(pool, principal, settings)
+    await replace_org_profiles(pool, org_id=principal.org_id, settings=settings,
+                               profiles=body.profiles)
+    return await org_providers_view(pool, org_id=principal.org_id, settings=settings)
+
+
+@router.get("/v1/flows/{flow_id}/missing-secrets")
+async def get_flow_missing_secrets(flow_id: UUID, principal: EditorDep, pool: PoolDep,
+                                   settings: SettingsDep) -> dict[str, Any]:
+    return {"missing": await flow_missing_secrets(pool, org_id=principal.org_id,
+                                                  flow_id=flow_id, settings=settings)}

@@ -7,11 +7,23 @@ import logging
 import pytest
 
 from aico.errors import MissingSecrets
-from providers.resolution import resolve_session_providers
+from flows.document import parse_flow_document
+from flows.sessions import resolve_session_providers
 from providers.runtime import open_llm
-from providers.secrets import check_required_secrets, load_secrets
+from providers.secrets import load_secrets
 
 PLANTED = "sk-planted-0123456789-DO-NOT-LEAK"
+
+
+def profile(name: str, capability: str, config: dict, **extra) -> dict:
+    return {"name": name, "capability": capability, "config": config, **extra}
+
+
+def flow_with(providers: dict | None = None):
+    return parse_flow_document({
+        "name": "f", "providers": providers or {},
+        "nodes": [{"id": "s", "type": "start"}, {"id": "e", "type": "end"}],
+        "edges": [{"from": "s", "to": "e"}]})
 
 
 async def test_secrets_are_write_only_and_never_appear_in_logs_or_responses(
@@ -43,12 +55,13 @@ async def test_secrets_are_write_only_and_never_appear_in_logs_or_responses(
     r = await call("PUT", "/v1/secrets/EMPTY", json={"value": ""})
     assert r.status_code == 422
 
-    # The organization switches its LLM to OpenAI; a session resolves and loads secrets.
-    r = await call("PUT", "/v1/org/providers", json={"llm": {"kind": "openai"}})
+    # The organization's default LLM profile is OpenAI; a session resolves and loads secrets.
+    r = await call("PUT", "/v1/org/providers", json={"profiles": [
+        profile("openai", "llm", {"kind": "openai"}, default=True, internal=True)]})
     assert r.status_code == 200 and r.json()["missing_secrets"] == []
     async with pool.acquire() as conn:
-        resolved = await resolve_session_providers(conn, org_id=org.id)
-        await check_required_secrets(conn, org_id=org.id, resolved=resolved)
+        resolved = await resolve_session_providers(conn, org_id=org.id, document=flow_with(),
+                                                    channel="chat", settings=settings)
         values = await load_secrets(conn, org_id=org.id, names=resolved.required_secrets(),
                                     settings=settings)
         assert values == {"OPENAI_API_KEY": PLANTED + "2"}
@@ -69,14 +82,17 @@ async def test_secrets_are_write_only_and_never_appear_in_logs_or_responses(
     assert PLANTED not in logged
 
 
-async def test_a_session_missing_a_secret_gets_412_naming_it(make_org, pool):
+async def test_a_session_missing_a_secret_gets_412_naming_it(make_org, pool, settings):
     org = await make_org()
-    await org.client.put("/v1/org/providers", json={"stt": {"kind": "deepgram"}})
+    r = await org.client.put("/v1/org/providers", json={"profiles": [
+        profile("default", "stt", {"kind": "deepgram"}, default=True, internal=True),
+        profile("eleven", "tts", {"kind": "elevenlabs"}, internal=True)]})
+    assert r.status_code == 200, r.text
     async with pool.acquire() as conn:
-        resolved = await resolve_session_providers(
-            conn, org_id=org.id, flow={"tts": {"kind": "elevenlabs"}})
         with pytest.raises(MissingSecrets) as err:
-            await check_required_secrets(conn, org_id=org.id, resolved=resolved)
+            await resolve_session_providers(
+                conn, org_id=org.id, document=flow_with({"tts": {"profile": "eleven"}}),
+                channel="voice", settings=settings)
     assert err.value.status == 412
     assert err.value.to_body()["error"] == "missing_secrets"
     assert err.value.to_body()["missing"] == ["DEEPGRAM_API_KEY", "ELEVEN_API_KEY"]
@@ -104,11 +120,14 @@ async def test_catalog_lists_every_kind_with_its_json_schema(api):
     assert deepgram["config_schema"]["properties"]["model"]["default"] == "nova-3"
 
 
-async def test_org_provider_layer_round_trips_and_bad_configs_are_refused(api):
-    r = await api.put("/v1/org/providers",
-                      json={"llm": {"kind": "openai-compatible", "model": "qwen",
-                                    "base_url": "http://vllm:8000/v1"},
-                            "tts": {"length_scale": 1.2}})
+async def test_org_profiles_round_trip_and_bad_profiles_are_refused(api):
+    profiles = [
+        profile("vllm", "llm", {"kind": "openai-compatible", "model": "qwen",
+                                "base_url": "http://vllm:8000/v1"},
+                allowed_models=["qwen-small"], max_tokens_cap=256, internal=True, default=True),
+        profile("slow", "tts", {"length_scale": 1.2}, default=True),
+    ]
+    r = await api.put("/v1/org/providers", json={"profiles": profiles})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["resolved"]["llm"]["kind"] == "openai-compatible"
@@ -116,14 +135,37 @@ async def test_org_provider_layer_round_trips_and_bad_configs_are_refused(api):
                                        "length_scale": 1.2}
     assert body["sources"] == {"stt": "default", "llm": "organization", "tts": "organization",
                                "embeddings": "default"}
-    assert (await api.get("/v1/org/providers")).json()["providers"] == body["providers"]
+    assert [p["name"] for p in body["profiles"]] == ["vllm", "slow"]
+    assert body["profiles"][0]["allowed_models"] == ["qwen-small"]
+    assert (await api.get("/v1/org/providers")).json()["profiles"] == body["profiles"]
 
-    r = await api.put("/v1/org/providers", json={"llm": {"kind": "openai-compatible"}})
-    assert r.status_code == 422
-    assert {d["field"] for d in r.json()["details"]} >= {"llm.base_url", "llm.model"}
-    r = await api.put("/v1/org/providers", json={"sst": {"kind": "piper"}})
-    assert r.status_code == 422
-    # The refused writes changed nothing; an empty layer clears it.
-    assert (await api.get("/v1/org/providers")).json()["providers"] == body["providers"]
-    r = await api.put("/v1/org/providers", json={})
-    assert r.json()["providers"] == {}
+    bad = [
+        ([profile("x", "llm", {"kind": "openai-compatible"}, internal=True)],
+         {"profiles.x.config.llm.base_url", "profiles.x.config.llm.model"}),
+        ([profile("x", "sst", {"kind": "piper"})], {"profiles.0.capability"}),
+        ([profile("Bad Name", "llm", {"kind": "llamacpp"})], {"profiles.0.name"}),
+        ([profile("a", "llm", {"kind": "llamacpp"}), profile("a", "llm", {"kind": "llamacpp"})],
+         {"profiles.1.name"}),
+        ([profile("a", "llm", {"kind": "llamacpp"}, default=True),
+          profile("b", "llm", {"kind": "llamacpp"}, default=True)], {"profiles.1.default"}),
+    ]
+    for profiles_in, fields in bad:
+        r = await api.put("/v1/org/providers", json={"profiles": profiles_in})
+        assert r.status_code == 422, r.text
+        assert {d["field"] for d in r.json()["details"]} >= fields, r.json()
+    # A profile aimed at a private address is refused unless an admin marks it internal.
+    r = await api.put("/v1/org/providers", json={"profiles": [profile(
+        "local", "llm", {"kind": "openai-compatible", "model": "m",
+                         "base_url": "http://127.0.0.1:9/v1"})]})
+    assert r.status_code == 403 and r.json()["error"] == "egress_refused"
+    # The refused writes changed nothing; an empty list clears the profiles.
+    assert (await api.get("/v1/org/providers")).json()["profiles"] == body["profiles"]
+    r = await api.put("/v1/org/providers", json={"profiles": []})
+    assert r.json()["profiles"] == []
+
+
+async def test_only_admins_manage_profiles(make_org):
+    editor = await make_org(role="editor")
+    assert (await editor.client.get("/v1/org/providers")).status_code == 403
+    r = await editor.client.put("/v1/org/providers", json={"profiles": []})
+    assert r.status_code == 403
