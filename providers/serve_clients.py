@@ -104,6 +104,10 @@ class ServeEmbeddings(Embeddings):
 
 async def serve_client(capability: str, cls: type, config: ProviderConfig, handle: Any) -> Any:
     if capability == "stt":
+        if cls.capabilities.streaming:  # a recognizer per stream in the replica (Vosk)
+            from providers.serve_speech_stream import ServeStreamingSTT
+
+            return ServeStreamingSTT(cls, config, handle)
         return ServeSTT(cls, config, handle)
     if capability == "tts":
         return ServeTTS(cls, config, handle, sample_rate=await handle.sample_rate.remote())

@@ -25,6 +25,7 @@ from providers.registry import parse_config
 from providers.resolution import server_default_providers
 from serve_apps.models.embeddings import EmbeddingsDeployment
 from serve_apps.models.llm import LLMDeployment
+from serve_apps.models.streaming_stt import StreamingSTTDeployment
 from serve_apps.models.stt import STTDeployment
 from serve_apps.models.tts import TTSDeployment
 
@@ -90,6 +91,8 @@ def build_models_app(settings: Settings | None = None, *, providers: dict[str, A
         spec, parsed = parse_config(capability, config)
         if not spec.self_hosted:
             continue
+        if capability == "stt" and spec.load_class().capabilities.streaming:
+            deployment = StreamingSTTDeployment  # Vosk: recognizers live in the replica
         bound[capability] = deployment.options(**resources[capability].options()).bind(
             parsed.model_dump(mode="json"))
     return ModelsIngress.bind(**bound)
