@@ -139,13 +139,19 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, interrupt)
             signal.signal(signal.SIGTERM, interrupt)
 
-        with progress.step(f"deploy Serve API on {settings.host}:{settings.port}"):
+        with progress.step(f"deploy Serve API on {settings.host}:"
+                           + (str(settings.port) if settings.port else "a free port")):
             from ray import serve
 
+            from cli.serve_port import serve_http_port
             from serve_apps.app import build_api_app
 
             serve.start(http_options={"host": settings.host, "port": settings.port})
             cleanups.append(("Serve", serve.shutdown))
+            if not settings.port:
+                # AICO_PORT=0: the proxy took a free port; URLs the API builds must name it.
+                settings = settings.model_copy(update={"port": serve_http_port()})
+                print(f"    listening on {settings.host}:{settings.port}", flush=True)
             _deploy_models(settings, database_url)
             serve.run(
                 build_api_app(env_vars=worker_environment(settings, database_url=database_url),
@@ -213,12 +219,54 @@ def _cleanup(cleanups: list[tuple[str, Callable[[], None]]]) -> None:
             print(f"  ✗ stopping {name}: {type(exc).__name__}: {exc}", flush=True)
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    """Re-encrypt every organization secret under the first key of AICO_SECRET_KEY."""
+    settings = get_settings()
+    if not settings.security.secret_key:
+        print("aico secrets rotate needs AICO_SECRET_KEY='new:<key>,<old key>' (the first key"
+              " seals; the others, including the current $AICO_HOME/secret-key, still open)",
+              file=sys.stderr)
+        return 2
+    from db.pool import create_pool
+    from providers.secrets import rotate_secrets
+
+    stop: Callable[[], None] | None = None
+    database_url = settings.database_url
+    if database_url is None:
+        from db.embedded import start_embedded_postgres
+
+        pg = start_embedded_postgres(settings.pg_dir)
+        database_url, stop = pg.dsn, pg.stop
+
+    async def rotate() -> Any:
+        pool = await create_pool(database_url, min_size=1, max_size=2)
+        try:
+            return await rotate_secrets(pool, settings=settings)
+        finally:
+            await pool.close()
+
+    try:
+        done = _run(rotate)
+    finally:
+        if stop is not None:
+            stop()
+    print(f"re-encrypted {done.rotated} secret(s) under key {done.key_id}"
+          + (f"; {done.skipped} changed meanwhile (already under the new key)"
+             if done.skipped else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aico", description="AICO voice-agent runtime")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole system in the foreground (Ctrl-C stops it)")
     up.add_argument("--verbose", action="store_true", help="show Ray worker logs")
     up.set_defaults(func=cmd_up)
+    secrets = sub.add_parser("secrets", help="organization secrets at rest")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_sub.add_parser(
+        "rotate", help="re-encrypt every secret under the first key of AICO_SECRET_KEY")
+    rotate.set_defaults(func=cmd_secrets_rotate)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
