@@ -169,14 +169,17 @@ async def main() -> None:
         pg = start_embedded_postgres(Path(home) / "pg", delete_on_stop=True)
         try:
             await prepare_database(pg.dsn)
-            pool = await create_pool(pg.dsn, min_size=4, max_size=24)
+            # As the serving processes connect: the application role, under row-level security.
+            pool = await create_pool(pg.app_dsn, min_size=4, max_size=24)
             settings = Settings(home=Path(home), database_url=pg.dsn)
             org = await insert_organization(pool, slug="bench", name="bench")
             counter = await publish(pool, org["id"], COUNTER)
             llm_loop = await publish(pool, org["id"], LLM_LOOP)
             await run(pool, settings, org["id"], counter, sessions=1, steps=30, label="warm-up",
                       committed_per_turn=1)
-            print(f"executor step, in-process, embedded PostgreSQL ({args.steps} turns/session)")
+            role = await pool.fetchval("SELECT current_user")
+            print(f"executor step, in-process, embedded PostgreSQL as {role} "
+                  f"({args.steps} turns/session)")
             for sessions in (1, 20):
                 await run(pool, settings, org["id"], counter, sessions=sessions,
                           steps=args.steps, label="deterministic", committed_per_turn=1)
@@ -188,7 +191,7 @@ async def main() -> None:
                 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
                 try:
                     for sessions in (1, 20):
-                        await run_ray(pg.dsn, pool, settings, org["id"], counter,
+                        await run_ray(pg.app_dsn, pool, settings, org["id"], counter,
                                       sessions=sessions, steps=max(20, args.steps // 4))
                 finally:
                     ray.shutdown()

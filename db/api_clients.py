@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import lookup_transaction, org_transaction
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -26,38 +28,43 @@ async def insert_api_client(
     token: str,
     role: str = "admin",
 ) -> UUID:
-    return await conn.fetchval(
-        "INSERT INTO api_clients (org_id, name, token_hash, role) VALUES ($1, $2, $3, $4)"
-        " RETURNING id",
-        org_id, name, hash_token(token), role,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchval(
+            "INSERT INTO api_clients (org_id, name, token_hash, role) VALUES ($1, $2, $3, $4)"
+            " RETURNING id",
+            org_id, name, hash_token(token), role,
+        )
 
 
 async def get_api_client_by_token(
     conn: asyncpg.Connection | asyncpg.Pool, token: str
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, org_id, name, role FROM api_clients"
-        " WHERE token_hash = $1 AND revoked_at IS NULL",
-        hash_token(token),
-    )
+    token_hash = hash_token(token)
+    async with lookup_transaction(conn, "aico_api_client_org", token_hash) as c:
+        return await c.fetchrow(
+            "SELECT id, org_id, name, role FROM api_clients"
+            " WHERE token_hash = $1 AND revoked_at IS NULL",
+            token_hash,
+        )
 
 
 async def get_api_client_by_name(
     conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, name: str
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, org_id, name, role FROM api_clients"
-        " WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
-        org_id, name,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchrow(
+            "SELECT id, org_id, name, role FROM api_clients"
+            " WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
+            org_id, name,
+        )
 
 
 async def revoke_api_clients_by_name(
     conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, name: str
 ) -> None:
-    await conn.execute(
-        "UPDATE api_clients SET revoked_at = now()"
-        " WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
-        org_id, name,
-    )
+    async with org_transaction(conn, org_id) as c:
+        await c.execute(
+            "UPDATE api_clients SET revoked_at = now()"
+            " WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
+            org_id, name,
+        )

@@ -11,11 +11,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EmbeddedPostgres:
-    """A running embedded server; `dsn` is an asyncpg-ready URI over its Unix socket."""
+    """A running embedded server; `dsn` is an asyncpg-ready URI over its Unix socket, as the
+    superuser that owns the tables (migrations, tools)."""
 
     pgdata: Path
     dsn: str
     _server: object
+
+    @property
+    def app_dsn(self) -> str:
+        """The same socket as the application role (migration 0050 creates it). The socket
+        trusts local roles, so no password is needed or stored."""
+        from db.pool import app_role_dsn
+
+        return app_role_dsn(self.dsn)
 
     def stop(self) -> None:
         self._server._cleanup()  # type: ignore[attr-defined]

@@ -7,23 +7,27 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def get_session_event(conn: Conn, *, session_id: UUID, event_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT seq, event_id, type, direction, payload, result, created_at FROM session_events"
-        " WHERE session_id = $1 AND event_id = $2",
-        session_id, event_id,
-    )
+    async with session_transaction(conn, session_id) as c:
+        return await c.fetchrow(
+            "SELECT seq, event_id, type, direction, payload, result, created_at FROM session_events"
+            " WHERE session_id = $1 AND event_id = $2",
+            session_id, event_id,
+        )
 
 
 async def list_session_events_for_session(
     conn: Conn, *, session_id: UUID, limit: int = 10_000
 ) -> list[asyncpg.Record]:
     """The whole log of one session, in order (tests, exports; never the executor)."""
-    return await conn.fetch(
-        "SELECT seq, event_id, type, direction, payload, result FROM session_events"
-        " WHERE session_id = $1 ORDER BY seq LIMIT $2",
-        session_id, limit,
-    )
+    async with session_transaction(conn, session_id) as c:
+        return await c.fetch(
+            "SELECT seq, event_id, type, direction, payload, result FROM session_events"
+            " WHERE session_id = $1 ORDER BY seq LIMIT $2",
+            session_id, limit,
+        )

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import org_transaction, session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 SESSION_COLUMNS = (
@@ -19,11 +21,12 @@ SESSION_COLUMNS = (
 
 
 async def get_session(conn: Conn, *, org_id: UUID, session_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN flow_versions fv ON fv.id = s.flow_version_id"
-        " WHERE s.org_id = $1 AND s.id = $2",
-        org_id, session_id,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchrow(
+            f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN flow_versions fv ON fv.id = s.flow_version_id"
+            " WHERE s.org_id = $1 AND s.id = $2",
+            org_id, session_id,
+        )
 
 
 async def list_sessions(
@@ -60,31 +63,34 @@ async def list_sessions(
         args.extend(before)
         clauses.append(f"(s.created_at, s.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
-    return await conn.fetch(
-        f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN flow_versions fv ON fv.id = s.flow_version_id"
-        f" WHERE {' AND '.join(clauses)} ORDER BY s.created_at DESC, s.id DESC LIMIT ${len(args)}",
-        *args,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN flow_versions fv ON fv.id = s.flow_version_id"
+            f" WHERE {' AND '.join(clauses)} ORDER BY s.created_at DESC, s.id DESC LIMIT ${len(args)}",
+            *args,
+        )
 
 
 async def list_transcript_turns(
     conn: Conn, *, org_id: UUID, session_id: UUID, limit: int = 1000
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT seq, role, text, metrics, created_at FROM transcript_turns"
-        " WHERE org_id = $1 AND session_id = $2 ORDER BY seq LIMIT $3",
-        org_id, session_id, limit,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            "SELECT seq, role, text, metrics, created_at FROM transcript_turns"
+            " WHERE org_id = $1 AND session_id = $2 ORDER BY seq LIMIT $3",
+            org_id, session_id, limit,
+        )
 
 
 async def list_session_events(
     conn: Conn, *, org_id: UUID, session_id: UUID, after_seq: int = 0, limit: int = 500
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT seq, event_id, type, direction, payload, created_at FROM session_events"
-        " WHERE org_id = $1 AND session_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
-        org_id, session_id, after_seq, limit,
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            "SELECT seq, event_id, type, direction, payload, created_at FROM session_events"
+            " WHERE org_id = $1 AND session_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            org_id, session_id, after_seq, limit,
+        )
 
 
 # --- Writes (the flow engine) -------------------------------------------------------------
@@ -106,15 +112,16 @@ async def insert_session(
 ) -> asyncpg.Record | None:
     """A new session pinned to `flow_version_id`. With `session_id` given the insert is
     idempotent: None when a session with that id already exists."""
-    return await conn.fetchrow(
-        "INSERT INTO sessions (id, org_id, flow_id, flow_version_id, parent_session_id, channel,"
-        " status, state, variables, user_id, user_cluster, providers)"
-        " VALUES (COALESCE($1, gen_random_uuid()), $2, $3, $4, $5, $6, 'active', $7, $8, $9,"
-        " $10, $11) ON CONFLICT (id) DO NOTHING"
-        " RETURNING id, org_id, flow_id, flow_version_id, channel, status, version",
-        session_id, org_id, flow_id, flow_version_id, parent_session_id, channel,
-        state or {}, variables, user_id, user_cluster, providers or {},
-    )
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchrow(
+            "INSERT INTO sessions (id, org_id, flow_id, flow_version_id, parent_session_id, channel,"
+            " status, state, variables, user_id, user_cluster, providers)"
+            " VALUES (COALESCE($1, gen_random_uuid()), $2, $3, $4, $5, $6, 'active', $7, $8, $9,"
+            " $10, $11) ON CONFLICT (id) DO NOTHING"
+            " RETURNING id, org_id, flow_id, flow_version_id, channel, status, version",
+            session_id, org_id, flow_id, flow_version_id, parent_session_id, channel,
+            state or {}, variables, user_id, user_cluster, providers or {},
+        )
 
 
 async def get_session_for_step(
@@ -122,15 +129,16 @@ async def get_session_for_step(
 ) -> asyncpg.Record | None:
     """Everything one executor step reads, in one round trip: the session row, the org's
     settings, and the stored result of `event_id` if it was already applied."""
-    return await conn.fetchrow(
-        "SELECT s.id, s.org_id, s.flow_id, s.flow_version_id, s.parent_session_id, s.channel,"
-        " s.status, s.state, s.variables, s.user_id, s.user_cluster, s.providers, s.version,"
-        " s.event_seq, o.settings AS org_settings,"
-        " (SELECT e.result FROM session_events e"
-        "   WHERE e.session_id = s.id AND e.event_id = $2) AS applied_result"
-        " FROM sessions s JOIN organizations o ON o.id = s.org_id WHERE s.id = $1",
-        session_id, event_id,
-    )
+    async with session_transaction(conn, session_id) as c:
+        return await c.fetchrow(
+            "SELECT s.id, s.org_id, s.flow_id, s.flow_version_id, s.parent_session_id, s.channel,"
+            " s.status, s.state, s.variables, s.user_id, s.user_cluster, s.providers, s.version,"
+            " s.event_seq, o.settings AS org_settings,"
+            " (SELECT e.result FROM session_events e"
+            "   WHERE e.session_id = s.id AND e.event_id = $2) AS applied_result"
+            " FROM sessions s JOIN organizations o ON o.id = s.org_id WHERE s.id = $1",
+            session_id, event_id,
+        )
 
 
 async def commit_session_step(
@@ -150,40 +158,43 @@ async def commit_session_step(
     (`{"event_index", "role", "text"}`, numbered like the event at that index).
     Returns the session's new version, or None when another step committed first."""
     numbered = [{**e, "i": i + 1} for i, e in enumerate(events)]
-    return await conn.fetchval(
-        """
-        WITH s AS (
-            UPDATE sessions SET status = $3, state = $4, variables = $5,
-                   version = version + 1, event_seq = event_seq + $6, updated_at = now(),
-                   ended_at = CASE WHEN $3 IN ('ended', 'failed') THEN COALESCE(ended_at, now())
-                                   ELSE ended_at END
-             WHERE id = $1 AND version = $2
-            RETURNING org_id, event_seq - $6 AS base, version
-        ), ev AS (
-            INSERT INTO session_events (org_id, session_id, seq, event_id, type, direction,
-                                        payload, result)
-            SELECT s.org_id, $1, s.base + e.i, e.event_id, e.type, e.direction,
-                   COALESCE(e.payload, '{}'::jsonb), e.result
-              FROM s, jsonb_to_recordset($7::jsonb)
-                   AS e(i int, event_id text, type text, direction text, payload jsonb,
-                        result jsonb)
-            RETURNING 1
-        ), tt AS (
-            INSERT INTO transcript_turns (org_id, session_id, seq, role, text)
-            SELECT s.org_id, $1, s.base + t.event_index + 1, t.role, t.text
-              FROM s, jsonb_to_recordset($8::jsonb) AS t(event_index int, role text, text text)
-            RETURNING 1
+    async with session_transaction(conn, session_id) as c:
+        return await c.fetchval(
+            """
+            WITH s AS (
+                UPDATE sessions SET status = $3, state = $4, variables = $5,
+                       version = version + 1, event_seq = event_seq + $6, updated_at = now(),
+                       ended_at = CASE WHEN $3 IN ('ended', 'failed') THEN COALESCE(ended_at, now())
+                                       ELSE ended_at END
+                 WHERE id = $1 AND version = $2
+                RETURNING org_id, event_seq - $6 AS base, version
+            ), ev AS (
+                INSERT INTO session_events (org_id, session_id, seq, event_id, type, direction,
+                                            payload, result)
+                SELECT s.org_id, $1, s.base + e.i, e.event_id, e.type, e.direction,
+                       COALESCE(e.payload, '{}'::jsonb), e.result
+                  FROM s, jsonb_to_recordset($7::jsonb)
+                       AS e(i int, event_id text, type text, direction text, payload jsonb,
+                            result jsonb)
+                RETURNING 1
+            ), tt AS (
+                INSERT INTO transcript_turns (org_id, session_id, seq, role, text)
+                SELECT s.org_id, $1, s.base + t.event_index + 1, t.role, t.text
+                  FROM s, jsonb_to_recordset($8::jsonb) AS t(event_index int, role text, text text)
+                RETURNING 1
+            )
+            SELECT version FROM s
+            """,
+            session_id, expected_version, status, state, variables, len(events), numbered, turns,
         )
-        SELECT version FROM s
-        """,
-        session_id, expected_version, status, state, variables, len(events), numbered, turns,
-    )
 
 
 async def get_session_brief(conn: Conn, *, session_id: UUID) -> asyncpg.Record | None:
     """Status, variables and lineage of a session (no org filter: callers checked it)."""
-    return await conn.fetchrow(
-        "SELECT id, org_id, flow_id, flow_version_id, parent_session_id, channel, status,"
-        " variables, version, event_seq FROM sessions WHERE id = $1",
-        session_id,
-    )
+    async with session_transaction(conn, session_id) as c:
+        return await c.fetchrow(
+            "SELECT id, org_id, flow_id, flow_version_id, parent_session_id, channel, status,"
+            " variables, version, event_seq FROM sessions WHERE id = $1",
+            session_id,
+        )
+

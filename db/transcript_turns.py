@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
@@ -14,17 +16,19 @@ async def list_recent_transcript_turns(
     conn: Conn, *, session_id: UUID, limit: int
 ) -> list[asyncpg.Record]:
     """The last `limit` turns, oldest first (a bounded read, whatever the session's length)."""
-    rows = await conn.fetch(
-        "SELECT seq, role, text FROM transcript_turns WHERE session_id = $1"
-        " ORDER BY seq DESC LIMIT $2",
-        session_id, limit,
-    )
+    async with session_transaction(conn, session_id) as c:
+        rows = await c.fetch(
+            "SELECT seq, role, text FROM transcript_turns WHERE session_id = $1"
+            " ORDER BY seq DESC LIMIT $2",
+            session_id, limit,
+        )
     return list(reversed(rows))
 
 
 async def count_transcript_turns(conn: Conn, *, session_id: UUID) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT role, count(*) AS n FROM transcript_turns WHERE session_id = $1 GROUP BY role",
-        session_id,
-    )
+    async with session_transaction(conn, session_id) as c:
+        rows = await c.fetch(
+            "SELECT role, count(*) AS n FROM transcript_turns WHERE session_id = $1 GROUP BY role",
+            session_id,
+        )
     return {r["role"]: r["n"] for r in rows}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from aico.settings import Settings, get_settings
-from db.pool import create_pool
+from db.pool import create_app_pool
 
 if TYPE_CHECKING:
     from actors.host import VoiceHost
@@ -43,10 +43,11 @@ class ApiState:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
-                    if not self.settings.database_url:
+                    if not (self.settings.database_app_url or self.settings.database_url):
                         raise RuntimeError("AICO_DATABASE_URL is not set for the API process")
-                    self._pool = await create_pool(
-                        self.settings.database_url,
+                    # As the application role: row-level security applies to every query.
+                    self._pool = await create_app_pool(
+                        self.settings,
                         min_size=self.settings.db_pool_min,
                         max_size=self.settings.db_pool_max,
                     )
