@@ -9,7 +9,7 @@ import asyncio
 import time
 
 from voice_api import publish_flow, start_voice_session, stored_events, transcript, wait_status
-from voice_call_client import CallClient
+from voice_call_client import CallClient, agent_lines
 from voice_flows import (
     CONNECTING,
     HOURS,
@@ -21,11 +21,6 @@ from voice_flows import (
     keypad_flow,
     timed_flow,
 )
-
-
-def agent_lines(call: CallClient, *, after: float = 0.0) -> list[str]:
-    return [e["text"] for t, e in call.events if t >= after and e.get("type") == "transcript"
-            and e.get("role") == "agent" and e.get("final")]
 
 
 async def test_a_dtmf_digit_is_echoed_and_the_flow_branches_on_it(api, voice_server):

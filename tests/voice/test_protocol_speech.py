@@ -9,20 +9,10 @@ from __future__ import annotations
 import time
 
 from voice_api import publish_flow, start_voice_session, stored_events, transcript, wait_status
-from voice_call_client import CallClient
+from voice_call_client import CallClient, agent_lines, user_lines
 from voice_flows import GREETING, HOURS, MENU, SORRY, bakery_flow
 
 from actors.audio import resample_pcm16
-
-
-def agent_lines(call: CallClient, *, after: float = 0.0) -> list[str]:
-    return [e["text"] for t, e in call.events if t >= after and e.get("type") == "transcript"
-            and e.get("role") == "agent" and e.get("final")]
-
-
-def user_lines(call: CallClient) -> list[str]:
-    return [e["text"] for _, e in call.events if e.get("type") == "transcript"
-            and e.get("role") == "user" and e.get("final")]
 
 
 async def test_speech_shorter_than_min_speech_is_ignored_as_too_short(

@@ -185,3 +185,15 @@ class CallClient:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("the agent did not finish speaking")
+
+
+def agent_lines(call: CallClient, *, after: float = 0.0) -> list[str]:
+    """The agent's own words: its final `transcript` events (not what Whisper hears)."""
+    return [e["text"] for t, e in call.events if t >= after and e.get("type") == "transcript"
+            and e.get("role") == "agent" and e.get("final")]
+
+
+def user_lines(call: CallClient) -> list[str]:
+    """What the pipeline heard the caller say (final `transcript` events)."""
+    return [e["text"] for _, e in call.events if e.get("type") == "transcript"
+            and e.get("role") == "user" and e.get("final")]
