@@ -132,17 +132,6 @@ async def anon(app) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_SERVE_PORT = free_port()
-
-
 @pytest.fixture(scope="session")
 def ray_cluster(settings: Settings) -> Iterator[None]:
     """One local Ray for the whole test run (≈7 s). Use this fixture; never call ray.init or
@@ -160,8 +149,9 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
              logging_level="WARNING")
     from ray import serve
 
-    # Serve starts here, on a free port: whichever test deploys first, the proxy is the same.
-    serve.start(http_options={"host": "127.0.0.1", "port": _SERVE_PORT})
+    # Serve starts here, on a port the kernel picks: whichever test deploys first, the proxy
+    # is the same (`serve_http` reads the port back).
+    serve.start(http_options={"host": "127.0.0.1", "port": 0})
     yield
     try:
         from ray import serve
@@ -174,4 +164,6 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def serve_http(ray_cluster: None) -> str:
     """Ray Serve's HTTP proxy on a free loopback port; returns its base URL."""
-    return f"http://127.0.0.1:{_SERVE_PORT}"
+    from cli.serve_port import serve_http_port
+
+    return f"http://127.0.0.1:{serve_http_port()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -15,32 +16,35 @@ import psutil
 import pytest
 
 from flows.demo import demo_flow_document
-from tests.conftest import free_port
 from tests.foundation.flow_docs import greeting_flow
 
 AICO = Path(sys.executable).parent / "aico"
 
 
-def start_aico(home: Path, port: int, log: Path) -> subprocess.Popen:
+def start_aico(home: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AICO_", "RAY_ADDRESS"))}
-    env.update(AICO_HOME=str(home), AICO_PORT=str(port))
+    # Port 0: Serve binds a free port and `aico up` says which, so nothing can take it between.
+    env.update(AICO_HOME=str(home), AICO_PORT="0")
     return subprocess.Popen([str(AICO), "up"], env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout_s: float = 420) -> float:
+def wait_up(proc: subprocess.Popen, log: Path, timeout_s: float = 420) -> tuple[str, float]:
+    """The base URL the banner names, once /healthz answers there; and how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if proc.poll() is not None:
             pytest.fail(f"aico up exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            healthy = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            healthy = False
         # Ready is what the user is told: the banner after every start-up step.
-        if healthy and "AICO is up" in log.read_text():
-            return time.monotonic() - started
+        banner = re.search(r"AICO is up in [0-9.]+s: (http://\S+)", log.read_text())
+        if banner:
+            base = banner.group(1)
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    return base, time.monotonic() - started
+            except httpx.HTTPError:
+                pass
         time.sleep(0.3)
     pytest.fail(f"aico up not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
 
@@ -72,12 +76,11 @@ def stop_with_ctrl_c(proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.mark.slow
 def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
-    home, port = tmp_path / "home", free_port()
-    base, log = f"http://127.0.0.1:{port}", tmp_path / "aico-up.log"
+    home, log = tmp_path / "home", tmp_path / "aico-up.log"
 
-    proc = start_aico(home, port, log)
+    proc = start_aico(home, log)
     try:
-        took = wait_healthy(base, proc, log)
+        base, took = wait_up(proc, log)
         print(f"aico up → healthy /healthz in {took:.1f}s")
         running = started_processes(proc, home)
         names = " ".join(" ".join(p.cmdline()) for p in running)
@@ -100,9 +103,9 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
     assert_all_gone(running, log)
 
     log = tmp_path / "aico-up-again.log"
-    proc = start_aico(home, port, log)
+    proc = start_aico(home, log)
     try:
-        wait_healthy(base, proc, log)
+        base, _ = wait_up(proc, log)
         running = started_processes(proc, home)
         assert (home / "dev-token").read_text().strip() == token
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -118,7 +121,7 @@ def test_up_serves_the_api_and_keeps_data_across_a_restart(tmp_path: Path):
 @pytest.mark.slow
 def test_up_names_the_failed_step(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICO_")}
-    env.update(AICO_HOME=str(tmp_path / "h"), AICO_PORT=str(free_port()),
+    env.update(AICO_HOME=str(tmp_path / "h"), AICO_PORT="0",
                AICO_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     out = subprocess.run([str(AICO), "up"], env=env, capture_output=True, text=True, timeout=120,
                          check=False)
