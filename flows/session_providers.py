@@ -17,6 +17,7 @@ from db import provider_profiles as profiles_db
 from db import secrets as secrets_db
 from flows.sessions import CHANNEL_CAPABILITIES, check_profile_egress
 from providers.profiles import ProviderProfile, validate_profiles
+from providers.registry import parse_config
 from providers.resolution import resolve_providers, server_default_providers, validate_profile
 
 
@@ -45,6 +46,22 @@ async def org_providers_view(pool: asyncpg.Pool, *, org_id: UUID,
         "sources": resolved.sources,
         "missing_secrets": sorted(n for n in needed if n not in present),
     }
+
+
+async def org_profile_choices(pool: asyncpg.Pool, *, org_id: UUID,
+                              settings: Settings) -> list[dict[str, Any]]:
+    """What a flow editor may pick: each profile's name, kind, bounds and the secret names it
+    needs, without its URLs or deployment."""
+    defaults = server_default_providers(settings)
+    out = []
+    for p in await org_profiles(pool, org_id=org_id):
+        config = validate_profile(p, defaults)
+        out.append({"name": p.name, "capability": p.capability, "kind": config["kind"],
+                    "default": p.default, "model": config.get("model"),
+                    "allowed_models": p.allowed_models, "max_tokens_cap": p.max_tokens_cap,
+                    "required_secrets": parse_config(p.capability, config)[1]
+                    .required_secrets()})
+    return out
 
 
 async def replace_org_profiles(pool: asyncpg.Pool, *, org_id: UUID, settings: Settings,

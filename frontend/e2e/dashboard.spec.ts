@@ -143,8 +143,9 @@ test('providers and secrets pages', async ({ page }) => {
   await shot(page, '10-secrets');
 });
 
-test('a per-flow provider override needs a secret: shown as missing, refused with 412, fixed by adding it', async ({ page, request }) => {
+test('a flow picks an admin\'s provider profile that needs a secret: shown as missing, refused with 412, fixed by adding it', async ({ page, request }) => {
   const name = `E2E override ${Date.now()}`;
+  const profile = `openai-${Date.now()}`;
   const flow = await apiCall<{ id: string }>(request, 'POST', '/v1/flows', {
     name,
     document: {
@@ -153,12 +154,22 @@ test('a per-flow provider override needs a secret: shown as missing, refused wit
       edges: [{ from: 'start', to: 'hi' }, { from: 'hi', to: 'bye' }],
     },
   });
-  await signIn(page, `/flows/${flow.id}`);
-  await expect(page.getByTestId('node-hi')).toBeVisible();
 
-  // Override the LLM for this flow only, then publish.
+  // An organization admin adds an OpenAI profile (no network here: its host is marked internal).
+  await signIn(page, '/providers');
+  await page.getByLabel('Profile name').fill(profile);
+  await page.getByLabel('Profile capability').selectOption('llm');
+  await page.getByLabel('llm provider').selectOption('openai');
+  await expect(page.locator('.profile-form')).toContainText('OPENAI_API_KEY');
+  await page.getByLabel('Internal host (may be a private address)').check();
+  await page.getByRole('button', { name: 'Add profile' }).click();
+  await expect(page.getByTestId('provider-profiles').getByRole('row').filter({ hasText: profile })).toContainText('OPENAI_API_KEY');
+
+  // The flow picks that profile for its LLM, then is published.
+  await page.goto(`${backend().baseURL}/#/flows/${flow.id}`);
+  await expect(page.getByTestId('node-hi')).toBeVisible();
   await page.getByRole('tab', { name: 'Flow' }).click();
-  await page.getByTestId('flow-settings').getByLabel('llm provider').selectOption('openai');
+  await page.getByTestId('flow-settings').getByLabel('llm profile').selectOption(profile);
   await expect(page.getByTestId('flow-settings').getByTestId('provider-llm')).toContainText('OPENAI_API_KEY');
   await page.getByRole('button', { name: 'Publish' }).click();
   await expect(page.getByTestId('publish-progress')).toContainText('Published version 1');

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.session_providers import (
     flow_missing_secrets,
+    org_profile_choices,
     org_providers_view,
     replace_org_profiles,
 )
@@ -46,6 +47,14 @@ async def put_org_providers(body: OrgProfiles, principal: AdminDep, pool: PoolDe
     await replace_org_profiles(pool, org_id=principal.org_id, settings=settings,
                                profiles=body.profiles)
     return await org_providers_view(pool, org_id=principal.org_id, settings=settings)
+
+
+@router.get("/v1/org/provider-profiles")
+async def list_profile_choices(principal: EditorDep, pool: PoolDep,
+                               settings: SettingsDep) -> dict[str, Any]:
+    """The profiles a flow may pick (names, kinds, bounds; no URLs), for flow editors."""
+    return {"items": await org_profile_choices(pool, org_id=principal.org_id,
+                                               settings=settings)}
 
 
 @router.get("/v1/flows/{flow_id}/missing-secrets")

@@ -130,6 +130,13 @@ async def test_missing_secrets_of_a_flow_are_named_before_it_runs(make_org, pool
                           "model": "m", "api_key_secret": "LATER_KEY"}}
     assert (await org.client.put("/v1/org/providers",
                                  json={"profiles": [profile]})).status_code == 200
+    # Flow editors see what they may pick, without the profile's URL.
+    editor = await make_org(role="editor")
+    assert (await editor.client.get("/v1/org/provider-profiles")).json() == {"items": []}
+    (choice,) = (await org.client.get("/v1/org/provider-profiles")).json()["items"]
+    assert choice == {"name": "main", "capability": "llm", "kind": "openai-compatible",
+                      "default": False, "model": "m", "allowed_models": [],
+                      "max_tokens_cap": None, "required_secrets": ["LATER_KEY"]}
     flow = await publish(org.client, llm_flow("f", {"llm": {"profile": "main"}}))
     r = await org.client.get(f"/v1/flows/{flow}/missing-secrets")
     assert r.status_code == 200 and r.json() == {"missing": ["LATER_KEY"]}

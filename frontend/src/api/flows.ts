@@ -6,7 +6,7 @@ import type {
   ChatMessage, CreatedSession, Flow, FlowDocument, FlowVersion, ProviderCatalogItem, SecretInfo, SessionDetail, SessionEvent, SessionSummary,
 } from './types';
 import { FALLBACK_SCHEMA, type JsonSchema } from '../flows/schema';
-import { missingSecretsForFlow, readOrgProviders, type Layer } from '../providers/resolve';
+import { missingSecretsForFlow, type ProfileChoice } from '../providers/resolve';
 import { ApiError, errorFromResponse, statusForCode } from './errors';
 
 export const flowsApi = {
@@ -53,6 +53,7 @@ export async function sendMessageStreaming(sessionId: string, text: string, h: S
 export const providersApi = {
   catalog: () => get<{ items: ProviderCatalogItem[] }>('/v1/providers'),
   org: () => get<Record<string, unknown>>('/v1/org/providers'),
+  profiles: () => get<{ items: ProfileChoice[] }>('/v1/org/provider-profiles'),
   saveOrg: (body: Record<string, unknown>) => put<Record<string, unknown>>('/v1/org/providers', body),
   secrets: () => get<{ items: SecretInfo[] }>('/v1/secrets'),
   putSecret: (name: string, value: string) => put<unknown>(`/v1/secrets/${enc(name)}`, { value }),
@@ -114,7 +115,7 @@ export function isEnded(status: string): boolean {
 
 /**
  * Which required secrets a flow lacks. Uses `GET /v1/flows/{id}/missing-secrets` where the server has it;
- * otherwise resolves the providers here (flow draft over the organization's resolved providers) and
+ * otherwise resolves the providers here (the flow draft's profile choices over the organization's profiles) and
  * compares with the stored secret names.
  */
 export async function missingSecretsOf(flowId: string): Promise<{ missing: string[]; computed: boolean }> {
@@ -125,8 +126,7 @@ export async function missingSecretsOf(flowId: string): Promise<{ missing: strin
     const routeMissing = e instanceof ApiError && (e.status === 405 || (e.status === 404 && (e.message === 'Not Found' || /^no route/i.test(e.message))));
     if (!routeMissing) throw e;
   }
-  const [flow, org, secrets, catalog] = await Promise.all([flowsApi.get(flowId), providersApi.org(), providersApi.secrets(), providersApi.catalog()]);
-  const view = readOrgProviders(org);
-  const missing = missingSecretsForFlow(flow.document.providers as Layer | undefined, view.resolved, secrets.items.map((s) => s.name), catalog.items);
+  const [flow, profiles, secrets] = await Promise.all([flowsApi.get(flowId), providersApi.profiles(), providersApi.secrets()]);
+  const missing = missingSecretsForFlow(flow.document.providers, profiles.items, secrets.items.map((s) => s.name));
   return { missing, computed: true };
 }

@@ -11,7 +11,8 @@ export type FlowNode = {
 
 export type FlowEdge = { from: string; to: string; when?: string | null };
 
-export type ProviderChoice = { kind?: string; [field: string]: unknown };
+/** A flow's provider choice: an organization profile and harmless tuning (see providers/resolve.ts). */
+export type ProviderChoice = { profile?: string; model?: string; voice?: string; language?: string; temperature?: number; max_tokens?: number };
 
 export type FlowDocument = {
   name: string;

@@ -1,18 +1,15 @@
-/** Flow-wide settings: name, description, variables, and per-flow provider overrides. */
+/** Flow-wide settings: name, description, variables, and the provider profile per capability. */
 import { useQuery } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { providersApi } from '../api/flows';
 import type { Capability, FlowDocument, ProviderChoice } from '../api/types';
 import { ErrorNote } from '../components/ErrorNote';
-import { ProviderPicker } from '../components/ProviderPicker';
-import { readOrgProviders } from '../providers/resolve';
+import { ProviderProfilePicker } from '../components/ProviderProfilePicker';
 
 const CAPS: Capability[] = ['stt', 'llm', 'tts'];
 
 export function FlowSettingsPanel({ doc, onChange }: { doc: FlowDocument; onChange: (doc: FlowDocument, key: string) => void }) {
-  const catalog = useQuery({ queryKey: ['provider-catalog'], queryFn: providersApi.catalog, staleTime: 60_000 });
-  const org = useQuery({ queryKey: ['org-providers'], queryFn: providersApi.org, staleTime: 60_000 });
-  const orgResolved = org.data ? readOrgProviders(org.data).resolved : {};
+  const profiles = useQuery({ queryKey: ['provider-profiles'], queryFn: providersApi.profiles, staleTime: 60_000 });
   const [varsText, setVarsText] = useState(() => JSON.stringify(doc.variables ?? {}, null, 2));
   const [varsError, setVarsError] = useState('');
   useEffect(() => { setVarsText(JSON.stringify(doc.variables ?? {}, null, 2)); }, [doc.variables]);
@@ -48,17 +45,15 @@ export function FlowSettingsPanel({ doc, onChange }: { doc: FlowDocument; onChan
       </label>
       {varsError && <div className="error small">{varsError}</div>}
       <h4>Providers for this flow</h4>
-      <p className="small muted">Overrides the organization's defaults for sessions of this flow.</p>
-      {catalog.error ? <ErrorNote error={catalog.error} context="The provider catalog could not be loaded" /> : null}
+      <p className="small muted">Pick one of the organization's provider profiles (an admin sets their servers and secrets on the Providers page) and tune it.</p>
+      {profiles.error ? <ErrorNote error={profiles.error} context="The provider profiles could not be loaded" /> : null}
       {CAPS.map((cap) => (
-        <ProviderPicker
+        <ProviderProfilePicker
           key={cap}
           capability={cap}
-          catalog={catalog.data?.items ?? []}
+          profiles={profiles.data?.items ?? []}
           value={doc.providers?.[cap] ?? null}
           onChange={(v) => setProvider(cap, v)}
-          inheritLabel="Organization default"
-          inherited={orgResolved[cap]?.kind}
         />
       ))}
     </div>

@@ -8,7 +8,7 @@ const doc: FlowDocument = {
   name: 'Greeter',
   description: 'says hello',
   variables: { name: { type: 'string', default: '' } },
-  providers: { llm: { kind: 'llamacpp', config: {} } },
+  providers: { llm: { profile: 'main', temperature: 0.2 } },
   nodes: [
     { id: 'start', type: 'start', position: { x: 0, y: 0 } },
     { id: 'hello', type: 'say', text: 'Hello {{ name }}', interruptible: true },

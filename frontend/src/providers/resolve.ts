@@ -1,24 +1,31 @@
 /**
- * Provider resolution as the server does it (flow over organization over default; a layer that names
- * another kind replaces the config, the same kind merges field by field), and the secrets a resolved
- * config needs: every field ending in `_secret` names one.
+ * Provider profiles as the server resolves them. Organization admins own named profiles per capability
+ * (kind, base URL, secret names, allowed models, caps); a flow picks one by name (or gets the
+ * organization's default profile for that capability) and tunes only harmless fields. Every profile
+ * config field ending in `_secret` names a secret the sessions using it need.
  */
 export type ProviderConfig = { kind?: string; [field: string]: unknown };
 export type Layer = Partial<Record<string, ProviderConfig | null | undefined>>;
 
+/** What a flow says about one capability (nothing else is accepted by the server). */
+export type FlowChoice = { profile?: string; model?: string; voice?: string; language?: string; temperature?: number; max_tokens?: number };
+export const TUNING_FIELDS = ['model', 'voice', 'language', 'temperature', 'max_tokens'] as const;
+
+/** A profile as the admin edits it (`GET/PUT /v1/org/providers`). */
+export type Profile = {
+  name: string; capability: string; config: ProviderConfig; allowed_models: string[];
+  max_tokens_cap: number | null; internal: boolean; default: boolean;
+};
+
+/** A profile as a flow editor sees it (`GET /v1/org/provider-profiles`): no URLs. */
+export type ProfileChoice = {
+  name: string; capability: string; kind: string; default: boolean; model?: string | null;
+  allowed_models: string[]; max_tokens_cap: number | null; required_secrets: string[];
+};
+
 export function mergeConfig(lower: ProviderConfig | undefined, upper: ProviderConfig): ProviderConfig {
   if (!lower || (upper.kind && upper.kind !== lower.kind)) return { ...upper };
   return { ...lower, ...upper };
-}
-
-export function resolveLayers(...layers: (Layer | null | undefined)[]): Record<string, ProviderConfig> {
-  const out: Record<string, ProviderConfig> = {};
-  for (const layer of layers) {
-    for (const [cap, cfg] of Object.entries(layer ?? {})) {
-      if (cfg && typeof cfg === 'object' && Object.keys(cfg).length) out[cap] = mergeConfig(out[cap], cfg);
-    }
-  }
-  return out;
 }
 
 /** Catalog entries as far as resolution needs them: a kind's config schema states its defaults. */
@@ -26,7 +33,7 @@ export type CatalogEntry = { kind: string; capability: string; config_schema?: R
 
 /**
  * Secrets the configs need: every `*_secret` field, taking the catalog's default for one the config leaves
- * out (a flow may say only `{"kind": "openai"}`; the server fills in `api_key_secret: "OPENAI_API_KEY"`).
+ * out (a profile may say only `{"kind": "openai"}`; the server fills in `api_key_secret: "OPENAI_API_KEY"`).
  */
 export function requiredSecrets(configs: Record<string, ProviderConfig>, catalog: CatalogEntry[] = []): string[] {
   const names = new Set<string>();
@@ -40,28 +47,30 @@ export function requiredSecrets(configs: Record<string, ProviderConfig>, catalog
   return [...names].sort();
 }
 
-/** Secrets a flow's sessions would lack: the reason its trigger would get HTTP 412. */
-export function missingSecretsForFlow(flowProviders: Layer | undefined, orgResolved: Layer, stored: string[], catalog: CatalogEntry[] = []): string[] {
-  const have = new Set(stored);
-  return requiredSecrets(resolveLayers(orgResolved, flowProviders), catalog).filter((n) => !have.has(n));
+/** The profile a flow's choice lands on: the one it names, else the organization's default. */
+export function profileFor(capability: string, choice: FlowChoice | null | undefined, profiles: ProfileChoice[]): ProfileChoice | undefined {
+  const mine = profiles.filter((p) => p.capability === capability);
+  return choice?.profile ? mine.find((p) => p.name === choice.profile) : mine.find((p) => p.default);
 }
 
-/** `GET /v1/org/providers` answers either the bare layer or `{providers, defaults, resolved, sources, missing_secrets}`. */
-export type OrgProvidersView = { layer: Layer; defaults: Layer; resolved: Layer; sources: Record<string, string>; missing: string[] | null };
+/** Secrets a flow's sessions would lack: the reason its trigger would get HTTP 412. */
+export function missingSecretsForFlow(flowProviders: Partial<Record<string, FlowChoice | null>> | undefined, profiles: ProfileChoice[], stored: string[], capabilities: string[] = ['stt', 'llm', 'tts']): string[] {
+  const have = new Set(stored);
+  const names = new Set<string>();
+  for (const cap of capabilities) for (const n of profileFor(cap, flowProviders?.[cap], profiles)?.required_secrets ?? []) names.add(n);
+  return [...names].filter((n) => !have.has(n)).sort();
+}
+
+/** `GET /v1/org/providers`: `{profiles, defaults, resolved, sources, missing_secrets}`. */
+export type OrgProvidersView = { profiles: Profile[]; defaults: Layer; resolved: Layer; sources: Record<string, string>; missing: string[] | null };
 
 export function readOrgProviders(body: unknown): OrgProvidersView {
   const b = (body ?? {}) as Record<string, unknown>;
-  if (b.providers && typeof b.providers === 'object') {
-    const defaults = (b.defaults ?? {}) as Layer;
-    const layer = b.providers as Layer;
-    return {
-      layer,
-      defaults,
-      resolved: (b.resolved as Layer | undefined) ?? resolveLayers(defaults, layer),
-      sources: (b.sources ?? {}) as Record<string, string>,
-      missing: Array.isArray(b.missing_secrets) ? b.missing_secrets.map(String) : null,
-    };
-  }
-  const layer = b as Layer;
-  return { layer, defaults: {}, resolved: resolveLayers(layer), sources: {}, missing: null };
+  return {
+    profiles: Array.isArray(b.profiles) ? (b.profiles as Profile[]) : [],
+    defaults: (b.defaults ?? {}) as Layer,
+    resolved: (b.resolved ?? {}) as Layer,
+    sources: (b.sources ?? {}) as Record<string, string>,
+    missing: Array.isArray(b.missing_secrets) ? b.missing_secrets.map(String) : null,
+  };
 }
