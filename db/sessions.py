@@ -76,7 +76,7 @@ async def list_transcript_turns(
 ) -> list[asyncpg.Record]:
     async with org_transaction(conn, org_id) as c:
         return await c.fetch(
-            "SELECT seq, role, text, metrics, created_at FROM transcript_turns"
+            "SELECT seq, role, text, created_at FROM transcript_turns"
             " WHERE org_id = $1 AND session_id = $2 ORDER BY seq LIMIT $3",
             org_id, session_id, limit,
         )

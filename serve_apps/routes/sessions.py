@@ -76,7 +76,7 @@ async def get_session(session_id: UUID, principal: ViewerDep, pool: PoolDep) -> 
         **session_summary(row),
         "variables": row["variables"],
         "transcript": [
-            {"seq": t["seq"], "role": t["role"], "text": t["text"], "metrics": t["metrics"],
+            {"seq": t["seq"], "role": t["role"], "text": t["text"],
              "created_at": t["created_at"]}
             for t in turns
         ],

@@ -57,7 +57,7 @@ export type TurnMetrics = {
   [k: string]: unknown;
 };
 
-export type TranscriptTurn = { role: string; text: string; created_at?: string; metrics?: TurnMetrics | null };
+export type TranscriptTurn = { role: string; text: string; created_at?: string };
 
 export type SessionSummary = {
   id: string;

@@ -35,7 +35,7 @@ export function SessionPage() {
   if (session.error) return <div><Link to="/sessions">← Monitoring</Link><ErrorNote error={session.error} context="This session could not be loaded" /></div>;
   const s = session.data;
   if (!s) return <p className="muted">Loading session…</p>;
-  const turns: TurnMetrics[] = s.metrics?.turns ?? s.transcript.map((t) => t.metrics).filter((m): m is TurnMetrics => !!m);
+  const turns: TurnMetrics[] = s.metrics?.turns ?? [];
   const v2v = percentiles(turns.map((t) => t.voice_to_voice_ms).filter((x): x is number => typeof x === 'number'));
   return (
     <div className="session-page">
