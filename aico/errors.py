@@ -16,6 +16,10 @@ class AicoError(Exception):
         self.details = details
         self.extra = extra
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries beside the body (e.g. Retry-After)."""
+        return {}
+
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message, "details": self.details}
         body.update(self.extra)
@@ -64,3 +68,18 @@ class MissingSecrets(AicoError):
             missing=names,
         )
         self.names = names
+
+
+class RateLimited(AicoError):
+    """A rate limit is spent for now (HTTP 429): `limit` names the setting, `retry_after_s` says
+    when the window turns."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: int, details: Any = None) -> None:
+        super().__init__(message, details=details, limit=limit, retry_after_s=retry_after_s)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

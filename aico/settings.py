@@ -104,6 +104,15 @@ class LimitSettings(BaseSettings):
     voice_audio_slack_s: float = Field(2.0, ge=0.2)
     live_observers_per_session: int = Field(8, ge=1)
 
+    # Rate limits per minute, counted in PostgreSQL so every API replica shares them
+    # (db/rate_limits.py); past one: 429 with Retry-After naming the limit.
+    sessions_per_minute_per_org: int = Field(
+        120, ge=1, description="POST /v1/flows/{id}/sessions per organization")
+    messages_per_minute_per_org: int = Field(
+        1200, ge=1, description="POST /v1/sessions/{id}/messages per organization")
+    messages_per_minute_per_session: int = Field(
+        60, ge=1, description="POST /v1/sessions/{id}/messages per session")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
+from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Header
 from starlette.requests import HTTPConnection
 
+from aico.errors import RateLimited
 from aico.settings import Settings
+from db.rate_limits import take_rate_limit_slot
 from serve_apps.auth import Principal, Role, TokenVerifier, authenticate, bearer_token
 from serve_apps.state import ApiState, app_state
 
@@ -53,6 +56,43 @@ def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+async def _spend(pool: asyncpg.Pool, principal: Principal, *, bucket: str, limit: int,
+                 setting: str, what: str) -> None:
+    window = await take_rate_limit_slot(pool, org_id=principal.org_id, bucket=bucket, limit=limit)
+    if not window.allowed:
+        raise RateLimited(
+            f"rate limit reached: at most {limit} {what} per minute"
+            f" (settings.limits.{setting}, AICO_LIMIT_{setting.upper()});"
+            f" retry in {window.retry_after_s} s",
+            limit=setting, retry_after_s=window.retry_after_s)
+
+
+async def limit_session_starts(
+    principal: Annotated[Principal, Depends(get_principal)],
+    pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+    state: Annotated[ApiState, Depends(get_state)],
+) -> None:
+    """Counts a session start against the organization's sessions-per-minute limit."""
+    limits = state.settings.limits
+    await _spend(pool, principal, bucket="sessions", limit=limits.sessions_per_minute_per_org,
+                 setting="sessions_per_minute_per_org", what="new sessions per organization")
+
+
+async def limit_messages(
+    session_id: UUID,
+    principal: Annotated[Principal, Depends(get_principal)],
+    pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+    state: Annotated[ApiState, Depends(get_state)],
+) -> None:
+    """Counts a message against its session's and its organization's per-minute limits."""
+    limits = state.settings.limits
+    await _spend(pool, principal, bucket=f"messages:{session_id}",
+                 limit=limits.messages_per_minute_per_session,
+                 setting="messages_per_minute_per_session", what="messages per session")
+    await _spend(pool, principal, bucket="messages", limit=limits.messages_per_minute_per_org,
+                 setting="messages_per_minute_per_org", what="messages per organization")
+
+
 StateDep = Annotated[ApiState, Depends(get_state)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -62,3 +102,6 @@ ViewerDep = Annotated[Principal, Depends(require_role("viewer"))]
 EditorDep = Annotated[Principal, Depends(require_role("editor"))]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 OwnerDep = Annotated[Principal, Depends(require_role("owner"))]
+# Rate limits (429 with Retry-After): add to a route's signature as `_limit: SessionStartLimit`.
+SessionStartLimit = Annotated[None, Depends(limit_session_starts)]
+MessageLimit = Annotated[None, Depends(limit_messages)]

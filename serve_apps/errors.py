@@ -37,8 +37,8 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 async def _on_aico_error(_: Request, exc: AicoError) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status,
-                        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+    headers = {**exc.headers(), **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})}
+    return JSONResponse(exc.to_body(), status_code=exc.status, headers=headers or None)
 
 
 async def _on_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

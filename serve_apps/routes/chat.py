@@ -29,7 +29,7 @@ from flows.callbacks import SIGNATURE_PATTERN, verify_call
 from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import StepContext, step
 from flows.sessions import create_session as create_session_for
-from serve_apps.deps import EditorDep, PoolDep, StateDep
+from serve_apps.deps import EditorDep, MessageLimit, PoolDep, SessionStartLimit, StateDep
 
 router = APIRouter(tags=["chat"])
 
@@ -97,7 +97,7 @@ async def _session_status(pool: Any, session_id: UUID) -> str:
 
 @router.post("/v1/flows/{flow_id}/sessions", status_code=201)
 async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
-                         principal: EditorDep, pool: PoolDep,
+                         principal: EditorDep, _limit: SessionStartLimit, pool: PoolDep,
                          state: StateDep) -> dict[str, Any]:
     new = await create_session_for(
         pool, settings=state.settings, org_id=principal.org_id, flow_id=flow_id,
@@ -123,7 +123,7 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
 
 @router.post("/v1/sessions/{session_id}/messages", response_model=None)
 async def post_message(session_id: UUID, body: MessageIn, principal: EditorDep,
-                       pool: PoolDep, state: StateDep,
+                       _limit: MessageLimit, pool: PoolDep, state: StateDep,
                        stream: bool = Query(default=False)) -> dict[str, Any] | StreamingResponse:
     if await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id) is None:
         raise NotFound(f"session {session_id} not found")
