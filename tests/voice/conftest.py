@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from voice_api import MODELS_MODE
 
 from actors.audio import resample_pcm16
 from actors.host import LocalVoiceHost
 from aico.settings import ModelSettings, Settings, get_settings
-
-MODELS_MODE = "inprocess"
 
 
 @contextlib.contextmanager

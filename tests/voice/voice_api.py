@@ -13,6 +13,10 @@ from uuid import UUID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+# Where the voice tests' models run (AICO_MODELS), pinned so a call takes the same path whatever
+# other test packages left running.
+MODELS_MODE = "inprocess"
+
 
 async def publish_flow(api: Any, document: dict[str, Any]) -> str:
     r = await api.post("/v1/flows", json={"name": document["name"], "document": document})
