@@ -27,7 +27,7 @@ from aico.settings import LimitSettings
 
 ALLOWED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 # Refusals a flooding client may collect before it is disconnected, in bursts of the bucket.
-REFUSED_BURSTS_BEFORE_CLOSE = 5
+REFUSED_BURSTS_BEFORE_CLOSE = 100
 
 
 class CloseCode(IntEnum):

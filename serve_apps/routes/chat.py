@@ -99,6 +99,10 @@ async def _session_status(pool: Any, session_id: UUID) -> str:
 async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
                          principal: EditorDep, _limit: SessionStartLimit, pool: PoolDep,
                          state: StateDep) -> dict[str, Any]:
+    if body.channel == "voice":
+        from serve_apps.routes.voice import ensure_voice_capacity
+
+        await ensure_voice_capacity(pool, state, principal.org_id)  # 429 before anything is stored
     new = await create_session_for(
         pool, settings=state.settings, org_id=principal.org_id, flow_id=flow_id,
         channel=body.channel, variables=body.variables,

@@ -3,47 +3,81 @@
 * `GET /v1/sessions/{id}/voice?token=...` (WebSocket): a call. Browsers cannot set headers, so
   the call is authorised by the short-lived token returned when the voice session was created
   (`POST /v1/flows/{id}/sessions` with `"channel": "voice"` → `voice: {url, token,
-  expires_at}`): an HMAC of the session id and expiry, valid only for that session.
+  expires_at}`), signed for that session only (aico.signing). A token attaches ONCE; a fresh
+  one comes from `POST /v1/sessions/{id}/voice-token`. One socket carries a session's call: the
+  replica that accepted it holds the session's lease in PostgreSQL and renews it while the call
+  lives; another socket is refused (4423), and so is one past the organization's cap on
+  concurrent calls (4429, and 429 at session creation).
 * `GET /v1/sessions/{id}/live?token=...` (WebSocket): the transcript, timers and metrics of a
   live session for the dashboard, authorised by an API token (or OIDC access token) of the
   session's organization. Events reach observers on any API replica through PostgreSQL
-  NOTIFY.
+  NOTIFY, fanned out by one listener per replica (serve_apps/live.py).
 
-The protocol is written down in docs/voice-protocol.md.
+The protocol and its close codes are written down in docs/voice-protocol.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import os
+import socket
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Query, Request, WebSocket
 
 from actors.host import LocalVoiceHost, RayVoiceHost, VoiceHost
-from actors.transports import run_call
-from actors.transports.websocket import ProtocolError, WebSocketTransport
-from aico.errors import AicoError
+from actors.outbox import items_until
+from actors.transports import HOST_FAILED, run_call
+from actors.transports.websocket import CloseCode, ProtocolError, WebSocketTransport
+from aico.errors import AicoError, Conflict, NotFound
 from aico.signing import mint_voice_token, verify_voice_token
+from db import session_failures
 from db import sessions as sessions_db
+from db import voice_leases as leases_db
 from serve_apps.auth import authenticate
-from serve_apps.deps import oidc_verifier
+from serve_apps.deps import EditorDep, PoolDep, StateDep, oidc_verifier
+from serve_apps.live import LiveHub, TooManyObservers, publish_live_event
 from serve_apps.state import ApiState, app_state
+from serve_apps.voice_sweeper import VoiceSweeper
 
 log = logging.getLogger("aico.routes.voice")
 router = APIRouter(tags=["voice"])
 
-LIVE_CHANNEL = "aico_live"
 _LIVE_TYPES = {"transcript", "metrics", "interrupted", "timer", "dtmf", "end", "transfer",
                "agent_speech_started", "agent_speech_ended", "user_speech_started", "resumed"}
+# Names this replica as a lease holder (with a per-call suffix).
+_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TooManyCalls(AicoError):
+    status, code = 429, "too_many_calls"
 
 
 # --- tokens (minted and checked by aico.signing) -----------------------------------------------
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _voice_field(request: Request, state: ApiState, session_id: UUID | str, token: str,
+                 expires: int) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    if state.settings.public_url:
+        base = state.settings.public_url.rstrip("/")
+    ws_base = "wss://" + base[8:] if base.startswith("https://") else \
+        "ws://" + base.removeprefix("http://")
+    return {"url": f"{ws_base}/v1/sessions/{session_id}/voice?token={token}", "token": token,
+            "expires_at": datetime.fromtimestamp(expires, UTC).isoformat()}
+
 
 async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
@@ -51,21 +85,48 @@ async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     if _in_serve_replica():
         # The first voice session of a replica starts its actor pool: the call finds it warm.
         await voice_host(state)
+    token, expires = mint_voice_token(state.settings, row["id"],
+                                      ttl_s=state.settings.voice.token_ttl_s)
+    return _voice_field(request, state, row["id"], token, expires)
+
+
+async def ensure_voice_capacity(pool: asyncpg.Pool, state: ApiState, org_id: UUID) -> None:
+    """429 before a voice session is created when the organization's calls are at the cap."""
+    cap = state.settings.limits.voice_calls_per_org
+    live = await leases_db.count_voice_leases_live(pool, org_id=org_id)
+    if live >= cap:
+        raise TooManyCalls(f"the organization has {live} live voice calls, its limit"
+                           f" (settings.limits.voice_calls_per_org = {cap})",
+                           details={"limit": "voice_calls_per_org", "live": live, "cap": cap})
+
+
+@router.post("/v1/sessions/{session_id}/voice-token")
+async def new_voice_token(session_id: UUID, request: Request, principal: EditorDep,
+                          pool: PoolDep, state: StateDep) -> dict[str, Any]:
+    """A fresh single-use token for a voice session that has not ended (the first one expired
+    unused, or the caller dropped and reconnects)."""
+    row = await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id)
+    if row is None or row["channel"] != "voice":
+        raise NotFound(f"voice session {session_id} not found")
+    if row["status"] in ("ended", "failed"):
+        raise Conflict(f"session {session_id} has {row['status']}: it takes no more calls")
     ttl = state.settings.voice.token_ttl_s
-    token, expires = mint_voice_token(state.settings, row["id"], ttl_s=ttl)
-    base = str(request.base_url).rstrip("/")
-    if state.settings.public_url:
-        base = state.settings.public_url.rstrip("/")
-    ws_base = "wss://" + base[8:] if base.startswith("https://") else \
-        "ws://" + base.removeprefix("http://")
-    return {"url": f"{ws_base}/v1/sessions/{row['id']}/voice?token={token}", "token": token,
-            "expires_at": datetime.fromtimestamp(expires, UTC).isoformat()}
+    token, expires = mint_voice_token(state.settings, session_id, ttl_s=ttl)
+    for shave in range(1, 4):
+        # A token is its session and expiry second: one minted in the same second as a token
+        # that has attached already would be that token, so move its expiry a second earlier.
+        used = await pool.fetchval("SELECT 1 FROM voice_token_uses WHERE token_id = $1",
+                                   _token_id(token))
+        if not used:
+            break
+        token, expires = mint_voice_token(state.settings, session_id, ttl_s=ttl - shave)
+    return _voice_field(request, state, session_id, token, expires)
 
 
-# --- where calls run -------------------------------------------------------------------------
+# --- where calls run, and the replica's voice services ---------------------------------------
 
 async def voice_host(state: ApiState) -> VoiceHost:
-    host = state.extras.get("voice_host")
+    host = getattr(state, "voice_host", None) or state.extras.get("voice_host")
     if host is None:
         try:
             import ray
@@ -76,14 +137,30 @@ async def voice_host(state: ApiState) -> VoiceHost:
         if on_ray:
             from actors.pool import VoiceActorPool
 
-            pool = VoiceActorPool(settings=state.settings.voice)
-            pool.fill()
-            host = RayVoiceHost(pool)
+            actors = VoiceActorPool(settings=state.settings.voice)
+            actors.fill()
+            host = RayVoiceHost(actors)
         else:
-            host = LocalVoiceHost(await state.pool(), state.settings,
-                                  open_llm=state.extras.get("open_llm"))
-        state.extras["voice_host"] = host
+            opener = getattr(state, "llm_opener", None) or state.extras.get("open_llm")
+            host = LocalVoiceHost(await state.pool(), state.settings, open_llm=opener)
+        state.voice_host = host
     return host
+
+
+def live_hub(state: ApiState, pool: asyncpg.Pool) -> LiveHub:
+    hub = getattr(state, "live_hub", None)
+    if hub is None:
+        hub = LiveHub(pool, max_per_session=state.settings.limits.live_observers_per_session)
+        state.live_hub = hub  # type: ignore[attr-defined]
+    return hub
+
+
+def start_voice_sweeper(state: ApiState, pool: asyncpg.Pool) -> None:
+    sweeper = getattr(state, "voice_sweeper", None)
+    if sweeper is None:
+        sweeper = VoiceSweeper(pool, every_s=state.settings.limits.voice_sweep_every_s)
+        state.voice_sweeper = sweeper  # type: ignore[attr-defined]
+    sweeper.start()
 
 
 def _in_serve_replica() -> bool:
@@ -109,19 +186,58 @@ async def _refuse(ws: WebSocket, code: int, error: str, message: str) -> None:
 async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default="")) -> None:
     connected_at = time.monotonic()
     state = app_state(ws.app)
-    if not verify_voice_token(state.settings, session_id, token):
-        await _refuse(ws, 4401, "unauthorized", "invalid or expired voice token")
+    settings = state.settings
+    if not verify_voice_token(settings, session_id, token):
+        await _refuse(ws, CloseCode.UNAUTHORIZED, "unauthorized", "invalid or expired voice token")
         return
     pool = await state.pool()
+    start_voice_sweeper(state, pool)
     row = await sessions_db.get_session_brief(pool, session_id=session_id)
     if row is None or row["channel"] != "voice":
-        await _refuse(ws, 4404, "not_found", f"voice session {session_id} not found")
+        await _refuse(ws, CloseCode.NOT_FOUND, "not_found", f"voice session {session_id} not found")
         return
     if row["status"] in ("ended", "failed"):
-        await _refuse(ws, 4409, "conflict", f"session {session_id} has {row['status']}")
+        await _refuse(ws, CloseCode.ENDED, "conflict", f"session {session_id} has {row['status']}")
         return
+    org_id = row["org_id"]
+    first_use = await leases_db.insert_voice_token_uses_row(
+        pool, token_id=_token_id(token), org_id=org_id, session_id=session_id,
+        expires_at=datetime.now(UTC) + timedelta(seconds=settings.voice.token_ttl_s))
+    if not first_use:
+        await _refuse(ws, CloseCode.UNAUTHORIZED, "token_used",
+                      "this voice token has attached already: ask POST"
+                      f" /v1/sessions/{session_id}/voice-token for a fresh one")
+        return
+    limits = settings.limits
+    holder = f"{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    outcome = await leases_db.acquire_voice_leases_row(
+        pool, org_id=org_id, session_id=session_id, holder=holder,
+        ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
+    if outcome == "busy":
+        await _refuse(ws, CloseCode.BUSY, "call_in_progress",
+                      f"another connection carries session {session_id}'s call")
+        return
+    if outcome == "org_cap":
+        await _refuse(ws, CloseCode.TOO_MANY, "too_many_calls",
+                      "the organization is at its limit of concurrent voice calls"
+                      f" ({limits.voice_calls_per_org})")
+        return
+    call = _CallProgress()
+    try:
+        await _carry_call(ws, state, pool, session_id, org_id, holder, connected_at, call)
+    finally:
+        await _end_call(pool, session_id, holder, started=call.started)
+
+
+class _CallProgress:
+    started = False  # the pipeline was asked to start: from then on the session must end
+
+
+async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, session_id: UUID,
+                      org_id: UUID, holder: str, connected_at: float,
+                      call: _CallProgress) -> None:
     await ws.accept()
-    transport = WebSocketTransport(ws)
+    transport = WebSocketTransport(ws, limits=state.settings.limits)
     try:
         await transport.handshake()
     except ProtocolError as err:
@@ -131,12 +247,20 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
 
     async def observe(event: dict[str, Any]) -> None:
         if event.get("type") in _LIVE_TYPES:
-            await _publish(pool, session_id, event)
+            await publish_live_event(pool, org_id=org_id, session_id=session_id, event=event)
 
+    heartbeat = asyncio.create_task(_renew_lease(pool, transport, session_id, holder,
+                                                 state.settings.limits.voice_lease_ttl_s))
     try:
         host = await voice_host(state)
-        await run_call(transport, host, session_id, connected_at=connected_at,
-                       observe=observe)
+        call.started = True
+        reason = await run_call(transport, host, session_id, connected_at=connected_at,
+                                observe=observe)
+        if reason.startswith(HOST_FAILED):
+            await transport.send_event({"type": "error", "code": "call_failed",
+                                        "message": "the call's voice host failed"})
+            await transport.close(reason, code=CloseCode.INTERNAL)
+            await _record_failure(pool, session_id, reason)
     except AicoError as err:
         body = err.to_body()
         await transport.send_event({"type": "error", "code": body.pop("error"), **body})
@@ -145,14 +269,53 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
         log.exception("voice call %s failed", session_id)
         await transport.send_event({"type": "error", "code": "internal",
                                     "message": type(err).__name__})
-        await transport.close("error")
+        await transport.close("error", code=CloseCode.INTERNAL)
+        await _record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(BaseException):
+            await heartbeat
 
 
-async def _publish(pool: Any, session_id: UUID, event: dict[str, Any]) -> None:
-    payload = {"session_id": str(session_id), **event}
-    if isinstance(payload.get("text"), str):
-        payload["text"] = payload["text"][:2000]
-    await pool.execute("SELECT pg_notify($1, $2)", LIVE_CHANNEL, json.dumps(payload, default=str))
+async def _renew_lease(pool: asyncpg.Pool, transport: WebSocketTransport, session_id: UUID,
+                       holder: str, ttl_s: float) -> None:
+    """Renew the lease while the call lives; if it is lost (swept), end this socket."""
+    while True:
+        await asyncio.sleep(ttl_s / 3)
+        try:
+            kept = await leases_db.renew_voice_leases_row(pool, session_id=session_id,
+                                                          holder=holder, ttl_s=ttl_s)
+        except Exception:  # a blip: the next renewal retries before the lease expires
+            log.warning("could not renew the lease of %s", session_id, exc_info=True)
+            continue
+        if not kept:
+            log.warning("session %s: lease lost; closing its socket", session_id)
+            await transport.refuse(CloseCode.INTERNAL, "lease_lost",
+                                   "this call's session was closed by the sweeper")
+            return
+
+
+async def _record_failure(pool: asyncpg.Pool, session_id: UUID, reason: str) -> None:
+    try:
+        await session_failures.fail_sessions_row(pool, session_id=session_id, reason=reason)
+    except Exception:  # the call's end retries; failing that the sweeper closes it
+        log.exception("session %s: could not record its failure (%s)", session_id, reason)
+
+
+async def _end_call(pool: asyncpg.Pool, session_id: UUID, holder: str, *,
+                    started: bool) -> None:
+    """Release the lease once the session is closed. If the call ran but `session.ended` could
+    not be recorded the session is failed here; if even that fails, the lease is kept so that
+    it expires and the sweeper closes the session: its end is never lost silently."""
+    try:
+        row = await sessions_db.get_session_brief(pool, session_id=session_id)
+        if started and row is not None and row["status"] in ("active", "waiting"):
+            await session_failures.fail_sessions_row(
+                pool, session_id=session_id, reason="session.ended was not recorded")
+        await leases_db.release_voice_leases_row(pool, session_id=session_id, holder=holder)
+    except Exception:  # see the docstring: the sweeper takes over
+        log.exception("session %s: could not close the call's lease; the sweeper will",
+                      session_id)
 
 
 # --- observers -------------------------------------------------------------------------------
@@ -165,48 +328,37 @@ async def live_session(ws: WebSocket, session_id: UUID, token: str = Query(defau
         principal = await authenticate(token, pool=pool, settings=state.settings,
                                        oidc_verifier=oidc_verifier(state))
     except AicoError as err:
-        await _refuse(ws, 4401, "unauthorized", err.message)
+        await _refuse(ws, CloseCode.UNAUTHORIZED, "unauthorized", err.message)
         return
     row = await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id)
     if row is None:
-        await _refuse(ws, 4404, "not_found", f"session {session_id} not found")
+        await _refuse(ws, CloseCode.NOT_FOUND, "not_found", f"session {session_id} not found")
         return
-    await ws.accept()
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
     sid = str(session_id)
-
-    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            return
-        if event.get("session_id") == sid and not queue.full():
-            queue.put_nowait(event)
-
-    async with pool.acquire() as conn:
-        await conn.add_listener(LIVE_CHANNEL, on_notify)
-        try:
+    try:
+        async with live_hub(state, pool).subscribe(session_id) as events:
+            await ws.accept()
             await ws.send_text(json.dumps({"type": "hello", "session_id": sid,
                                            "status": row["status"]}))
-            receiver = asyncio.create_task(ws.receive())  # completes when the client leaves
-            while True:
-                getter = asyncio.create_task(queue.get())
-                await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    message = receiver.result() if not receiver.cancelled() else {}
-                    if message.get("type") == "websocket.disconnect":
+            async for batch in items_until(events, _disconnected(ws)):
+                for event in batch:
+                    await ws.send_text(json.dumps(event))
+                    if event.get("type") == "end":
                         break
-                    receiver = asyncio.create_task(ws.receive())
+                else:
                     continue
-                event = getter.result()
-                await ws.send_text(json.dumps(event))
-                if event.get("type") == "end":
-                    break
-            receiver.cancel()
-        except Exception as err:  # noqa: BLE001 - the observer went away
-            log.debug("observer of %s left: %s", sid, err)
-        finally:
-            await conn.remove_listener(LIVE_CHANNEL, on_notify)
+                break
+    except TooManyObservers as err:
+        await _refuse(ws, CloseCode.TOO_MANY, err.code, err.message)
+        return
+    except Exception as err:  # noqa: BLE001 - the observer went away
+        log.debug("observer of %s left: %s", sid, err)
     with contextlib.suppress(Exception):
         await ws.close()
+
+
+async def _disconnected(ws: WebSocket) -> None:
+    """Until the observer leaves (what it sends is ignored)."""
+    with contextlib.suppress(Exception):
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
