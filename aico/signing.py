@@ -18,14 +18,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
+from aico import private_files
 from aico.errors import AicoError
 from aico.settings import Settings
 
@@ -113,20 +112,8 @@ def _signer_for(spec: str) -> Signer:
 def ensure_key_file(home: Path) -> str:
     """The embedded-mode key: read `$AICO_HOME/signing-key`, or create it once with mode 0600
     (never briefly readable by others; a concurrent first run reads the winner's key)."""
-    path = Path(home) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        material = base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(material + "\n")
-    if path.stat().st_mode & 0o077:
-        raise SigningKeyError(f"{path} must not be readable by group or others (chmod 600)")
-    return path.read_text().strip()
+    return private_files.ensure_key_file(Path(home) / KEY_FILE, nbytes=MIN_KEY_BYTES,
+                                         error=SigningKeyError)
 
 
 def require_cluster_keys(settings: Settings, *, ray_address: str | None) -> None:

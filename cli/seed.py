@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
+from aico.private_files import write_private_file
 from db.api_clients import (
     get_api_client_by_token,
     insert_api_client,
@@ -28,15 +28,6 @@ class SeedResult:
     created_flow: bool
     token: str
     token_path: Path
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by the owner only, never briefly world-readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    path.chmod(0o600)
 
 
 async def seed_demo(pool: asyncpg.Pool, *, token_path: Path) -> SeedResult:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from aico import private_files
 from aico.errors import AicoError
 
 KEY_FILE = "secret-key"
@@ -104,17 +104,4 @@ def _aad(org_id: UUID, name: str) -> bytes:
 
 def ensure_key_file(home: Path) -> str:
     """The embedded-mode key: read `$AICO_HOME/secret-key`, or create it once with mode 0600."""
-    path = home / KEY_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        material = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process won the race; read its key
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(material + "\n")
-    if path.stat().st_mode & 0o077:
-        raise SecretKeyError(f"{path} must not be readable by group or others (chmod 600)")
-    return path.read_text().strip()
+    return private_files.ensure_key_file(Path(home) / KEY_FILE, nbytes=32, error=SecretKeyError)
