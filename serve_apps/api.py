@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -15,7 +16,11 @@ from aico.settings import Settings, get_settings
 from serve_apps.body_limit import BodySizeLimit
 from serve_apps.errors import install_error_handlers
 from serve_apps.routes import ROUTERS
-from serve_apps.state import ApiState, app_state
+from serve_apps.state import ApiState, VoiceSessionInfo, app_state
+
+if TYPE_CHECKING:
+    from actors.host import VoiceHost
+    from serve_apps.oidc import OidcVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +32,19 @@ def create_app(
     *,
     pool: asyncpg.Pool | None = None,
     from_environment: bool = False,
+    oidc: OidcVerifier | None = None,
+    llm_opener: Callable[..., Any] | None = None,
+    voice_host: VoiceHost | None = None,
+    voice_session_info: VoiceSessionInfo | None = None,
 ) -> FastAPI:
     """The API app. With `from_environment`, settings are read from AICO_* in the serving
-    process on first use (a Serve replica), not where the app object was built."""
+    process on first use (a Serve replica), not where the app object was built.
+
+    The services are built from settings when not given; tests and embedding apps pass their
+    own (a scripted LLM opener, an in-process voice host, a verifier for a test issuer)."""
     state = None if from_environment else ApiState(
-        settings=settings or get_settings(), _pool=pool, owns_pool=pool is None
+        settings=settings or get_settings(), _pool=pool, owns_pool=pool is None, oidc=oidc,
+        llm_opener=llm_opener, voice_host=voice_host, voice_session_info=voice_session_info,
     )
 
     @asynccontextmanager

@@ -16,7 +16,9 @@ from db.pool import create_app_pool
 
 if TYPE_CHECKING:
     from actors.host import VoiceHost
+    from serve_apps.live import LiveHub
     from serve_apps.oidc import OidcVerifier
+    from serve_apps.voice_sweeper import VoiceSweeper
 
 # (request, session row) -> the `voice` field of a created voice session.
 VoiceSessionInfo = Callable[[Any, Any], Awaitable[dict[str, Any]]]
@@ -36,6 +38,10 @@ class ApiState:
     voice_host: VoiceHost | None = None
     # Builds the `voice` field of a created voice session; None: the voice routes' own.
     voice_session_info: VoiceSessionInfo | None = None
+    # The replica's one LISTEN connection fanning live events out to observers; built on first use.
+    live_hub: LiveHub | None = None
+    # Closes this replica's voice sessions whose call is gone; started with the first call.
+    voice_sweeper: VoiceSweeper | None = None
     # Deprecated service locator, kept only until its last readers move to the fields above.
     extras: dict[str, Any] = field(default_factory=dict)
 
