@@ -34,6 +34,8 @@ _PARTS = 4
 _DONE = object()
 _SENTENCE = re.compile(r"(?<=[。！？!?])\s*|(?<=[.;:])\s+|\n+")
 _PHONEME_BREAK = re.compile(r"(?<=[,.!?;:、。！？—…])\s*")
+_LOADED: dict[tuple[Any, ...], KokoroModel] = {}
+_LOADING = threading.Lock()
 
 
 def _ja_package() -> Any:
@@ -94,6 +96,7 @@ class KokoroModel:
         self.vocab = vocab
         self.phonemize = phonemize
         self.inputs = {i.name for i in session.get_inputs()}
+        self.voices_name = "voices"
         # The Japanese frontend is not thread-safe; ONNX inference is, but one at a time keeps
         # a small CPU from thrashing, like Piper's lock.
         self.lock = threading.Lock()
@@ -130,6 +133,21 @@ class KokoroTTS(TTS):
 
     @staticmethod
     def load_model(config: KokoroConfig) -> KokoroModel:
+        # Voice and speed are part of model_key (a Serve replica speaks with its own), but
+        # they select no weights: configs that differ only there share one loaded model.
+        key = (config.model, config.voices, config.language, config.cpu_threads)
+        with _LOADING:
+            if key not in _LOADED:
+                _LOADED[key] = KokoroTTS._load(config)
+        model = _LOADED[key]
+        if config.voice not in model.voices:
+            raise ProviderConfigError(f"Kokoro voice {config.voice!r} is not in "
+                                      f"{model.voices_name} (has: {', '.join(sorted(model.voices))})",
+                                      provider="kokoro")
+        return model
+
+    @staticmethod
+    def _load(config: KokoroConfig) -> KokoroModel:
         import onnxruntime as ort
 
         if config.model:
@@ -145,16 +163,15 @@ class KokoroTTS(TTS):
             raise ProviderConfigError(f"Kokoro voices not found: {voices_path}",
                                       provider="kokoro")
         voices = _load_voices(voices_path)
-        if config.voice not in voices:
-            raise ProviderConfigError(f"Kokoro voice {config.voice!r} is not in {voices_path.name}"
-                                      f" (has: {', '.join(sorted(voices))})", provider="kokoro")
         vocab = json.loads((_ja_package() / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         opts = ort.SessionOptions()
         if config.cpu_threads:
             opts.intra_op_num_threads = config.cpu_threads
         session = ort.InferenceSession(source, sess_options=opts,
                                        providers=["CPUExecutionProvider"])
-        return KokoroModel(session, voices, vocab, _phonemizer(config.language))
+        model = KokoroModel(session, voices, vocab, _phonemizer(config.language))
+        model.voices_name = voices_path.name
+        return model
 
     def warm_up(self) -> None:
         """One synthesis (blocking): the first run allocates; a deployment does it at start."""
