@@ -32,7 +32,6 @@ class VoiceSettings(BaseSettings):
     max_restarts: int = Field(3, ge=0)
     calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
     token_ttl_s: int = Field(300, ge=10, le=86400)
-    out_sample_rate: int = 0  # 0 = the TTS voice's own rate
     end_of_turn_silence_s: float | None = None
     barge_in_min_speech_s: float | None = None
     barge_in_min_words: int | None = None
@@ -143,7 +142,6 @@ class Settings(BaseSettings):
 
     api_replicas: int = 1
     dashboard_dir: Path | None = None
-    log_level: str = "INFO"
 
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     # Named apart from AICO_MODELS / AICO_PROVIDERS, which are fields inside these sections.

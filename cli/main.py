@@ -79,10 +79,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop_event = threading.Event()
     cleanups: list[tuple[str, Callable[[], None]]] = []
 
-    def interrupt(signum: int, _frame: Any) -> None:
+    def interrupt(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    def on_signal(signum: int, _frame: Any) -> None:
+    def on_signal(_signum: int, _frame: Any) -> None:
         stop_event.set()
 
     # While starting, Ctrl-C/SIGTERM abort the start (and clean up what started).
@@ -152,7 +152,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 # AICO_PORT=0: the proxy took a free port; URLs the API builds must name it.
                 settings = settings.model_copy(update={"port": serve_http_port()})
                 print(f"    listening on {settings.host}:{settings.port}", flush=True)
-            _deploy_models(settings, database_url)
+            _deploy_models(settings)
             serve.run(
                 build_api_app(env_vars=worker_environment(settings, database_url=database_url),
                               replicas=settings.api_replicas),
@@ -189,7 +189,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deploy_models(settings: Settings, database_url: str) -> None:
+def _deploy_models(settings: Settings) -> None:
     """Deploy the model deployments app (STT, TTS, LLM, embeddings)."""
     from ray import serve
 
