@@ -1,14 +1,14 @@
 """Executor benchmark: steps/s and p50/p95 step latency, excluding model time, for 1 and 20
 concurrent sessions, against the embedded PostgreSQL.
 
-    .venv/bin/python bench/executor.py [--steps 200] [--ray]
+    .venv/bin/python bench/executor.py [--steps 200]
 
 Two flows are measured:
 - `deterministic`: listen -> set (counter) -> say -> listen, one user.turn per step;
 - `llm`: listen -> llm -> listen with an instant in-process model; one user turn is two
   committed steps (user.turn, then llm.completed) and the model's time is subtracted.
-With `--ray` it also measures the same deterministic step through the Ray task form
-(`flows.tasks.step_task`), i.e. what a caller pays for running the step in a Ray worker.
+Where a step runs (in-process, a Ray task, a warm actor) is compared by
+`bench/executor_placement.py`.
 """
 
 from __future__ import annotations
@@ -125,43 +125,9 @@ async def run(pool: Any, settings: Settings, org_id: Any, flow: tuple, *, sessio
           f"p95={pct(latencies, 0.95) * 1000:6.2f} ms")
 
 
-async def run_ray(dsn: str, pool: Any, settings: Settings, org_id: Any, flow: tuple, *,
-                  sessions: int, steps: int) -> None:
-    import ray
-
-    from flows.tasks import step_task
-
-    ctx0 = StepContext(pool=pool, settings=settings)
-    ids = await new_sessions(pool, ctx0, org_id, flow, sessions)
-    latencies: list[float] = []
-
-    async def converse(session_id: Any) -> None:
-        for i in range(steps):
-            started = time.perf_counter()
-            async for ref in step_task.remote(dsn, session_id,
-                                              InboundEvent.user_turn(f"hello {i}"),
-                                              settings=settings):
-                await ref
-            latencies.append(time.perf_counter() - started)
-
-    # Warm the workers (process start, pool connect) before measuring.
-    await asyncio.gather(*(converse(s) for s in ids[:2]))
-    latencies.clear()
-    wall = time.perf_counter()
-    await asyncio.gather(*(converse(s) for s in ids))
-    wall = time.perf_counter() - wall
-    total = sessions * steps
-    print(f"{'ray task':<14} sessions={sessions:<3} steps={total:<6} "
-          f"throughput={total / wall:8.1f} steps/s   "
-          f"p50={statistics.median(latencies) * 1000:6.2f} ms  "
-          f"p95={pct(latencies, 0.95) * 1000:6.2f} ms")
-    del ray
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="turns per session")
-    parser.add_argument("--ray", action="store_true", help="also measure the Ray task form")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aico-bench-") as home:
@@ -185,16 +151,6 @@ async def main() -> None:
                           steps=args.steps, label="deterministic", committed_per_turn=1)
                 await run(pool, settings, org["id"], llm_loop, sessions=sessions,
                           steps=args.steps, label="llm (instant)", committed_per_turn=2)
-            if args.ray:
-                import ray
-
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-                try:
-                    for sessions in (1, 20):
-                        await run_ray(pg.app_dsn, pool, settings, org["id"], counter,
-                                      sessions=sessions, steps=max(20, args.steps // 4))
-                finally:
-                    ray.shutdown()
             await pool.close()
         finally:
             pg.stop()

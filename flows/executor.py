@@ -29,8 +29,9 @@ A session waiting on a subflow forwards `user.turn`, `timer.fired` and `llm.comp
 child session; when the child ends, the parent resumes in the same stream (the child's own
 `End` is not relayed).
 
-For a Ray task form see `flows.tasks`. Each step is bounded: it reads one session row and one
-event index entry, and the LLM history is a window kept in the state (`HISTORY_WINDOW`).
+`step` runs in the caller's process (see CONTRIBUTING.md, "Where the executor runs"). Each step
+is bounded: it reads one session row and one event index entry, and the LLM history is a window
+kept in the state (`HISTORY_WINDOW`).
 """
 
 from __future__ import annotations
