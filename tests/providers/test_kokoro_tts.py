@@ -100,7 +100,7 @@ async def test_an_unknown_voice_is_a_config_error_listing_the_voices():
 async def test_the_catalog_lists_both_new_kinds_with_their_schemas(api):
     res = await api.get("/v1/providers")
     assert res.status_code == 200
-    kinds = {(p["capability"], p["kind"]): p for p in res.json()}
+    kinds = {(p["capability"], p["kind"]): p for p in res.json()["items"]}
     kokoro, vosk = kinds[("tts", "kokoro")], kinds[("stt", "vosk")]
     assert kokoro["self_hosted"] and vosk["self_hosted"]
     assert kokoro["required_secrets"] == [] and vosk["required_secrets"] == []
