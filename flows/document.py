@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from aico.errors import ValidationFailed
-from flows.expressions import check_condition, check_template
+from flows.expressions import check_condition, check_template, trial_budget
 from providers.profiles import FlowProviderChoice, check_flow_providers
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
@@ -228,15 +228,20 @@ class FlowDocument(BaseModel):
         return {name: spec.default for name, spec in self.variables.items()}
 
 
+DOCUMENT_TRIAL_S = 0.5
+
+
 def parse_flow_document(data: Any) -> FlowDocument:
     """Validate a flow document; errors name the field (and node id) at fault."""
-    try:
-        doc = FlowDocument.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "invalid flow document", details=pydantic_error_details(exc, data)
-        ) from None
-    problems = _template_problems(doc)
+    # Save-time trials of templates and conditions share one bound for the whole document.
+    with trial_budget(DOCUMENT_TRIAL_S):
+        try:
+            doc = FlowDocument.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                "invalid flow document", details=pydantic_error_details(exc, data)
+            ) from None
+        problems = _template_problems(doc)
     if problems:
         raise ValidationFailed("invalid flow document", details=problems)
     return doc

@@ -35,7 +35,14 @@ from flows.document import (
     TransferNode,
 )
 from flows.events import Action, End, InboundEvent, Listen, Say, Transfer
-from flows.expressions import ExpressionError, evaluate, render
+from flows.expressions import (
+    ExpressionError,
+    ExpressionRefused,
+    ExpressionTimeout,
+    ExpressionTooLarge,
+    evaluate_async,
+    render_async,
+)
 from flows.http_node import http_call_id, http_request
 
 log = logging.getLogger("aico.flows.runner")
@@ -57,6 +64,10 @@ async def _always_send(call_id: str, stale_after_s: float) -> tuple[bool, Any]:
 
 async def _forget_result(call_id: str, result: dict[str, Any]) -> None:
     return None
+
+
+def _expression_reason(exc: ExpressionError) -> str:
+    return "expression_refused" if isinstance(exc, ExpressionRefused) else "expression_limit"
 
 
 class StepLimitExceeded(Exception):
@@ -109,6 +120,7 @@ class FlowRun:
         limits = getattr(env.settings, "limits", None)
         self.max_external_calls = int(getattr(limits, "flow_external_calls_per_step", 10))
         self.max_subflow_depth = int(getattr(limits, "flow_subflow_depth", 8))
+        self.expression_time_limit_s = float(getattr(limits, "flow_expression_timeout_s", 1.0))
         self.event_id = ""
         self.external_calls = 0
         self.node_visits: dict[str, int] = {}
@@ -168,27 +180,27 @@ class FlowRun:
             if wait.get("kind") == "llm" and wait.get("token") == p.get("token"):
                 node = self.nodes[wait["node"]]
                 self.finish_llm(node, str(p.get("text", "")), bool(p.get("interrupted")))
-                await self.advance(self.next_node(node.id))
+                await self.advance(await self.next_node(node.id))
         elif event.type == "tool.result":
             if wait.get("kind") == "tool" and wait.get("call_id") == p.get("call_id"):
                 node = self.nodes[wait["node"]]
                 self.assign(node.into, p.get("result"))
                 state["wait"] = None
-                await self.advance(self.next_node(node.id))
+                await self.advance(await self.next_node(node.id))
         elif event.type == "child.completed":
             if wait.get("kind") == "child" and wait.get("child_session_id") == p.get(
                     "child_session_id"):
                 node = self.nodes[wait["node"]]
                 self.assign(node.into, p.get("variables") or {})
                 state["wait"] = None
-                await self.advance(self.next_node(node.id))
+                await self.advance(await self.next_node(node.id))
         elif event.type == "timer.fired":
             # A timer ends the wait at a listen/collect with no input; the node's edges decide
             # (e.g. `when: "timer_fired == 'no_input'"`).
             if wait.get("kind") in ("listen", "collect"):
                 self.out.variables["timer_fired"] = str(p.get("name", "timer"))
                 state["wait"] = None
-                await self.advance(self.next_node(wait["node"]))
+                await self.advance(await self.next_node(wait["node"]))
         elif event.type == "session.ended":
             self.end(str(p.get("reason") or "hangup"), None)
         return self.out
@@ -199,14 +211,14 @@ class FlowRun:
             node = self.nodes[wait["node"]]
             self.assign(node.into, text)
             self.out.state["wait"] = None
-            await self.advance(self.next_node(node.id))
+            await self.advance(await self.next_node(node.id))
         elif kind == "collect":
             await self.collect_turn(self.nodes[wait["node"]], text, wait)
         elif kind == "llm":
             # Barge-in before the reply was confirmed: the caller heard nothing of it.
             node = self.nodes[wait["node"]]
             self.finish_llm(node, "", True)
-            await self.advance(self.next_node(node.id), pending_turn=text)
+            await self.advance(await self.next_node(node.id), pending_turn=text)
         # tool / child / not started: the turn is recorded; the flow keeps waiting.
 
     # --- nodes -------------------------------------------------------------------------
@@ -222,10 +234,10 @@ class FlowRun:
             if isinstance(node, (StartNode,)):
                 pass
             elif isinstance(node, SayNode):
-                self.say(node.id, self.render(node.text), interruptible=node.interruptible)
+                self.say(node.id, await self.render(node.text), interruptible=node.interruptible)
             elif isinstance(node, SetNode):
                 for name, expr in node.assign.items():
-                    self.out.variables[name] = self.evaluate(expr, node.id)
+                    self.out.variables[name] = await self.evaluate(expr, node.id)
             elif isinstance(node, ListenNode):
                 if pending_turn is not None:
                     self.assign(node.into, pending_turn)
@@ -244,7 +256,7 @@ class FlowRun:
                     await self.collect_turn(node, pending_turn, wait)
                     return
                 if node.prompt:
-                    self.say(node.id, self.render(node.prompt))
+                    self.say(node.id, await self.render(node.prompt))
                 self.emit(Listen(node.id))
                 return
             elif isinstance(node, HttpNode):
@@ -254,7 +266,7 @@ class FlowRun:
                 if await self.start_subflow(node):
                     return
             elif isinstance(node, TransferNode):
-                to = self.render(node.to)
+                to = await self.render(node.to)
                 self.emit(Transfer(to=to, mode=node.mode, node_id=node.id),
                           payload={"to": to, "mode": node.mode})
                 if node.mode == "cold":
@@ -263,17 +275,17 @@ class FlowRun:
             elif isinstance(node, EndNode):
                 self.end(node.reason, node.id)
                 return
-            node_id = self.next_node(node.id)
+            node_id = await self.next_node(node.id)
         self.out.status = "failed"
         self.emit(End(reason="loop_limit", node_id=node_id, session_id=self.session_id))
         log.error("session %s ran %d nodes without waiting", self.session_id, MAX_NODES_PER_STEP)
 
-    def next_node(self, node_id: str) -> str | None:
+    async def next_node(self, node_id: str) -> str | None:
         for edge in self.edges.get(node_id, []):
             if edge.when is None:
                 return edge.to
             try:
-                if evaluate(edge.when, self.namespace()):
+                if await self.evaluate(edge.when, node_id, strict=True):
                     return edge.to
             except ExpressionError as exc:
                 # A condition that cannot be evaluated (a variable not set yet) is false.
@@ -315,7 +327,7 @@ class FlowRun:
         if not missing or attempts >= node.max_attempts:
             self.out.variables[f"{node.id}_missing"] = missing
             self.out.state["wait"] = None
-            await self.advance(self.next_node(node.id))
+            await self.advance(await self.next_node(node.id))
             return
         self.out.state["wait"] = {**wait, "attempts": attempts}
         wanted = ", ".join(node.fields[m].description or m for m in missing)
@@ -340,14 +352,15 @@ class FlowRun:
         ns = self.namespace()
         visit = self.node_visits[node.id] = self.node_visits.get(node.id, 0) + 1
         call_id = http_call_id(self.session_id, self.event_id, node.id, visit)
-        headers = {k: self.render(v) for k, v in node.headers.items()}
-        body = self.render(node.body) if isinstance(node.body, str) else node.body
+        headers = {k: await self.render(v) for k, v in node.headers.items()}
+        body = await self.render(node.body) if isinstance(node.body, str) else node.body
         if node.async_:
             url = callback_url(self.env.settings, self.session_id, call_id)
             headers["X-AICO-Callback-URL"] = url
             ns = {**ns, "callback_url": url}
+        url = await self.render(node.url, ns)
         result = await self.call_once(call_id, node.timeout_s, lambda: self.send_http(
-            node, url=render(node.url, ns), headers=headers, body=body, call_id=call_id))
+            node, url=url, headers=headers, body=body, call_id=call_id))
         self.out.out_events.append({"type": "http.called", "payload": {
             "node_id": node.id, "status": result["status"], "error": result.get("error"),
             "call_id": call_id if node.async_ else None}})
@@ -397,7 +410,7 @@ class FlowRun:
             self.assign(node.into, {"error": f"flow {node.flow_id} has no published version"})
             return False
         child_id = str(uuid.uuid4())
-        inputs = {k: self.render(v) for k, v in node.inputs.items()}
+        inputs = {k: await self.render(v) for k, v in node.inputs.items()}
         self.out.state["wait"] = {"kind": "child", "node": node.id, "child_session_id": child_id}
         self.out.out_events.append({"type": "child.requested", "payload": {
             "node_id": node.id, "child_session_id": child_id, "flow_id": str(node.flow_id)}})
@@ -437,17 +450,28 @@ class FlowRun:
     def namespace(self) -> dict[str, Any]:
         return {**self.out.variables, "session_id": self.session_id, "channel": self.channel}
 
-    def render(self, source: str) -> str:
+    async def render(self, source: str, namespace: dict[str, Any] | None = None) -> str:
+        """The template rendered off the event loop, bounded; "" when it fails (an undefined
+        variable, a type error), but the session fails when a bound was hit."""
         try:
-            return render(source, self.namespace())
+            return await render_async(source, namespace or self.namespace(),
+                                      time_limit_s=self.expression_time_limit_s)
+        except (ExpressionTooLarge, ExpressionTimeout, ExpressionRefused) as exc:
+            raise StepLimitExceeded(_expression_reason(exc), str(exc),
+                                    self.out.state.get("at")) from None
         except ExpressionError as exc:
             log.info("session %s: %s", self.session_id, exc)
             return ""
 
-    def evaluate(self, source: str, node_id: str) -> Any:
+    async def evaluate(self, source: str, node_id: str, *, strict: bool = False) -> Any:
         try:
-            return evaluate(source, self.namespace())
+            return await evaluate_async(source, self.namespace(),
+                                        time_limit_s=self.expression_time_limit_s)
+        except (ExpressionTooLarge, ExpressionTimeout, ExpressionRefused) as exc:
+            raise StepLimitExceeded(_expression_reason(exc), str(exc), node_id) from None
         except ExpressionError as exc:
+            if strict:
+                raise
             log.info("session %s node %s: %s", self.session_id, node_id, exc)
             return None
 
