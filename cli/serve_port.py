@@ -27,7 +27,9 @@ def serve_http_port(*, timeout_s: float = 120.0) -> int:
     import ray
     from ray.serve.context import _get_global_client
 
-    controller = _get_global_client()._controller
+    client = _get_global_client()
+    assert client is not None, "serve.start() first"
+    controller = client._controller
     node_id = ray.get_runtime_context().get_node_id()
     deadline = time.monotonic() + timeout_s
     while True:

@@ -38,7 +38,7 @@ class ElevenLabsTTS(TTS):
         if self._plugin_tts is None:
             c = self.config
             self._plugin_tts = elevenlabs.TTS(
-                voice_id=c.voice_id, model=c.model, encoding=f"pcm_{c.sample_rate}",
+                voice_id=c.voice_id, model=c.model, encoding=f"pcm_{c.sample_rate}",  # type: ignore[arg-type]  # config allows only pcm rates
                 api_key=self._api_key, base_url=c.base_url, http_session=self._session,
                 enable_logging=False)
         return self._plugin_tts

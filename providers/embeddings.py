@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class Embeddings(ABC):
             self.usage.requests += 1
             self.usage.texts += len(batch)
             self.usage.characters += sum(len(t) for t in batch)
-            out.extend(await call_with_retries(lambda b=batch: self._embed_impl(b),
+            out.extend(await call_with_retries(functools.partial(self._embed_impl, batch),
                                                policy=self.policy, provider=self.kind,
                                                what="embed", on_retry=self._count_retry))
         return out

@@ -14,6 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 @dataclass
 class BertEncoder:
     weights: dict[str, np.ndarray]
-    tokenizer: object
+    tokenizer: Any  # tokenizers.Tokenizer, imported lazily
     layers: int
     heads: int
     eps: float

@@ -25,7 +25,9 @@ class OpenAICompatibleLLM(ChatLLM):
         self.config = config
         self._client = client
         if isinstance(config, OpenAICompatibleConfig) and not config.tools:
-            self.capabilities = LLMCapabilities(streaming=True, tools=False, json_schema=True)
+            # This server takes no tools: narrower than the class's declared capabilities.
+            self.capabilities = LLMCapabilities(  # type: ignore[misc]
+                streaming=True, tools=False, json_schema=True)
 
     @classmethod
     def from_config(cls, config: OpenAICompatibleConfig | OpenAILLMConfig, *,

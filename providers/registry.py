@@ -30,9 +30,9 @@ class ProviderSpec:
     @property
     def required_secrets(self) -> list[str]:
         """Secret names a config of this kind needs with its defaults."""
-        return self.config_model.model_construct().required_secrets()
+        return self.config_model.model_construct(kind=self.kind).required_secrets()
 
-    def load_class(self) -> type:
+    def load_class(self) -> type[Any]:
         module, _, name = self.impl.partition(":")
         return getattr(importlib.import_module(module), name)
 

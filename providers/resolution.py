@@ -94,8 +94,9 @@ def resolve_providers(*, flow: Mapping[str, Any] | None = None,
     (an unknown profile, a model not allowed, max_tokens over the cap, a forbidden field)."""
     default = server_default_providers() if default is None else default
     choices = validate_flow_providers(dict(flow or {}))
-    by_name = {(p.capability, p.name): p for p in profiles or []}
-    org_default = {p.capability: p for p in profiles or [] if p.default}
+    by_name: dict[tuple[str, str], ProviderProfile] = {
+        (p.capability, p.name): p for p in profiles or []}
+    org_default: dict[str, ProviderProfile] = {p.capability: p for p in profiles or [] if p.default}
     configs: dict[str, dict[str, Any]] = {}
     sources: dict[str, Layer] = {}
     used: dict[str, str] = {}

@@ -135,9 +135,9 @@ async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | 
     from ray import serve
 
     if checked is not None and time.monotonic() - checked[0] < _SERVE_CHECK_TTL_S:
-        key = checked[1]
-        return (serve.get_deployment_handle(capability, app_name=MODELS_APP) if key else None,
-                key)
+        cached = checked[1]
+        return (serve.get_deployment_handle(capability, app_name=MODELS_APP) if cached else None,
+                cached)
     key: tuple[Any, ...] | None = None
     handle = None
     try:

@@ -33,8 +33,8 @@ class ServeSTT(STT):
     def __init__(self, cls: type[STT], config: Any, handle: Any) -> None:
         super().__init__(policy=config.policy(), language=getattr(config, "language", None),
                          interim_every_s=getattr(config, "interim_every_s", None))
-        self.kind = cls.kind
-        self.capabilities = cls.capabilities
+        self.kind = cls.kind  # type: ignore[misc]  # the kind of the provider it fronts
+        self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
 
@@ -49,8 +49,8 @@ class ServeSTT(STT):
 class ServeTTS(TTS):
     def __init__(self, cls: type[TTS], config: Any, handle: Any, *, sample_rate: int) -> None:
         super().__init__(sample_rate=sample_rate, policy=config.policy())
-        self.kind = cls.kind
-        self.capabilities = cls.capabilities
+        self.kind = cls.kind  # type: ignore[misc]  # the kind of the provider it fronts
+        self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
 
@@ -65,8 +65,8 @@ class ServeTTS(TTS):
 class ServeChatLLM(ChatLLM):
     def __init__(self, cls: type[ChatLLM], config: Any, handle: Any) -> None:
         super().__init__(policy=config.policy())
-        self.kind = cls.kind
-        self.capabilities = cls.capabilities
+        self.kind = cls.kind  # type: ignore[misc]  # the kind of the provider it fronts
+        self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
 
@@ -90,8 +90,8 @@ class ServeEmbeddings(Embeddings):
     def __init__(self, cls: type[Embeddings], config: Any, handle: Any, *,
                  dimensions: int) -> None:
         super().__init__(dimensions=dimensions, policy=config.policy())
-        self.kind = cls.kind
-        self.capabilities = cls.capabilities
+        self.kind = cls.kind  # type: ignore[misc]  # the kind of the provider it fronts
+        self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
 
@@ -102,7 +102,7 @@ class ServeEmbeddings(Embeddings):
             raise _typed(err, self.kind) from None
 
 
-async def serve_client(capability: str, cls: type, config: ProviderConfig, handle: Any) -> Any:
+async def serve_client(capability: str, cls: type[Any], config: ProviderConfig, handle: Any) -> Any:
     if capability == "stt":
         if cls.capabilities.streaming:  # a recognizer per stream in the replica (Vosk)
             from providers.serve_speech_stream import ServeStreamingSTT

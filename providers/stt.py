@@ -177,7 +177,7 @@ class BufferedSpeechStream(SpeechStream):
                     interim = asyncio.create_task(self._stt.recognize(
                         bytes(buf), sample_rate=self.sample_rate, language=self.language))
                     interim.add_done_callback(
-                        lambda t, gen=utterance, off=offset_s: self._emit_interim(
+                        lambda t, gen=utterance, off=offset_s: self._emit_interim(  # type: ignore[misc]
                             t, off, emit, current=lambda: gen == utterance))  # noqa: B023 - reads the live value
                 continue
             utterance += 1  # interims of this utterance that finish late are dropped
