@@ -75,6 +75,7 @@ class VoicePipeline:
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self._closing = False
+        self._released: list[Any] = []  # providers closed with the call
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class VoicePipeline:
     async def hang_up(self, reason: str = "hangup") -> None:
         """The caller went away: record it and stop everything."""
         if self.ended.is_set():
+            await self._stop_work()  # the flow ended the call: release what it still holds
             return
         self._closing = True
         await self._stop_work()
@@ -164,6 +166,15 @@ class VoicePipeline:
             await self.speech.aclose()
         if self.turns is not None:
             await self.turns.aclose()
+        # The call's own provider objects hold connections (a cloud TTS's HTTP session); the
+        # self-hosted models behind them are shared by the process and stay loaded.
+        providers = [self.speech.tts if self.speech else None,
+                     self.turns.stt if self.turns else None]
+        for provider in providers:
+            if provider is not None and provider not in self._released:
+                self._released.append(provider)
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
 
     async def _finish(self, reason: str) -> None:
         """The flow ended the call: let the last words play, then say goodbye."""

@@ -11,6 +11,8 @@ made deterministic."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +54,16 @@ def cloud_bakery() -> dict[str, Any]:
                                            "tts": {"profile": "eleven"}}}
 
 
+async def wait_connections_closed(fake: Any, timeout: float = 15.0) -> None:
+    """Until the stand-in holds no open connection from the call (the call's providers were
+    closed with it, not left to the garbage collector)."""
+    deadline = time.monotonic() + timeout
+    while fake._runner.server.connections:
+        assert time.monotonic() < deadline, \
+            f"{type(fake).__name__}: {len(fake._runner.server.connections)} connections left open"
+        await asyncio.sleep(0.05)
+
+
 def peak_hz(pcm16: bytes, rate: int) -> float:
     a = np.frombuffer(pcm16, dtype=np.int16).astype(np.float64)
     spectrum = np.abs(np.fft.rfft(a))
@@ -82,6 +94,8 @@ async def test_a_call_speaks_and_listens_through_the_orgs_cloud_providers(
     record = await wait_status(api, session_id, "ended")
     assert transcript(record) == [("assistant", GREETING), ("user", "what are your hours"),
                                   ("assistant", HOURS)]
+    await wait_connections_closed(deepgram)
+    await wait_connections_closed(eleven)
     usage = record["metrics"]["usage"]
     assert usage["stt"]["kind"] == "deepgram" and usage["stt"]["requests"] >= 1
     assert usage["tts"]["kind"] == "elevenlabs"
