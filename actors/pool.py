@@ -39,7 +39,8 @@ class VoiceActorPool:
     def _new_actor(self) -> Any:
         from actors.voice_session import VoiceSession
 
-        return VoiceSession.options(max_restarts=self.max_restarts).remote()
+        return VoiceSession.options(  # type: ignore[attr-defined]  # @ray.remote: an ActorClass
+            max_restarts=self.max_restarts).remote()
 
     async def _start_one(self) -> Any:
         actor = self._new_actor()

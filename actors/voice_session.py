@@ -25,7 +25,7 @@ import ray
 log = logging.getLogger("aico.actors.voice_session")
 
 
-@ray.remote(num_cpus=0, max_task_retries=0, max_concurrency=100)
+@ray.remote(num_cpus=0, max_task_retries=0, max_concurrency=100)  # type: ignore[call-overload]
 class VoiceSession:
     def __init__(self) -> None:
         self._pool: Any = None

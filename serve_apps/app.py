@@ -19,7 +19,7 @@ class Api:
 
 
 def build_api_app(*, env_vars: dict[str, str], replicas: int = 1) -> Application:
-    return Api.options(
+    return Api.options(  # type: ignore[attr-defined]  # @serve.deployment made it a Deployment
         num_replicas=replicas,
         ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env_vars}},
     ).bind()

@@ -30,8 +30,9 @@ from serve_apps.models.stt import STTDeployment
 from serve_apps.models.tts import TTSDeployment
 
 APP_NAME = "models"
-DEPLOYMENTS = {"stt": STTDeployment, "llm": LLMDeployment, "tts": TTSDeployment,
-               "embeddings": EmbeddingsDeployment}
+# Deployments (Serve turns the decorated classes into `Deployment`s, which mypy cannot see).
+DEPLOYMENTS: dict[str, Any] = {"stt": STTDeployment, "llm": LLMDeployment,
+                               "tts": TTSDeployment, "embeddings": EmbeddingsDeployment}
 
 
 class DeploymentResources(BaseModel):
@@ -95,4 +96,4 @@ def build_models_app(settings: Settings | None = None, *, providers: dict[str, A
             deployment = StreamingSTTDeployment  # Vosk: recognizers live in the replica
         bound[capability] = deployment.options(**resources[capability].options()).bind(
             parsed.model_dump(mode="json"))
-    return ModelsIngress.bind(**bound)
+    return ModelsIngress.bind(**bound)  # type: ignore[attr-defined]  # a Deployment

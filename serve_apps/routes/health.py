@@ -30,7 +30,7 @@ async def healthz(state: StateDep) -> JSONResponse:
     try:
         pool = await state.pool()
         await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=2.0)
-        database = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        database: dict[str, object] = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
     except Exception as exc:  # noqa: BLE001
         database = {"ok": False, "error": type(exc).__name__}
     ray_state = await asyncio.to_thread(_ray_state)
