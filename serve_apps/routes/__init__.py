@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serve_apps.routes import auth_config, flows, health, sessions
-from serve_apps.routes import chat
-from serve_apps.routes import egress
-from serve_apps.routes import providers, secrets
-from serve_apps.routes import voice
+from serve_apps.routes import (
+    auth_config,
+    chat,
+    egress,
+    flows,
+    health,
+    providers,
+    secrets,
+    sessions,
+    voice,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
