@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # The application role's URL (not the tables' owner, no BYPASSRLS) for the API, actors and
     # executor; unset: `database_url` with the user `aico_app` (db.pool.app_database_url).
     database_app_url: str | None = None
+    # Ray's own variable: join this cluster instead of starting a local Ray.
+    ray_address: str | None = Field(None, validation_alias="RAY_ADDRESS")
     host: str = "127.0.0.1"
     port: int = 8000
     # Public base URL used to build callback and voice URLs; derived from host/port when unset.

@@ -98,7 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             from aico.signing import require_cluster_keys, signer
 
             # Workers on other nodes cannot share a generated key file: refuse, do not diverge.
-            require_cluster_keys(settings, ray_address=os.environ.get("RAY_ADDRESS"))
+            require_cluster_keys(settings, ray_address=settings.ray_address)
             signer(settings)  # embedded mode: $AICO_HOME/signing-key (0600) exists from here on
 
         database_url = settings.database_url
@@ -123,14 +123,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"    dev token: {seed.token_path} (mode 0600)"
                   + (" — new" if seed.created_org else ""), flush=True)
 
-        with progress.step("start Ray" + (f" (joining {os.environ['RAY_ADDRESS']})"
-                                         if os.environ.get("RAY_ADDRESS") else " (local)")):
+        with progress.step("start Ray" + (f" (joining {settings.ray_address})"
+                                         if settings.ray_address else " (local)")):
             import ray
 
             # A loaded 2-core machine can take well over Ray's default 30 s to register agents.
             os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
             ray.init(
-                address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                address=settings.ray_address, include_dashboard=False,
                 runtime_env={"env_vars": worker_environment(settings, database_url=database_url)},
                 logging_level=logging.WARNING, log_to_driver=args.verbose,
             )
