@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
@@ -16,6 +18,13 @@ async def claim_http_call(conn: Conn, *, session_id: UUID, call_id: str,
     """(True, None) when this caller may send the call now: it is new, or an earlier claim
     without a result is older than `stale_after_s` (its worker died). Otherwise (False,
     result) with the stored result, or None while another worker's call is in flight."""
+    async with session_transaction(conn, session_id) as c:
+        return await _claim_http_call(c, session_id=session_id, call_id=call_id,
+                                      stale_after_s=stale_after_s)
+
+
+async def _claim_http_call(conn: asyncpg.Connection, *, session_id: UUID, call_id: str,
+                           stale_after_s: float) -> tuple[bool, Any]:
     row = await conn.fetchrow(
         "INSERT INTO http_calls AS c (session_id, call_id) VALUES ($1, $2)"
         " ON CONFLICT (session_id, call_id) DO UPDATE SET claimed_at = now()"
@@ -33,7 +42,8 @@ async def claim_http_call(conn: Conn, *, session_id: UUID, call_id: str,
 
 async def complete_http_call(conn: Conn, *, session_id: UUID, call_id: str,
                              result: dict[str, Any]) -> None:
-    await conn.execute(
-        "UPDATE http_calls SET result = $3, done_at = now()"
-        " WHERE session_id = $1 AND call_id = $2",
-        session_id, call_id, result)
+    async with session_transaction(conn, session_id) as c:
+        await c.execute(
+            "UPDATE http_calls SET result = $3, done_at = now()"
+            " WHERE session_id = $1 AND call_id = $2",
+            session_id, call_id, result)

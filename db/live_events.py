@@ -9,23 +9,30 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import org_transaction, session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def insert_live_events_row(conn: Conn, *, org_id: UUID, session_id: UUID,
                                  payload: dict[str, Any]) -> int:
-    return int(await conn.fetchval(
-        "INSERT INTO live_events (org_id, session_id, payload) VALUES ($1, $2, $3) RETURNING id",
-        org_id, session_id, payload))
+    async with org_transaction(conn, org_id) as c:
+        return int(await c.fetchval(
+            "INSERT INTO live_events (org_id, session_id, payload) VALUES ($1, $2, $3) RETURNING id",
+            org_id, session_id, payload))
 
 
-async def get_live_events_row(conn: Conn, *, event_id: int) -> dict[str, Any] | None:
-    payload = await conn.fetchval("SELECT payload FROM live_events WHERE id = $1", event_id)
+async def get_live_events_row(conn: Conn, *, event_id: int,
+                              session_id: UUID) -> dict[str, Any] | None:
+    # By the session too: ids are a sequence, so the id alone must not be enough to read a row.
+    async with session_transaction(conn, session_id) as c:
+        payload = await c.fetchval(
+            "SELECT payload FROM live_events WHERE id = $1 AND session_id = $2",
+            event_id, session_id)
     return payload if isinstance(payload, dict) else None
 
 
 async def delete_live_events_older_than(conn: Conn, *, seconds: float) -> int:
-    status = await conn.execute(
-        "DELETE FROM live_events WHERE created_at < now() - make_interval(secs => $1)",
-        float(seconds))
-    return int(status.split()[-1])
+    # Every organization's rows: through the owner's narrow function (migration 0051).
+    return int(await conn.fetchval("SELECT aico_delete_live_events_older_than($1)",
+                                   float(seconds)))

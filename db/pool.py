@@ -93,6 +93,13 @@ async def org_transaction(conn: Conn, org_id: UUID | str) -> AsyncIterator[async
         yield scoped
 
 
+async def set_transaction_org(conn: asyncpg.Connection, org_id: UUID | str) -> None:
+    """Inside a transaction the caller holds: act for `org_id` until that transaction ends."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("set_transaction_org needs a transaction: it would not hold")
+    await conn.execute(f"SELECT set_config('aico.org_id', '{_uuid_literal(org_id)}', true)")
+
+
 @asynccontextmanager
 async def session_transaction(conn: Conn,
                               session_id: UUID | str) -> AsyncIterator[asyncpg.Connection]:

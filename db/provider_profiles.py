@@ -9,24 +9,27 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import org_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 _COLUMNS = "capability, name, config, allowed_models, max_tokens_cap, internal, is_default"
 
 
 async def list_provider_profiles(conn: Conn, *, org_id: UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM provider_profiles WHERE org_id = $1 ORDER BY capability, name",
-        org_id)
+    async with org_transaction(conn, org_id) as c:
+        rows = await c.fetch(
+            f"SELECT {_COLUMNS} FROM provider_profiles WHERE org_id = $1 ORDER BY capability, name",
+            org_id)
     return [dict(r) for r in rows]
 
 
 async def replace_provider_profiles(conn: asyncpg.Connection, *, org_id: UUID,
                                     profiles: list[dict[str, Any]]) -> None:
     """Make the organization's profiles exactly `profiles` (those not named are removed)."""
-    async with conn.transaction():
-        await conn.execute("DELETE FROM provider_profiles WHERE org_id = $1", org_id)
-        await conn.executemany(
+    async with org_transaction(conn, org_id) as c:
+        await c.execute("DELETE FROM provider_profiles WHERE org_id = $1", org_id)
+        await c.executemany(
             f"INSERT INTO provider_profiles (org_id, {_COLUMNS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [(org_id, p["capability"], p["name"], p["config"], p["allowed_models"],

@@ -6,12 +6,20 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def count_session_ancestors(conn: Conn, *, session_id: UUID, limit: int) -> int | None:
     """How many sessions sit above `session_id` (0 for a top-level one), counting at most
     `limit + 1`; None when the session itself is not visible (so a caller can fail closed)."""
+    async with session_transaction(conn, session_id) as c:
+        return await _count_session_ancestors(c, session_id=session_id, limit=limit)
+
+
+async def _count_session_ancestors(conn: asyncpg.Connection, *, session_id: UUID,
+                                   limit: int) -> int | None:
     return await conn.fetchval(
         """
         WITH RECURSIVE chain(id, parent, depth) AS (

@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import session_transaction
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
@@ -15,6 +17,11 @@ async def fail_sessions_row(conn: Conn, *, session_id: UUID, reason: str) -> boo
     status, `state.ended_reason` and a `session.failed` event with the reason, in one statement
     guarded like a step (the version moves on, so a step in flight loses its race). False when
     the session had already ended or failed."""
+    async with session_transaction(conn, session_id) as c:
+        return await _fail_sessions_row(c, session_id=session_id, reason=reason)
+
+
+async def _fail_sessions_row(conn: asyncpg.Connection, *, session_id: UUID, reason: str) -> bool:
     failed = await conn.fetchval(
         """
         WITH s AS (

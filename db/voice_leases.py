@@ -15,6 +15,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import org_transaction, session_transaction, set_transaction_org
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 LeaseOutcome = Literal["acquired", "busy", "org_cap"]
@@ -28,6 +30,7 @@ async def acquire_voice_leases_row(
     has `max_per_org` live calls ("org_cap"). Counted under a per-organization transaction lock,
     so concurrent attaches on any replica cannot overshoot the cap."""
     async with pool.acquire() as conn, conn.transaction():
+        await set_transaction_org(conn, org_id)
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                            f"aico.voice_leases:{org_id}")
         live = await conn.fetchval(
@@ -50,50 +53,54 @@ async def acquire_voice_leases_row(
 async def renew_voice_leases_row(conn: Conn, *, session_id: UUID, holder: str,
                                  ttl_s: float) -> bool:
     """Heartbeat: False when the lease is no longer this holder's (swept or taken over)."""
-    renewed = await conn.fetchval(
-        "UPDATE voice_leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $3)"
-        " WHERE session_id = $1 AND holder = $2 RETURNING 1",
-        session_id, holder, float(ttl_s))
+    async with session_transaction(conn, session_id) as c:
+        renewed = await c.fetchval(
+            "UPDATE voice_leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $3)"
+            " WHERE session_id = $1 AND holder = $2 RETURNING 1",
+            session_id, holder, float(ttl_s))
     return renewed == 1
 
 
 async def release_voice_leases_row(conn: Conn, *, session_id: UUID, holder: str) -> None:
-    await conn.execute("DELETE FROM voice_leases WHERE session_id = $1 AND holder = $2",
-                       session_id, holder)
+    async with session_transaction(conn, session_id) as c:
+        await c.execute("DELETE FROM voice_leases WHERE session_id = $1 AND holder = $2",
+                           session_id, holder)
 
 
 async def count_voice_leases_live(conn: Conn, *, org_id: UUID) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM voice_leases WHERE org_id = $1 AND expires_at > now()", org_id))
+    async with org_transaction(conn, org_id) as c:
+        return int(await c.fetchval(
+            "SELECT count(*) FROM voice_leases WHERE org_id = $1 AND expires_at > now()",
+            org_id))
 
 
 async def list_voice_leases_expired(conn: Conn, *, limit: int = 100) -> list[asyncpg.Record]:
     """Leases whose holder stopped renewing, with their session's status (the sweeper's work)."""
+    # Every organization's leases: through the owner's narrow function (migration 0051).
     return await conn.fetch(
-        "SELECT l.session_id, l.org_id, l.holder, l.expires_at, s.status"
-        " FROM voice_leases l JOIN sessions s ON s.id = l.session_id"
-        " WHERE l.expires_at <= now() ORDER BY l.expires_at LIMIT $1",
-        limit)
+        "SELECT session_id, org_id, holder, expires_at, status"
+        " FROM aico_expired_voice_leases($1)", limit)
 
 
 async def delete_voice_leases_expired_row(conn: Conn, *, session_id: UUID, holder: str) -> bool:
     """Drop a lease only if it is still the expired one we looked at (no new holder took it)."""
-    deleted = await conn.fetchval(
-        "DELETE FROM voice_leases WHERE session_id = $1 AND holder = $2 AND expires_at <= now()"
-        " RETURNING 1", session_id, holder)
+    async with session_transaction(conn, session_id) as c:
+        deleted = await c.fetchval(
+            "DELETE FROM voice_leases WHERE session_id = $1 AND holder = $2 AND expires_at <= now()"
+            " RETURNING 1", session_id, holder)
     return deleted == 1
 
 
 async def insert_voice_token_uses_row(conn: Conn, *, token_id: str, org_id: UUID,
                                       session_id: UUID, expires_at: datetime) -> bool:
     """Record a token's attach; False when it had attached before."""
-    inserted = await conn.fetchval(
-        "INSERT INTO voice_token_uses (token_id, org_id, session_id, expires_at)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING RETURNING 1",
-        token_id, org_id, session_id, expires_at)
+    async with org_transaction(conn, org_id) as c:
+        inserted = await c.fetchval(
+            "INSERT INTO voice_token_uses (token_id, org_id, session_id, expires_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING RETURNING 1",
+            token_id, org_id, session_id, expires_at)
     return inserted == 1
 
 
 async def delete_voice_token_uses_expired(conn: Conn) -> int:
-    status = await conn.execute("DELETE FROM voice_token_uses WHERE expires_at < now()")
-    return int(status.split()[-1])
+    return int(await conn.fetchval("SELECT aico_delete_expired_voice_token_uses()"))

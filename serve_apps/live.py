@@ -113,7 +113,7 @@ class LiveHub:
                     continue
                 if "ref" in event:
                     event = await live_events_db.get_live_events_row(
-                        self.pool, event_id=int(event["ref"]))
+                        self.pool, event_id=int(event["ref"]), session_id=UUID(sid))
                     if event is None:
                         log.warning("live event %s of %s is gone", payload, sid)
                         continue
