@@ -7,8 +7,9 @@ import asyncio
 import time
 
 from test_voice_call import voice_session
-from voice_call_client import CallClient
-from voice_flows import bakery_flow
+from voice_api import stored_events, transcript, wait_status
+from voice_call_client import CallClient, agent_lines, user_lines
+from voice_flows import GREETING, SORRY, bakery_flow
 
 
 def audio_s(pcm: bytes, rate: int) -> float:
@@ -24,7 +25,7 @@ async def wait_agent_audio(call: CallClient, *, since: float, seconds: float,
 
 
 async def test_caller_interrupts_a_long_reply_and_only_what_they_heard_is_kept(
-        api, voice_server, voices, pool):
+        api, voice_server, voices):
     session_id, url = await voice_session(api, voice_server, bakery_flow(story=True))
     async with CallClient(url) as call:
         await call.wait_event("agent_speech_ended", timeout=60)
@@ -33,26 +34,29 @@ async def test_caller_interrupts_a_long_reply_and_only_what_they_heard_is_kept(
         await call.say(await voices.caller("Stop, stop. Wait a moment, please."))
         interrupted = await call.wait_event("interrupted", after=spoke, timeout=30)
         t_int = next(t for t, e in call.events if e is interrupted)
-        await asyncio.sleep(1.0)
-        # Playback stopped: at most the lead that was already on its way arrived after.
-        assert audio_s(call.agent_audio(since=t_int, until=t_int + 1.0), call.out_rate) < 0.5
+        # The interrupted turn is answered like any other.
+        answer = await call.wait_event("agent_speech_started", after=t_int, timeout=60)
+        t_answer = next(t for t, e in call.events if e is answer)
+        # Playback stopped: until the answer, at most the lead already on its way arrived.
+        assert audio_s(call.agent_audio(since=t_int, until=t_answer), call.out_rate) < 0.5
         written = "".join(e["text"] for _, e in call.events
                           if e.get("type") == "agent_text" and e.get("stream_id"))
-        # The interrupted turn is answered like any other.
-        await call.wait_event("agent_speech_started", after=t_int, timeout=60)
-    for _ in range(100):
-        reply = await pool.fetchrow(
-            "SELECT payload FROM session_events WHERE session_id = $1 AND type = 'llm.reply'",
-            session_id)
-        if reply is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert reply is not None, "the heard part of the reply was not committed"
-    stored = reply["payload"]
+        heard = user_lines(call)
+        assert agent_lines(call, after=t_int) == [SORRY]
+    record = await wait_status(api, session_id, "ended")
+    replies = [e["payload"] for e in await stored_events(api, session_id)
+               if e["type"] == "llm.reply"]
+    assert len(replies) == 1, "the heard part of the reply was not committed"
+    stored = replies[0]
     assert stored["interrupted"] is True
     assert stored["text"] and stored["text"] == interrupted["heard"]
     assert len(stored["text"]) < len(written.strip())
     assert written.strip().startswith(stored["text"].split()[0])
+    # The whole transcript: only the heard words of the reply are in it.
+    assert len(heard) == 2 and "story" in heard[0].lower()
+    assert transcript(record) == [("assistant", GREETING), ("user", heard[0]),
+                                  ("assistant", stored["text"]), ("user", heard[1]),
+                                  ("assistant", SORRY)]
 
 
 async def test_a_backchannel_does_not_interrupt_the_agent(api, voice_server, voices):
