@@ -83,3 +83,9 @@ class RateLimited(AicoError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class BadGateway(AicoError):
+    """A server an organization configured answered with nothing usable (HTTP 502)."""
+
+    status, code = 502, "bad_gateway"

@@ -28,6 +28,7 @@ MODELS = ["llama3.2:latest", "qwen2.5:0.5b"]
 @dataclass
 class FakeOllama:
     reply: str = "こんにちは! Ollama here."
+    native_api: bool = True  # False: a server with only the OpenAI routes (vLLM-like)
     requests: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     url: str = ""  # the server root, as an operator writes OLLAMA_HOST
     _runner: web.AppRunner | None = None
@@ -36,6 +37,7 @@ class FakeOllama:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -48,8 +50,16 @@ class FakeOllama:
         assert self._runner is not None
         await self._runner.cleanup()
 
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append((request.path, {}, request.headers.get("Authorization")))
+        return web.json_response({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 1764000000, "owned_by": "library"}
+            for name in MODELS]})
+
     async def _tags(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, {}, request.headers.get("Authorization")))
+        if not self.native_api:
+            return web.Response(status=404, text="404 page not found")
         return web.json_response({"models": [
             {"name": name, "model": name, "modified_at": "2026-11-01T10:00:00Z",
              "size": 2019393189, "digest": "a80c4f17acd5" + "0" * 52,
@@ -144,3 +154,45 @@ async def test_a_chat_session_on_an_ollama_profile_answers_from_ollama(make_org,
         assert path == "/v1/chat/completions" and body["model"] == "qwen2.5:0.5b"
         assert auth == "Bearer unused"  # Ollama takes no key, and no secret is sent
         assert body["messages"][0]["role"] == "system"
+
+
+async def test_an_admin_lists_the_models_an_ollama_profile_serves(make_org):
+    org = await make_org()
+    async with FakeOllama() as ollama:
+        profiles = [{"name": "ollama", "capability": "llm", "internal": True,
+                     "config": {"kind": "openai-compatible", "base_url": ollama.url + "/v1",
+                                "model": "llama3.2"}},
+                    {"name": "piper", "capability": "tts", "config": {"kind": "piper"}}]
+        r = await org.client.put("/v1/org/providers", json={"profiles": profiles})
+        assert r.status_code == 200, r.text
+        r = await org.client.get("/v1/org/providers/llm/ollama/models")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"source": "ollama", "items": [{"id": m} for m in MODELS]}
+        assert [(path, auth) for path, _, auth in ollama.requests] == [("/api/tags", None)]
+
+        r = await org.client.get("/v1/org/providers/tts/piper/models")
+        assert r.status_code == 422 and r.json()["details"][0]["field"] == "config.kind"
+        r = await org.client.get("/v1/org/providers/llm/nobody/models")
+        assert r.status_code == 404 and "nobody" in r.json()["message"]
+        editor = await make_org(role="editor")
+        r = await editor.client.get("/v1/org/providers/llm/ollama/models")
+        assert r.status_code == 403  # admins only
+        assert len(ollama.requests) == 1  # none of the refusals reached the server
+
+
+async def test_a_server_without_ollamas_api_is_listed_by_its_openai_models_route(make_org):
+    org = await make_org()
+    r = await org.client.put("/v1/secrets/VLLM_KEY", json={"value": "vllm-key-123"})
+    assert r.status_code == 201, r.text
+    async with FakeOllama(native_api=False) as server:
+        profile = {"name": "vllm", "capability": "llm", "internal": True,
+                   "config": {"kind": "openai-compatible", "base_url": server.url + "/v1",
+                              "model": "llama3.2", "api_key_secret": "VLLM_KEY"}}
+        r = await org.client.put("/v1/org/providers", json={"profiles": [profile]})
+        assert r.status_code == 200, r.text
+        r = await org.client.get("/v1/org/providers/llm/vllm/models")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"source": "openai", "items": [{"id": m} for m in MODELS]}
+        assert [(path, auth) for path, _, auth in server.requests] == [
+            ("/api/tags", "Bearer vllm-key-123"), ("/v1/models", "Bearer vllm-key-123")]
+        assert "vllm-key-123" not in r.text
