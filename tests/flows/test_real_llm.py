@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def models_in_process(monkeypatch: pytest.MonkeyPatch, app) -> None:
     monkeypatch.setenv("AICO_MODELS", "inprocess")
-    assert "open_llm" not in app.state.aico.extras  # the real provider path, no fake
+    assert app.state.aico.llm_opener is None  # the real provider path, no fake
 
 
 async def test_every_node_type_with_the_real_llm(make_org, loopback_http, anon, pool):
@@ -34,6 +34,7 @@ async def test_every_node_type_with_the_real_llm(make_org, loopback_http, anon, 
             node["max_attempts"] = 1  # a 135M model may not extract; the flow goes on anyway
         if node["type"] == "llm":
             node["max_tokens"] = 40
+            node["temperature"] = 0  # greedy: the same answer every run (no seed is exposed)
     flow = await publish(api, doc)
 
     s = await start_chat(api, flow)
@@ -62,7 +63,7 @@ async def test_real_llm_reply_streams_in_chunks_over_sse(api, pool):
     flow = await publish(api, linear(
         "stream", {"id": "hear", "type": "listen"},
         {"id": "think", "type": "llm", "instructions": "Answer in two sentences.",
-         "max_tokens": 48},
+         "max_tokens": 48, "temperature": 0},
         {"id": "again", "type": "listen"}))
     s = await start_chat(api, flow)
     async with api.stream("POST", f"/v1/sessions/{s['id']}/messages?stream=true",
