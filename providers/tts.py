@@ -122,7 +122,8 @@ class TTS(ABC):
         """Release connections; the base holds none."""
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|\n+")
+# Japanese and Chinese end a sentence with 。！？ and no space after it.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|(?<=[。！？])[」』）]*\s*|\n+")
 _ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "etc.",
                             "vs.", "no.", "jr.", "sr."})
 _FLUSH = object()

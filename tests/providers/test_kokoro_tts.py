@@ -27,8 +27,13 @@ def pcm_stats(pcm: bytes) -> tuple[float, float]:
 
 
 def test_japanese_text_is_cut_into_sentences_without_spaces():
+    from providers.tts import split_sentences as stream_splitter
+
     assert split_sentences(TEXT) == SENTENCES
     assert split_sentences("Hello there. How are you?") == ["Hello there.", "How are you?"]
+    # The splitter the TTS stream and the voice pipeline cut LLM text with.
+    assert stream_splitter(TEXT + "ご") == (SENTENCES, "ご")
+    assert stream_splitter("Dr. Smith is in. Bye") == (["Dr. Smith is in."], "Bye")
 
 
 async def test_kokoro_speaks_japanese_sentence_by_sentence_at_its_declared_rate():
@@ -79,8 +84,9 @@ async def test_an_llm_stream_of_japanese_deltas_becomes_audio():
         for piece in ["明日の", "予約を", "確認しました。", "ありがとう", "ございます。"]:
             stream.push_text(piece)
         stream.end_input()
-        pcm = b"".join([f.pcm16 async for f in stream])
-    duration, rms = pcm_stats(pcm)
+        frames = [f async for f in stream]
+    assert len(frames) == 2 and tts.usage.requests == 2  # one synthesis per sentence
+    duration, rms = pcm_stats(b"".join(f.pcm16 for f in frames))
     assert 1.5 < duration < 6.0 and rms > 0.02
 
 
