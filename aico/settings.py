@@ -14,13 +14,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A JSON object per capability, parsed by `_json_from_env` so a bad value names its variable.
+PerCapability = Annotated[dict[str, dict[str, Any]], NoDecode]
+
+
+def _json_from_env(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return {}
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} is not valid JSON: {err.msg}") from None
 
 
 class VoiceSettings(BaseSettings):
@@ -47,7 +62,7 @@ class ModelSettings(BaseSettings):
     mode: Literal["auto", "serve", "inprocess"] = Field(
         "auto", validation_alias="AICO_MODELS")
     # Per capability: {"stt": {"num_gpus": 1, "max_replicas": 4}, ...}
-    deployments: dict[str, dict[str, Any]] = Field(
+    deployments: PerCapability = Field(
         default_factory=dict, validation_alias="AICO_MODEL_DEPLOYMENTS")
 
     @field_validator("mode", mode="before")
@@ -56,6 +71,11 @@ class ModelSettings(BaseSettings):
         # `AICO_MODELS=Serve ` has always meant serve.
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _parse_deployments(cls, value: Any) -> Any:
+        return _json_from_env("AICO_MODEL_DEPLOYMENTS", value)
+
 
 class ProviderSettings(BaseSettings):
     """The server's default provider layer, over the packaged offline models."""
@@ -63,8 +83,13 @@ class ProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     # Per capability: {"llm": {"kind": "openai-compatible", "base_url": ...}, ...}
-    defaults: dict[str, dict[str, Any]] = Field(
+    defaults: PerCapability = Field(
         default_factory=dict, validation_alias="AICO_PROVIDERS")
+
+    @field_validator("defaults", mode="before")
+    @classmethod
+    def _parse_defaults(cls, value: Any) -> Any:
+        return _json_from_env("AICO_PROVIDERS", value)
 
 
 class SecuritySettings(BaseSettings):
