@@ -6,6 +6,7 @@ when the flow does not."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from voice_api import publish_flow, start_voice_session, stored_events, transcript, wait_status
@@ -21,6 +22,7 @@ from voice_flows import (
     keypad_flow,
     timed_flow,
 )
+from websockets.asyncio.client import connect
 
 
 async def test_a_dtmf_digit_is_echoed_and_the_flow_branches_on_it(api, voice_server):
@@ -65,7 +67,10 @@ async def test_hangup_ends_the_call_and_the_session(api, voice_server):
 async def test_a_cold_transfer_reaches_the_caller_and_ends_the_call(api, voice_server):
     flow_id = await publish_flow(api, keypad_flow(transfer_mode="cold"))
     session_id, url = await start_voice_session(api, voice_server, flow_id)
-    async with CallClient(url) as call:
+    token = api.headers["Authorization"].split()[1]
+    live = f"{voice_server.base_ws}/v1/sessions/{session_id}/live?token={token}"
+    async with connect(live) as observer, CallClient(url) as call:
+        assert json.loads(await observer.recv())["type"] == "hello"
         await call.wait_event("agent_speech_ended", timeout=60)
         pressed = time.monotonic()
         await call.send_event({"type": "dtmf", "digit": "9"})
@@ -79,6 +84,17 @@ async def test_a_cold_transfer_reaches_the_caller_and_ends_the_call(api, voice_s
         assert agent_lines(call) == [KEYPAD_GREETING, CONNECTING]
         last_audio = max(t for t, _ in call.audio)
         assert last_audio < next(t for t, e in call.events if e is end)
+        # The dashboard's observer saw the digit, the transfer and the end (then the close).
+        seen = []
+        async with asyncio.timeout(30):
+            async for message in observer:
+                event = json.loads(message)
+                assert event["session_id"] == str(session_id)
+                if event["type"] in ("dtmf", "transfer", "end"):
+                    seen.append({k: v for k, v in event.items() if k != "session_id"})
+                if event["type"] == "end":
+                    break
+        assert seen == [{"type": "dtmf", "digit": "9"}, transfer, end]
     record = await wait_status(api, session_id, "ended")
     assert transcript(record) == [("assistant", KEYPAD_GREETING), ("user", "9"),
                                   ("assistant", CONNECTING)]
