@@ -81,7 +81,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address
     found: list[ipaddress.IPv4Address] = []
     if address.ipv4_mapped is not None:
         found.append(address.ipv4_mapped)
-    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+    # (:: and ::1 are the unspecified and loopback addresses, not IPv4-compatible forms.)
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
         found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if address.sixtofour is not None:
         found.append(address.sixtofour)
@@ -99,7 +100,7 @@ def refusal_reason(address: IPAddress) -> str | None:
             reason = refusal_reason(inner)
             if reason is not None:
                 return f"it carries {inner}, {reason}"
-        if address in _IPV4_COMPATIBLE:
+        if address in _IPV4_COMPATIBLE and int(address) > 1:
             return "an IPv4-compatible IPv6 address"
         if address.ipv4_mapped is not None or address in _NAT64:
             return None  # reaches exactly the (public) IPv4 address checked above

@@ -185,3 +185,110 @@ async def test_the_allowlist_is_validated_admin_only_and_per_organization(make_o
     other = await make_org(role="admin")
     r = await other.client.get("/v1/org/egress-allowlist")
     assert r.json() == {"hosts": []}
+
+
+@pytest.mark.parametrize(("address", "refused"), [
+    ("8.8.8.8", None),
+    ("2606:4700::1111", None),
+    ("64:ff9b::808:808", None),            # NAT64 of a public address
+    ("2002:808:808::1", None),             # 6to4 of a public address
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("10.1.2.3", "private"),
+    ("127.0.0.1", "loopback"),
+    ("169.254.169.254", "link-local"),
+    ("224.0.0.251", "multicast"),
+    ("0.0.0.0", "unspecified"),
+    ("::1", "loopback"),
+    ("fd00::1", "private"),
+    ("fe80::1", "link-local"),
+    ("::ffff:10.0.0.1", "it carries 10.0.0.1"),
+    ("64:ff9b::7f00:1", "it carries 127.0.0.1"),
+    ("2002:a9fe:a9fe::", "it carries 169.254.169.254"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "it carries 127.0.0.1"),  # Teredo, client 127.0.0.1
+    ("::127.0.0.1", "it carries 127.0.0.1"),
+])
+def test_address_classification(address, refused):
+    import ipaddress
+
+    reason = aico.egress.refusal_reason(ipaddress.ip_address(address))
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused in reason, reason
+
+
+def self_signed(name: str, directory: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_tls_is_verified_for_the_name_while_the_checked_address_is_dialled(tmp_path):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    cert, key = self_signed("secure.partner.test", tmp_path)
+    seen: list[tuple[str | None, str | None]] = []
+    server_names: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.headers.get("Host"), self.path))
+            self.send_response(204)
+            self.end_headers()
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    guard = EgressGuard(["secure.partner.test", "impostor.partner.test"], resolver=resolver)
+    try:
+        async with guard.client(verify=client_ctx) as client:
+            r = await client.get(f"https://secure.partner.test:{port}/hello")
+            assert r.status_code == 204
+            # The certificate is for another name: verification is against the URL's name,
+            # not the address that was dialled.
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.get(f"https://impostor.partner.test:{port}/hello")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [(f"secure.partner.test:{port}", "/hello")]
+    assert server_names[0] == "secure.partner.test"
+    assert asked == ["secure.partner.test", "impostor.partner.test"]
