@@ -248,6 +248,8 @@ async def _run_effect(ctx: StepContext, snap: Any,
             yield action
     elif kind == "notify_parent":
         child = await sessions_db.get_session_brief(ctx.pool, session_id=snap["id"])
+        if child is None:
+            raise LookupError(f"session {snap['id']} is gone: cannot notify its parent")
         event = InboundEvent.child_completed(str(snap["id"]), dict(child["variables"]),
                                              effect["reason"])
         async for action in _step(ctx, UUID(effect["parent_session_id"]), event):

@@ -250,12 +250,9 @@ async def check_profile_egress(pool: Any, *, org_id: UUID | None, config: Mappin
 
     allowlist: list[str] = []
     if pool is not None and org_id is not None:
-        try:
-            from db.egress_allowlist import get_egress_allowlist
-        except ImportError:  # the allow-list store lands with the http node's guard
-            get_egress_allowlist = None
-        if get_egress_allowlist is not None:
-            allowlist = await get_egress_allowlist(pool, org_id=org_id)
+        from db.egress_allowlist import get_egress_allowlist
+
+        allowlist = await get_egress_allowlist(pool, org_id=org_id)
     guard = EgressGuard(allowlist=allowlist)
     for url in urls:
         # WebSocket providers (Deepgram, ElevenLabs) are checked by their http(s) form.
@@ -309,7 +306,7 @@ class SessionLLM:
 
     async def _record(self, before: dict[str, int]) -> None:
         after = _llm_totals(self._llm)
-        delta = {k: after[k] - before.get(k, 0) for k in after}
+        delta: dict[str, int | float] = {k: after[k] - before.get(k, 0) for k in after}
         if not any(delta.values()):
             delta["requests"] = 1  # a model that keeps no totals still answered once
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from uuid import UUID
 
 import asyncpg
@@ -66,8 +66,10 @@ def _looks_like_jwt(token: str) -> bool:
 
 
 def highest_role(names: list[str]) -> Role | None:
-    known = [n.strip().lower() for n in names if n.strip().lower() in _RANK]
-    return max(known, key=_RANK.__getitem__) if known else None  # type: ignore[return-value]
+    known = [cast(Role, n.strip().lower()) for n in names if n.strip().lower() in _RANK]
+    if not known:
+        return None
+    return max(known, key=lambda role: _RANK[role])
 
 
 def roles_from_claims(claims: dict[str, Any], *, claim: str, org_ref: str) -> Role | None:
