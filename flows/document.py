@@ -308,7 +308,7 @@ def validate_for_publish(data: Any) -> FlowDocument:
         seen.add(node.id)
     starts = [n.id for n in doc.nodes if isinstance(n, StartNode)]
     if len(starts) != 1:
-        for node_id in starts or [None]:
+        for node_id in starts or [None]:  # type: ignore[list-item]
             problems.append({"node_id": node_id, "field": "type",
                              "message": f"a flow needs exactly one start node, found {len(starts)}"})
     for i, edge in enumerate(doc.edges):

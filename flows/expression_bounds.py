@@ -233,8 +233,8 @@ def check_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None
         elif name == "expandtabs":
             tabsize = args[0] if args else kwargs.get("tabsize", 8)
             if isinstance(tabsize, int):
-                charge(size + owner.count("\t" if isinstance(owner, str) else b"\t")
-                        * max(tabsize, 0), "str.expandtabs")
+                tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+                charge(size + tabs * max(tabsize, 0), "str.expandtabs")
         elif name == "join":
             items = args[0] if args else ()
             if isinstance(items, (list, tuple, range, str)):

@@ -170,8 +170,9 @@ def _forbidden_construct(source: str) -> str | None:
         return (f"{name} is not allowed in a flow template (use expressions, if, for and"
                 f" set; line {node.lineno})")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        arg = getattr(node, "arg", None)
         attr = node.attr if isinstance(node, nodes.Getattr) else (
-            node.arg.value if isinstance(node.arg, nodes.Const) else None)
+            arg.value if isinstance(arg, nodes.Const) else None)
         if isinstance(attr, str) and attr.startswith("_"):
             return (f"attribute {attr!r}: names starting with '_' (Python internals) are not"
                     f" allowed (line {node.lineno})")
