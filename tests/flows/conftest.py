@@ -12,14 +12,10 @@ from flow_fakes import LoopbackHTTP, ScriptedLLM, scripted_opener
 @pytest.fixture
 def scripted_llm(app) -> Iterator[ScriptedLLM]:
     llm = ScriptedLLM()
-    extras = app.state.aico.extras
-    previous = extras.get("open_llm")
-    extras["open_llm"] = scripted_opener(llm)
+    state = app.state.aico
+    previous, state.llm_opener = state.llm_opener, scripted_opener(llm)
     yield llm
-    if previous is None:
-        extras.pop("open_llm", None)
-    else:
-        extras["open_llm"] = previous
+    state.llm_opener = previous
 
 
 @pytest.fixture
