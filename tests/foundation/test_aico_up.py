@@ -127,3 +127,28 @@ def test_up_names_the_failed_step(tmp_path: Path):
                          check=False)
     assert out.returncode == 1
     assert "step 'create extension vector and apply migrations' failed" in out.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_starting_stops_what_already_started(tmp_path: Path):
+    home, log = tmp_path / "home", tmp_path / "aico-up.log"
+    proc = start_aico(home, log)
+    try:
+        deadline = time.monotonic() + 300
+        # PostgreSQL and Ray are up; Serve is being deployed.
+        while "… deploy Serve API" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        running = started_processes(proc, home)
+        names = " ".join(" ".join(p.cmdline()) for p in running)
+        assert "raylet" in names and "postgres" in names, names
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 130, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Interrupted while starting" in log.read_text()
+    assert_all_gone(running, log)
+    assert not [p for p in psutil.process_iter(["cmdline"])
+                if str(home / "pg") in " ".join(p.info["cmdline"] or [])]
