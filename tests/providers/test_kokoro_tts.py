@@ -90,6 +90,21 @@ async def test_an_llm_stream_of_japanese_deltas_becomes_audio():
     assert 1.5 < duration < 6.0 and rms > 0.02
 
 
+async def test_english_through_kokoro_is_heard_back_by_whisper(whisper):
+    """The round trip this machine allows: English phonemes (espeak-ng via kokoro-onnx) in a
+    packaged Japanese voice, heard by Whisper tiny.en."""
+    from tests.providers.conftest import word_error_rate
+
+    sentence = "Please call me back tomorrow morning. Thank you."
+    tts = await open_tts({"kind": "kokoro", "language": "en-us", "voice": "jf_alpha"},
+                         secrets={})
+    frames = [f async for f in tts.synthesize(sentence)]
+    assert len(frames) == 2  # two sentences, two chunks
+    pcm = b"".join(f.pcm16 for f in frames)
+    heard = await whisper.recognize(pcm, sample_rate=SAMPLE_RATE)
+    assert word_error_rate(sentence, heard.text) <= 0.15, heard.text
+
+
 async def test_voice_and_speed_come_from_config():
     slow = await open_tts({"kind": "kokoro", "voice": "jm_kumo", "speed": 0.7}, secrets={})
     fast = await open_tts({"kind": "kokoro", "voice": "jm_kumo", "speed": 1.4}, secrets={})
