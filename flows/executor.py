@@ -272,9 +272,10 @@ async def _stream_llm(ctx: StepContext, snap: Any,
     doc = await flow_document(ctx.pool, snap["flow_version_id"])
     node = doc.node_map()[effect["node_id"]]
     namespace = {**snap["variables"], "session_id": str(snap["id"]), "channel": snap["channel"]}
-    prompt = llm_context.llm_messages(node, variables=namespace,
-                                      history=snap["state"].get("history") or [],
-                                      channel=snap["channel"])
+    # The instructions are a template: rendered off the event loop (bounded, time-limited).
+    prompt = await asyncio.to_thread(llm_context.llm_messages, node, variables=namespace,
+                                     history=snap["state"].get("history") or [],
+                                     channel=snap["channel"])
     llm = await _session_llm(ctx, snap)
     token = effect["token"]
     parts: list[str] = []
