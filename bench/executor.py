@@ -1,7 +1,9 @@
 """Executor benchmark: steps/s and p50/p95 step latency, excluding model time, for 1 and 20
-concurrent sessions, against the embedded PostgreSQL.
+concurrent sessions, against the embedded PostgreSQL, connected as the serving processes are:
+the application role `aico_app`, under row-level security (each db/ call scopes its own
+transaction to the organization).
 
-    .venv/bin/python bench/executor.py [--steps 200]
+    .venv/bin/python bench/executor.py [--steps 200] [--sessions 1,20]
 
 Two flows are measured:
 - `deterministic`: listen -> set (counter) -> say -> listen, one user.turn per step;
@@ -128,6 +130,8 @@ async def run(pool: Any, settings: Settings, org_id: Any, flow: tuple, *, sessio
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="turns per session")
+    parser.add_argument("--sessions", default="1,20",
+                        help="comma-separated concurrent session counts to measure")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aico-bench-") as home:
@@ -146,7 +150,7 @@ async def main() -> None:
             role = await pool.fetchval("SELECT current_user")
             print(f"executor step, in-process, embedded PostgreSQL as {role} "
                   f"({args.steps} turns/session)")
-            for sessions in (1, 20):
+            for sessions in (int(n) for n in args.sessions.split(",")):
                 await run(pool, settings, org["id"], counter, sessions=sessions,
                           steps=args.steps, label="deterministic", committed_per_turn=1)
                 await run(pool, settings, org["id"], llm_loop, sessions=sessions,

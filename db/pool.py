@@ -136,7 +136,7 @@ async def _scoped(conn: Conn, set_org: str, *args: Any) -> AsyncIterator[asyncpg
         await conn.execute("BEGIN")
         await _run_or_rollback(conn, conn.execute(set_org, *args))
     else:
-        await conn.execute(f"BEGIN; {set_org}")
+        await _run_or_rollback(conn, conn.execute(f"BEGIN; {set_org}"))
     try:
         yield conn
     except BaseException:

@@ -21,7 +21,7 @@ from db.api_clients import insert_api_client, new_token
 from db.embedded import EmbeddedPostgres, start_embedded_postgres
 from db.migrate import prepare_database
 from db.organizations import insert_organization
-from db.pool import create_pool
+from db.pool import create_app_pool, create_pool
 
 
 @pytest.fixture(autouse=True)
@@ -80,10 +80,19 @@ def settings(aico_home: Path, pg_dsn: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings, pool: asyncpg.Pool):
+async def app_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The serving processes' pool: the application role, under row-level security. (`pool` is
+    the owner's, for arranging and for checking what was stored.)"""
+    pool = await create_app_pool(settings, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, app_pool: asyncpg.Pool):
     from serve_apps.api import create_app
 
-    return create_app(settings, pool=pool)
+    return create_app(settings, pool=app_pool)
 
 
 @dataclass
