@@ -86,6 +86,18 @@ _FORBIDDEN_NODES: tuple[type[nodes.Node], ...] = (
 )
 
 
+# Filters whose output is at most this many times their input, whatever their arguments.
+_FILTER_GROWTH = {
+    "abs": 1, "attr": 1, "count": 1, "d": 1, "default": 1, "dictsort": 1, "first": 1,
+    "float": 1, "groupby": 1, "int": 1, "items": 1, "last": 1, "length": 1, "list": 1,
+    "map": 1, "max": 1, "min": 1, "random": 1, "reject": 1, "rejectattr": 1, "reverse": 1,
+    "round": 1, "safe": 1, "select": 1, "selectattr": 1, "sort": 1, "striptags": 1,
+    "sum": 1, "trim": 1, "unique": 1, "wordcount": 1, "filesizeformat": 1, "string": 2,
+    "pprint": 2, "lower": 3, "upper": 3, "title": 3, "capitalize": 3, "urlencode": 3,
+    "e": 6, "escape": 6, "forceescape": 6, "tojson": 6,
+}
+
+
 def _filter_guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     # pass_context / pass_eval_context / pass_environment filters get that object first.
     skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
@@ -96,23 +108,33 @@ def _filter_guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         for value in (*values, *kwargs.values()):
             check_printable(value, f"filter {name}")
         value = values[0] if values else ""
-        rest = values[1:]
-        numbers = [v for v in (*rest, *kwargs.values()) if isinstance(v, int)]
-        if name in ("center", "indent", "batch", "truncate", "wordwrap", "slice"):
-            width = max(numbers, default=0)
+        rest = [*values[1:], *kwargs.values()]
+        size = printed_size(value)
+        numbers = [v for v in rest if isinstance(v, int)]
+        texts = [len(v) for v in rest if isinstance(v, str)]
+        if name in ("center", "indent", "batch", "truncate", "slice"):
             lines = str(value).count("\n") + 1 if name == "indent" else 1
-            text_widths = [len(v) for v in rest if isinstance(v, str)] if name == "indent" else []
-            charge(printed_size(value) + (width + max(text_widths, default=0)) * lines,
-                    f"filter {name}")
+            charge(size + (max(numbers, default=0) + max(texts, default=0)) * lines,
+                   f"filter {name}")
+        elif name == "wordwrap":
+            width = max(min(numbers, default=79), 1)
+            charge(size + (size // width + 1) * max(texts, default=1), "filter wordwrap")
         elif name == "join":
-            count = printed_size(value)
-            sep = rest[0] if rest and isinstance(rest[0], str) else kwargs.get("d", "")
-            charge(count + count * len(str(sep)), "filter join")
+            sep = values[1] if len(values) > 1 else kwargs.get("d", "")
+            charge(size + size * len(str(sep)), "filter join")
         elif name == "replace":
-            if len(rest) >= 2:
-                check_call(str(value).replace, tuple(rest), {})
+            if len(values) >= 3:
+                check_call(str(value).replace, tuple(values[1:]), {})
         elif name == "format":
-            bounded_mod(str(value), tuple(rest) if rest else tuple(kwargs.values()))
+            bounded_mod(str(value), tuple(values[1:]) if len(values) > 1
+                        else tuple(kwargs.values()))
+        elif name in _FILTER_GROWTH:
+            charge(size * _FILTER_GROWTH[name], f"filter {name}")
+        else:
+            # Anything else (urlize, xmlattr, ...): as if each string argument could be
+            # repeated once per input character.
+            charge(size * (1 + sum(texts)) + sum(max(n, 0) for n in numbers),
+                   f"filter {name}")
         result = fn(*args, **kwargs)
         if isinstance(result, (str, list, tuple)):
             charge(len(result), f"filter {name}")
@@ -127,7 +149,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _BoundedCodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    _BINOPS: ClassVar[dict[str, Callable[[Any, Any], Any]]] = {"*": bounded_mul, "**": bounded_pow, "+": bounded_add, "%": bounded_mod}
+    _BINOPS: ClassVar[dict[str, Callable[[Any, Any], Any]]] = {
+        "*": bounded_mul, "**": bounded_pow, "+": bounded_add, "%": bounded_mod}
 
     def __init__(self) -> None:
         # optimized=False: no constant folding, so nothing is evaluated when a flow is saved.
