@@ -8,8 +8,8 @@
 The publisher (the replica that carries the call) sends each event with `pg_notify` on
 `aico_live`; an event whose JSON is over the NOTIFY payload limit (8,000 bytes) is stored in
 `live_events` and only its id is notified, so it reaches observers in full and is never dropped.
-Every replica holds one connection that listens and hands each event to the queues of that
-replica's observers of the session; observers per session are capped
+Every replica holds one connection (its own, not the pool's) that listens and hands each event
+to the queues of that replica's observers of the session; observers per session are capped
 (`settings.limits.live_observers_per_session`).
 """
 
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -53,8 +53,10 @@ async def publish_live_event(pool: asyncpg.Pool, *, org_id: UUID, session_id: UU
 class LiveHub:
     """One replica's listener and its observers' queues."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_per_session: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_per_session: int,
+                 connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self.pool = pool
+        self._connect = connect
         self.max_per_session = max_per_session
         self.observers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._conn: asyncpg.Connection | None = None
@@ -85,8 +87,9 @@ class LiveHub:
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return
-            # One connection taken from the pool for good: it carries the replica's LISTEN.
-            conn = await self.pool.acquire()
+            # A connection of its own, outside the pool: it carries the replica's LISTEN for
+            # good, and the pool (requests) never waits on it, nor it on the pool.
+            conn = await self._connect()
             conn.add_termination_listener(self._lost)
             await conn.add_listener(LIVE_CHANNEL, self._on_notify)
             self._conn = conn
@@ -133,4 +136,4 @@ class LiveHub:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(LIVE_CHANNEL, self._on_notify)
             with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+                await conn.close()

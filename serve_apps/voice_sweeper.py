@@ -59,7 +59,7 @@ class VoiceSweeper:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="voice-sweeper")
 
     async def _run(self) -> None:
-        while True:
+        while not self.pool.is_closing():  # the replica is shutting down
             try:
                 await sweep_voice_sessions(self.pool)
             except Exception:  # the next sweep retries; a database blip must not end the loop

@@ -82,6 +82,7 @@ def _voice_field(request: Request, state: ApiState, session_id: UUID | str, toke
 async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
     state = app_state(request.app)
+    start_voice_sweeper(state, await state.pool())
     if _in_serve_replica():
         # The first voice session of a replica starts its actor pool: the call finds it warm.
         await voice_host(state)
@@ -126,7 +127,7 @@ async def new_voice_token(session_id: UUID, request: Request, principal: EditorD
 # --- where calls run, and the replica's voice services ---------------------------------------
 
 async def voice_host(state: ApiState) -> VoiceHost:
-    host = getattr(state, "voice_host", None) or state.extras.get("voice_host")
+    host = state.voice_host
     if host is None:
         try:
             import ray
@@ -141,25 +142,27 @@ async def voice_host(state: ApiState) -> VoiceHost:
             actors.fill()
             host = RayVoiceHost(actors)
         else:
-            opener = getattr(state, "llm_opener", None) or state.extras.get("open_llm")
-            host = LocalVoiceHost(await state.pool(), state.settings, open_llm=opener)
+            host = LocalVoiceHost(await state.pool(), state.settings, open_llm=state.llm_opener)
         state.voice_host = host
     return host
 
 
 def live_hub(state: ApiState, pool: asyncpg.Pool) -> LiveHub:
-    hub = getattr(state, "live_hub", None)
+    hub = state.live_hub
     if hub is None:
-        hub = LiveHub(pool, max_per_session=state.settings.limits.live_observers_per_session)
-        state.live_hub = hub  # type: ignore[attr-defined]
+        settings = state.settings
+        dsn = settings.database_app_url or settings.database_url or ""
+        hub = LiveHub(pool, max_per_session=settings.limits.live_observers_per_session,
+                      connect=lambda: asyncpg.connect(dsn))
+        state.live_hub = hub
     return hub
 
 
 def start_voice_sweeper(state: ApiState, pool: asyncpg.Pool) -> None:
-    sweeper = getattr(state, "voice_sweeper", None)
+    sweeper = state.voice_sweeper
     if sweeper is None:
         sweeper = VoiceSweeper(pool, every_s=state.settings.limits.voice_sweep_every_s)
-        state.voice_sweeper = sweeper  # type: ignore[attr-defined]
+        state.voice_sweeper = sweeper
     sweeper.start()
 
 
@@ -245,7 +248,11 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
         await transport.close("protocol error")
         return
 
+    ended: list[str] = []
+
     async def observe(event: dict[str, Any]) -> None:
+        if event.get("type") == "end":
+            ended.append(str(event.get("reason")))
         if event.get("type") in _LIVE_TYPES:
             await publish_live_event(pool, org_id=org_id, session_id=session_id, event=event)
 
@@ -261,6 +268,11 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
                                         "message": "the call's voice host failed"})
             await transport.close(reason, code=CloseCode.INTERNAL)
             await _record_failure(pool, session_id, reason)
+        if not ended:
+            # The caller hung up (or was cut off): observers learn the call is over too.
+            with contextlib.suppress(Exception):
+                await publish_live_event(pool, org_id=org_id, session_id=session_id,
+                                         event={"type": "end", "reason": reason})
     except AicoError as err:
         body = err.to_body()
         await transport.send_event({"type": "error", "code": body.pop("error"), **body})
@@ -324,6 +336,7 @@ async def _end_call(pool: asyncpg.Pool, session_id: UUID, holder: str, *,
 async def live_session(ws: WebSocket, session_id: UUID, token: str = Query(default="")) -> None:
     state = app_state(ws.app)
     pool = await state.pool()
+    start_voice_sweeper(state, pool)
     try:
         principal = await authenticate(token, pool=pool, settings=state.settings,
                                        oidc_verifier=oidc_verifier(state))

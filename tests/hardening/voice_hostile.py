@@ -47,7 +47,6 @@ async def serve_voice(settings: Settings, *, pool: Any = None) -> AsyncIterator[
     app = create_app(settings, pool=pool)
     state = app.state.aico
     state.voice_host = LocalVoiceHost(pool or await state.pool(), settings)
-    state.extras["voice_host"] = state.voice_host
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                           lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -65,6 +64,8 @@ async def serve_voice(settings: Settings, *, pool: Any = None) -> AsyncIterator[
                 await service.aclose()
         server.should_exit = True
         await task
+        if pool is None:
+            await state.close()
 
 
 def greeting_flow(name: str = "hostile") -> dict[str, Any]:
