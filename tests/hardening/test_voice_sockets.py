@@ -39,11 +39,11 @@ async def voice_models() -> Any:
 
 
 @pytest.fixture(scope="module")
-async def server(settings, pool, voice_models) -> AsyncIterator[Any]:
+async def server(settings, app_pool, voice_models) -> AsyncIterator[Any]:
     capped = limited_settings(settings, voice_calls_per_org=CALLS_PER_ORG,
                               voice_control_per_s=CONTROL_PER_S,
                               voice_control_burst=CONTROL_BURST)
-    async with serve_voice(capped, pool=pool) as running:
+    async with serve_voice(capped, pool=app_pool) as running:
         yield running
 
 

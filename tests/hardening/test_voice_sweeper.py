@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-async def survivor(settings, pool) -> AsyncIterator[Any]:
+async def survivor(settings, app_pool) -> AsyncIterator[Any]:
     swept = limited_settings(settings, voice_lease_ttl_s=LEASE_TTL_S,
                              voice_sweep_every_s=SWEEP_EVERY_S)
-    async with serve_voice(swept, pool=pool) as running:
+    async with serve_voice(swept, pool=app_pool) as running:
         yield running
 
 
