@@ -140,13 +140,28 @@ class VoicePipeline:
             return
         self._closing = True
         await self._stop_work()
-        with contextlib.suppress(Exception):
-            async for _ in step(self.pool, self.session_id, InboundEvent.session_ended(reason),
-                                context=self._ctx):
-                pass
+        await self._record_end(reason)
         await self._persist(None)
         self.end_reason = reason
         self.ended.set()
+
+    async def _record_end(self, reason: str, *, attempts: int = 3) -> bool:
+        """`session.ended`, retried (its event id makes a retry apply once). If it still cannot
+        be recorded it is logged, and the call's route fails the session (or, with the route
+        gone too, the sweeper does once the call's lease expires): never lost silently."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async for _ in step(self.pool, self.session_id,
+                                    InboundEvent.session_ended(reason), context=self._ctx):
+                    pass
+                return True
+            except Exception:
+                log.warning("session %s: recording session.ended failed (attempt %d of %d)",
+                            self.session_id, attempt, attempts, exc_info=True)
+                if attempt < attempts:
+                    await asyncio.sleep(0.2 * attempt)
+        log.error("session %s: session.ended (%s) was not recorded", self.session_id, reason)
+        return False
 
     async def detach(self) -> None:
         """Stop without touching the session (the transport will reattach elsewhere)."""
