@@ -28,7 +28,6 @@ from uuid import UUID
 
 import asyncpg
 
-from actors.audio import resample_pcm16
 from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
 from actors.speech_out import Sentence, SpeechOut
@@ -39,6 +38,7 @@ from db import session_metrics
 from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, step
 from flows.sessions import open_session_speech, resume_point
+from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.pipeline")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from providers import pcm
 from providers.configs import FasterWhisperConfig
 from providers.errors import ProviderConfigError
 from providers.llamacpp_llm import gpu_available
@@ -36,13 +37,7 @@ def packaged_model_path() -> Path:
 
 def pcm16_to_float(pcm16: bytes, sample_rate: int) -> np.ndarray:
     """16-bit PCM at any rate → float32 at 16 kHz (linear resampling is enough for speech)."""
-    whole = len(pcm16) - len(pcm16) % 2  # a stray odd byte is not a sample
-    audio = np.frombuffer(pcm16[:whole], dtype=np.int16).astype(np.float32) / 32768.0
-    if sample_rate != WHISPER_RATE and audio.size:
-        n = round(audio.size * WHISPER_RATE / sample_rate)
-        audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size),
-                          audio).astype(np.float32)
-    return audio
+    return pcm.resample(pcm.pcm16_to_float(pcm16), sample_rate, WHISPER_RATE)
 
 
 class WhisperModel:

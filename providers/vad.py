@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from providers.pcm import pcm16_to_float, resample
+
 _WINDOW = {8000: 256, 16000: 512}
 _CONTEXT = {8000: 32, 16000: 64}
 
@@ -116,11 +118,7 @@ class SpeechDetector:
 
     def push(self, pcm16: bytes) -> list[VADEvent]:
         """Feed 16-bit mono PCM; returns the speech starts/ends it decided."""
-        audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
-        if self.sample_rate != self._model_rate and audio.size:
-            n = round(audio.size * self._model_rate / self.sample_rate)
-            audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size),
-                              audio).astype(np.float32)
+        audio = resample(pcm16_to_float(pcm16), self.sample_rate, self._model_rate)
         self._pending = np.concatenate([self._pending, audio])
         window = _WINDOW[self._model_rate]
         events: list[VADEvent] = []

@@ -23,7 +23,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from actors.audio import resample_pcm16
+from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.transports.livekit")
 
