@@ -88,9 +88,8 @@ class Bench:
         self.token = new_token()
         await insert_api_client(self.pool, org_id=org["id"], name="bench", token=self.token)
         self.stt, self.tts = await warm_default_providers(llm=True)
-        self.app = create_app(self.settings, pool=self.pool)
         self.local_host = LocalVoiceHost(self.pool, self.settings)
-        self.app.state.aico.extras["voice_host"] = self.local_host
+        self.app = create_app(self.settings, pool=self.pool, voice_host=self.local_host)
         self.port = self.args.port or _free_port()
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="off"))
@@ -210,11 +209,11 @@ class Bench:
                  runtime_env={"env_vars": {"AICO_HOME": str(self.home),
                                            "AICO_DATABASE_URL": self.pg.dsn,
                                            "AICO_MODELS": "inprocess"}})
-        extras = self.app.state.aico.extras
+        state = self.app.state.aico
         res: dict[str, Any] = {}
         # Warm: a pool of 1, refilled (and waited for) between calls.
         pool = VoiceActorPool(size=1, max_restarts=1, calls_per_actor=1000)
-        extras["voice_host"] = host = RayVoiceHost(pool)
+        state.voice_host = host = RayVoiceHost(pool)
         warm = []
         rss: list[int] = []
         for i in range(self.args.greetings):
@@ -233,14 +232,14 @@ class Bench:
         await pool.aclose()
         # Cold: no pool; every call waits for a new actor to start and load its models.
         cold_pool = VoiceActorPool(size=0, max_restarts=1)
-        extras["voice_host"] = RayVoiceHost(cold_pool)
+        state.voice_host = RayVoiceHost(cold_pool)
         cold = []
         for _ in range(self.args.cold):
             r = await self.call(turns=1, llm=False)
             cold.append(round(r["greeting_s"] * 1000))
         res["greeting_first_audio_ms_cold_pool"] = cold
         await cold_pool.aclose()
-        extras["voice_host"] = self.local_host
+        state.voice_host = self.local_host
         self.results["ray"] = res
         print("ray", json.dumps(res), flush=True)
 

@@ -42,8 +42,6 @@ class ApiState:
     live_hub: LiveHub | None = None
     # Closes this replica's voice sessions whose call is gone; started with the first call.
     voice_sweeper: VoiceSweeper | None = None
-    # Deprecated service locator, kept only until its last readers move to the fields above.
-    extras: dict[str, Any] = field(default_factory=dict)
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -65,8 +65,7 @@ class ToolResultIn(BaseModel):
 
 def _context(state: Any, pool: Any) -> StepContext:
     # `llm_opener` overrides how session LLMs are built (tests, embedding apps).
-    opener = state.llm_opener or state.extras.get("open_llm")
-    return StepContext(pool=pool, settings=state.settings, open_llm=opener)
+    return StepContext(pool=pool, settings=state.settings, open_llm=state.llm_opener)
 
 
 def messages_of(actions: list[Action]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -108,15 +107,18 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
         channel=body.channel, variables=body.variables,
         user_id=body.user.id if body.user else None,
         user_cluster=body.user.cluster if body.user else None)
-    row = {"id": new.id, "org_id": new.org_id, "flow_id": new.flow_id,
-           "flow_version_id": new.flow_version_id, "channel": new.channel, "status": new.status}
+    row: dict[str, Any] = {"id": new.id, "org_id": new.org_id, "flow_id": new.flow_id,
+                           "flow_version_id": new.flow_version_id, "channel": new.channel,
+                           "status": new.status}
     out: dict[str, Any] = {"id": new.id, "flow_version": new.flow_version,
                            "channel": new.channel}
     if body.channel == "voice":
-        hook = state.voice_session_info or state.extras.get("voice_session_info")
-        if hook is None:
-            from serve_apps.routes.voice import voice_session_info as hook
-        out.update(status=new.status, messages=[], voice=await hook(request, row))
+        info = state.voice_session_info
+        if info is None:
+            from serve_apps.routes.voice import voice_session_info
+
+            info = voice_session_info
+        out.update(status=new.status, messages=[], voice=await info(request, row))
         return out
     actions = [a async for a in step(pool, row["id"], InboundEvent.session_started(),
                                      context=_context(state, pool))]

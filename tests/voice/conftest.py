@@ -73,8 +73,8 @@ async def voice_server(voice_settings, pool, voice_models) -> AsyncIterator[Voic
 
     from serve_apps.api import create_app
 
-    app = create_app(voice_settings, pool=pool)
-    app.state.aico.extras["voice_host"] = LocalVoiceHost(pool, voice_settings)
+    app = create_app(voice_settings, pool=pool,
+                     voice_host=LocalVoiceHost(pool, voice_settings))
     # Port 0: the kernel picks a free port as the server binds it; read it back.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off"))

@@ -37,13 +37,13 @@ async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHos
     actors = PinnedModelsPool(size=1, max_restarts=2)
     await actors.wait_warm(timeout_s=300)
     assert len(actors._idle) == 1
-    extras = voice_server.app.state.aico.extras
-    local_host = extras["voice_host"]
-    host = extras["voice_host"] = RayVoiceHost(actors, reattach_timeout_s=300)
+    state = voice_server.app.state.aico
+    local_host = state.voice_host
+    host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300)
     try:
         yield host, actors
     finally:
-        extras["voice_host"] = local_host
+        state.voice_host = local_host
         await actors.aclose()
 
 
