@@ -17,9 +17,13 @@ import asyncio
 import importlib.util
 import json
 import logging
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from providers.configs import VoskConfig
 from providers.errors import ProviderConfigError
@@ -121,6 +125,31 @@ def _mean_confidence(result: dict[str, Any]) -> float | None:
     return sum(confs) / len(confs) if confs else None
 
 
+MAX_CHAINS = 32
+PAUSE_S = 0.1
+
+
+@dataclass
+class _Chain:
+    """A recognizer that has decoded `audio` (which ended in a pause) into `text`."""
+
+    audio: bytes
+    sample_rate: int
+    text: str
+    stream: RecognizerStream
+
+
+def _ends_in_a_pause(pcm16: bytes, sample_rate: int) -> bool:
+    """The last PAUSE_S is quiet next to the utterance: a safe place to cut between words."""
+    audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32)
+    tail = int(sample_rate * PAUSE_S)
+    if audio.size < 4 * tail:
+        return False
+    level = float(np.sqrt(np.mean(audio ** 2)))
+    quiet = float(np.sqrt(np.mean(audio[-tail:] ** 2)))
+    return quiet < max(100.0, 0.1 * level)
+
+
 class VoskSTT(STT):
     kind = "vosk"
     capabilities = STTCapabilities(streaming=True, interim_results=True,
@@ -130,6 +159,9 @@ class VoskSTT(STT):
         super().__init__(policy=config.policy(), language=config.language)
         self.config = config
         self._model = model
+        self._chains: list[_Chain] = []
+        self._chains_lock = threading.Lock()
+        self.reused_audio_s = 0.0  # audio a one-shot decode did not decode again
 
     @staticmethod
     def load_model(config: VoskConfig) -> VoskModel:
@@ -161,10 +193,29 @@ class VoskSTT(STT):
                           audio_s=len(pcm16) / (BYTES_PER_SAMPLE * sample_rate))
 
     def _decode(self, pcm16: bytes, sample_rate: int) -> str:
-        stream = self.recognizer_stream(sample_rate=sample_rate, language=self.language)
-        stream.accept(pcm16)
-        final = stream.finish()
-        return final.text if final else ""
+        """One-shot decode. The voice pipeline decodes the utterance so far at every pause,
+        each time with more audio: when `pcm16` extends audio decoded before that ended in a
+        pause, only the new audio is decoded, after that earlier text."""
+        pcm16 = pcm16[:len(pcm16) - len(pcm16) % BYTES_PER_SAMPLE]
+        with self._chains_lock:
+            chain = max((c for c in self._chains if c.sample_rate == sample_rate
+                         and len(c.audio) <= len(pcm16) and pcm16.startswith(c.audio)),
+                        key=lambda c: len(c.audio), default=None)
+            if chain is not None:
+                self._chains.remove(chain)
+        if chain is None:
+            chain = _Chain(b"", sample_rate, "", self.recognizer_stream(
+                sample_rate=sample_rate, language=self.language))
+        else:
+            self.reused_audio_s += len(chain.audio) / (BYTES_PER_SAMPLE * sample_rate)
+        chain.stream.accept(pcm16[len(chain.audio):])
+        final = chain.stream.finish()
+        text = " ".join(t for t in (chain.text, final.text if final else "") if t)
+        if _ends_in_a_pause(pcm16, sample_rate):
+            with self._chains_lock:
+                self._chains.append(_Chain(pcm16, sample_rate, text, chain.stream))
+                del self._chains[:-MAX_CHAINS]
+        return text
 
     def _stream_impl(self, *, sample_rate: int, language: str | None) -> SpeechStream:
         return VoskSpeechStream(self, sample_rate=sample_rate, language=language)

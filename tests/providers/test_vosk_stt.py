@@ -174,3 +174,25 @@ async def test_a_replica_that_lost_the_stream_gets_the_utterance_again(korean,
         finals = [e async for e in stream if e.type == "final"]
     assert stream.replays == 1
     assert squeeze(finals[-1].text) == squeeze(PHRASE), finals
+
+
+async def test_a_growing_utterance_is_decoded_from_its_last_pause(korean):
+    """The voice pipeline decodes the utterance so far at every pause: after a pause, only the
+    new audio is decoded, and the text is the same as decoding everything again."""
+    pcm, rate = korean
+    stt = await open_stt({"kind": "vosk"}, secrets={})
+    first = pcm + b"\0\0" * int(rate * 0.3)  # "어서 오세요. 어서 오세요." and a pause
+    both = first + pcm
+    assert squeeze((await stt.recognize(first, sample_rate=rate)).text) == squeeze(PHRASE)
+    assert stt.reused_audio_s == 0
+    grown = await stt.recognize(both, sample_rate=rate)
+    assert squeeze(grown.text) == squeeze(PHRASE) * 2, grown.text
+    assert stt.reused_audio_s == pytest.approx(len(first) / (2 * rate))
+    assert squeeze((await stt.recognize(both, sample_rate=rate)).text) == squeeze(PHRASE) * 2
+
+    # Audio cut mid-word is never continued: the next decode starts from the beginning.
+    fresh = await open_stt({"kind": "vosk"}, secrets={})
+    cut = len(pcm) // 3 - (len(pcm) // 3) % 2
+    await fresh.recognize(pcm[:cut], sample_rate=rate)
+    whole = await fresh.recognize(pcm, sample_rate=rate)
+    assert fresh.reused_audio_s == 0 and squeeze(whole.text) == squeeze(PHRASE)
