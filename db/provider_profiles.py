@@ -24,7 +24,7 @@ async def list_provider_profiles(conn: Conn, *, org_id: UUID) -> list[dict[str, 
     return [dict(r) for r in rows]
 
 
-async def replace_provider_profiles(conn: asyncpg.Connection, *, org_id: UUID,
+async def replace_provider_profiles(conn: Conn, *, org_id: UUID,
                                     profiles: list[dict[str, Any]]) -> None:
     """Make the organization's profiles exactly `profiles` (those not named are removed)."""
     async with org_transaction(conn, org_id) as c:

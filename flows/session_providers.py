@@ -74,9 +74,8 @@ async def replace_org_profiles(pool: asyncpg.Pool, *, org_id: UUID, settings: Se
         config = validate_profile(p, defaults)
         if not p.internal:
             await check_profile_egress(pool, org_id=org_id, config=config)
-    async with pool.acquire() as conn:
-        await profiles_db.replace_provider_profiles(conn, org_id=org_id,
-                                                    profiles=[p.row() for p in profiles])
+    await profiles_db.replace_provider_profiles(pool, org_id=org_id,
+                                                profiles=[p.row() for p in profiles])
 
 
 async def flow_missing_secrets(pool: asyncpg.Pool, *, org_id: UUID, flow_id: UUID,
