@@ -92,5 +92,10 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
                 # itself, and the route records it as failed.
                 reason = f"{HOST_FAILED}: {type(task.exception()).__name__}"
     await call.hang_up(reason)
-    await transport.close(reason)
+    if reason.startswith(HOST_FAILED):
+        await transport.send_event({"type": "error", "code": "call_failed",
+                                    "message": "the call's voice host failed"})
+        await transport.close(reason, code=1011)
+    else:
+        await transport.close(reason)
     return reason

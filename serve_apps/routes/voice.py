@@ -263,10 +263,7 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
         call.started = True
         reason = await run_call(transport, host, session_id, connected_at=connected_at,
                                 observe=observe)
-        if reason.startswith(HOST_FAILED):
-            await transport.send_event({"type": "error", "code": "call_failed",
-                                        "message": "the call's voice host failed"})
-            await transport.close(reason, code=CloseCode.INTERNAL)
+        if reason.startswith(HOST_FAILED):  # the caller was told (call_failed, 1011)
             await _record_failure(pool, session_id, reason)
         if not ended:
             # The caller hung up (or was cut off): observers learn the call is over too.
