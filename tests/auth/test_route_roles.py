@@ -1,0 +1,80 @@
+"""Every route declares who may call it: a role dependency (ViewerDep, EditorDep, AdminDep,
+OwnerDep) or a place in the short list of routes that authorise otherwise. A new route that
+does neither fails here, and so does a route whose role drifts from the README's matrix."""
+
+from __future__ import annotations
+
+from fastapi.routing import APIRoute, APIWebSocketRoute
+
+from serve_apps.routes import ROUTERS
+
+# Routes that take no bearer token, and what authorises them instead.
+PUBLIC = {
+    ("GET", "/healthz"): "liveness for load balancers",
+    ("GET", "/v1/auth/config"): "asked before signing in",
+    ("POST", "/v1/sessions/{session_id}/events"): "the signed callback URL (aico.signing)",
+    ("WS", "/v1/sessions/{session_id}/voice"): "the single-use voice token (aico.signing)",
+    ("WS", "/v1/sessions/{session_id}/live"): "a bearer token of the session's organization",
+}
+
+# The README's role matrix, route by route.
+ROLES = {
+    ("GET", "/v1/flows/schema"): "viewer",
+    ("GET", "/v1/flows"): "viewer",
+    ("GET", "/v1/flows/{flow_id}"): "viewer",
+    ("GET", "/v1/flows/{flow_id}/versions"): "viewer",
+    ("GET", "/v1/sessions"): "viewer",
+    ("GET", "/v1/sessions/{session_id}"): "viewer",
+    ("GET", "/v1/sessions/{session_id}/events"): "viewer",
+    ("GET", "/v1/providers"): "viewer",
+    ("POST", "/v1/flows"): "editor",
+    ("PUT", "/v1/flows/{flow_id}"): "editor",
+    ("POST", "/v1/flows/{flow_id}/sessions"): "editor",
+    ("POST", "/v1/sessions/{session_id}/messages"): "editor",
+    ("POST", "/v1/sessions/{session_id}/voice-token"): "editor",
+    ("GET", "/v1/org/provider-profiles"): "editor",
+    ("GET", "/v1/flows/{flow_id}/missing-secrets"): "editor",
+    ("POST", "/v1/flows/{flow_id}/publish"): "admin",
+    ("DELETE", "/v1/flows/{flow_id}"): "admin",
+    ("GET", "/v1/org/providers"): "admin",
+    ("PUT", "/v1/org/providers"): "admin",
+    ("GET", "/v1/org/providers/{capability}/{name}/models"): "admin",
+    ("GET", "/v1/secrets"): "admin",
+    ("PUT", "/v1/secrets/{name}"): "admin",
+    ("DELETE", "/v1/secrets/{name}"): "admin",
+    ("GET", "/v1/org/egress-allowlist"): "admin",
+    ("PUT", "/v1/org/egress-allowlist"): "admin",
+}
+
+
+def _dependency_names(dependant, names: list[str]) -> list[str]:
+    for sub in dependant.dependencies:
+        names.append(getattr(sub.call, "__name__", ""))
+        _dependency_names(sub, names)
+    return names
+
+
+def _routes() -> dict[tuple[str, str], set[str]]:
+    found: dict[tuple[str, str], set[str]] = {}
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIWebSocketRoute):
+                methods = ["WS"]
+            elif isinstance(route, APIRoute):
+                methods = sorted(route.methods - {"HEAD"})
+            else:
+                continue
+            roles = {n.removeprefix("require_") for n in _dependency_names(route.dependant, [])
+                     if n.startswith("require_")}
+            for method in methods:
+                found[(method, route.path)] = roles
+    return found
+
+
+def test_every_route_declares_its_role_or_how_else_it_is_authorised():
+    routes = _routes()
+    undeclared = sorted(k for k, roles in routes.items() if not roles and k not in PUBLIC)
+    assert undeclared == [], f"routes without a role dependency: {undeclared}"
+    assert {k: min(v) if len(v) == 1 else sorted(v) for k, v in routes.items() if v} == ROLES
+    assert not [k for k in PUBLIC if routes.get(k)], "a public route grew a role: update PUBLIC"
+    assert set(PUBLIC) <= set(routes)
