@@ -188,7 +188,7 @@ async def open_provider(capability: str, pool: asyncpg.Pool | None, *, org_id: U
                         settings: Settings | None = None) -> Any:
     """Open one of a session's providers with the organization secrets its config names,
     its URL checked and its connections pinned by the egress guard where the profile asks."""
-    from providers import openai_client, runtime
+    from providers import egress_clients, runtime
 
     config = pinned_config(pinned, capability, settings)
     names = parse_config(capability, config)[1].required_secrets()
@@ -204,7 +204,7 @@ async def open_provider(capability: str, pool: asyncpg.Pool | None, *, org_id: U
         guard = await check_profile_egress(pool, org_id=org_id, config=config)
     opener = {"stt": runtime.open_stt, "llm": runtime.open_llm, "tts": runtime.open_tts,
               "embeddings": runtime.open_embeddings}[capability]
-    with openai_client.egress_guarded(guard):
+    with egress_clients.egress_guarded(guard):
         return await opener(config, secrets=secrets)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.configs import DeepgramConfig
+from providers.egress_clients import aiohttp_session, current_guard, httpx_client
 from providers.errors import ProviderTimeout, ProviderUnavailable, error_for_status
 from providers.livekit_bridge import LiveKitSpeechStream, connect_options
 from providers.stt import STT, SpeechStream, STTCapabilities, Transcript
@@ -23,6 +24,8 @@ class DeepgramSTT(STT):
         super().__init__(policy=config.policy(), language=config.language)
         self.config = config
         self._api_key = api_key
+        # The egress guard it was opened under (None: an internal profile, unguarded).
+        self._guard = current_guard()
         self._session: Any = None
         self._plugins: dict[int, Any] = {}
 
@@ -31,11 +34,10 @@ class DeepgramSTT(STT):
         return cls(config, api_key=secrets[config.api_key_secret])
 
     def _plugin(self, sample_rate: int) -> Any:
-        import aiohttp
         from livekit.plugins import deepgram
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp_session(self._guard)
         if sample_rate not in self._plugins:
             c = self.config
             self._plugins[sample_rate] = deepgram.STT(
@@ -62,7 +64,7 @@ class DeepgramSTT(STT):
                   "smart_format": "true"}
         url = c.base_url.replace("wss://", "https://").replace("ws://", "http://")
         try:
-            async with httpx.AsyncClient(timeout=self.policy.timeout_s) as client:
+            async with httpx_client(self._guard, timeout=self.policy.timeout_s) as client:
                 res = await client.post(url, params=params, content=wav_bytes(pcm16, sample_rate),
                                         headers={"Authorization": f"Token {self._api_key}",
                                                  "Content-Type": "audio/wav"})

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from providers.configs import ElevenLabsConfig
+from providers.egress_clients import aiohttp_session, current_guard
 from providers.livekit_bridge import LiveKitSynthesizeStream, collect_synthesis, connect_options
 from providers.tts import TTS, AudioFrame, SynthesizeStream, TTSCapabilities
 
@@ -20,6 +21,8 @@ class ElevenLabsTTS(TTS):
         super().__init__(sample_rate=config.sample_rate, policy=config.policy())
         self.config = config
         self._api_key = api_key
+        # The egress guard it was opened under (None: an internal profile, unguarded).
+        self._guard = current_guard()
         self._session: Any = None
         self._plugin_tts: Any = None
 
@@ -29,11 +32,10 @@ class ElevenLabsTTS(TTS):
         return cls(config, api_key=secrets[config.api_key_secret])
 
     def _plugin(self) -> Any:
-        import aiohttp
         from livekit.plugins import elevenlabs
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp_session(self._guard)
             self._plugin_tts = None
         if self._plugin_tts is None:
             c = self.config

@@ -1,15 +1,14 @@
 """The `openai` client as every OpenAI-shaped adapter uses it: retries off (the base classes
 own them), base URL from config, its connections through the egress guard when the session
-service opens the provider under `egress_guarded(guard)`, and its exceptions mapped to typed
-provider errors."""
+service opens the provider under `providers.egress_clients.egress_guarded(guard)`, and its
+exceptions mapped to typed provider errors."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
+from providers.egress_clients import current_guard, httpx_client
 from providers.errors import (
     ProviderError,
     ProviderTimeout,
@@ -17,28 +16,14 @@ from providers.errors import (
     error_for_status,
 )
 
-# The egress guard (aico.egress.EgressGuard) of the provider being opened, if its profile is
-# not internal: a context variable, so the adapters' `from_config` need not carry it.
-_egress_guard: ContextVar[Any] = ContextVar("aico_provider_egress_guard", default=None)
-
-
-@contextlib.contextmanager
-def egress_guarded(guard: Any) -> Iterator[None]:
-    """Clients made inside connect only where `guard` allows (None: unguarded)."""
-    token = _egress_guard.set(guard)
-    try:
-        yield
-    finally:
-        _egress_guard.reset(token)
-
 
 def make_client(*, base_url: str, api_key_secret: str | None, secrets: Mapping[str, str],
                 timeout_s: float) -> Any:
     import openai
 
     api_key = secrets[api_key_secret] if api_key_secret else "unused"
-    guard = _egress_guard.get()
-    http_client = guard.client(timeout=timeout_s) if guard is not None else None
+    guard = current_guard()
+    http_client = httpx_client(guard, timeout=timeout_s) if guard is not None else None
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
                               timeout=timeout_s, http_client=http_client)
 
