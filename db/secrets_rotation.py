@@ -10,6 +10,10 @@ from __future__ import annotations
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection of its own, or one lent by a pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 async def list_org_ids_with_secrets_not_under(conn: asyncpg.Connection | asyncpg.Pool, *,
@@ -19,12 +23,12 @@ async def list_org_ids_with_secrets_not_under(conn: asyncpg.Connection | asyncpg
     return [r["org_id"] for r in rows]
 
 
-async def scope_to_org(conn: asyncpg.Connection, org_id: UUID) -> None:
+async def scope_to_org(conn: Conn, org_id: UUID) -> None:
     """Inside a transaction: make `org_id` the organization row-level security allows."""
     await conn.execute("SELECT set_config('aico.org_id', $1, true)", str(org_id))
 
 
-async def fetch_sealed_secrets_not_under(conn: asyncpg.Connection, *, org_id: UUID,
+async def fetch_sealed_secrets_not_under(conn: Conn, *, org_id: UUID,
                                          key_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT name, key_id, nonce, ciphertext FROM secrets"
@@ -34,7 +38,7 @@ async def fetch_sealed_secrets_not_under(conn: asyncpg.Connection, *, org_id: UU
 
 
 async def update_sealed_secret_if_unchanged(
-    conn: asyncpg.Connection, *, org_id: UUID, name: str, old_key_id: str, old_nonce: bytes,
+    conn: Conn, *, org_id: UUID, name: str, old_key_id: str, old_nonce: bytes,
     key_id: str, nonce: bytes, ciphertext: bytes,
 ) -> bool:
     """Re-seal one row; false when it was rewritten or deleted since it was read. `updated_at`
