@@ -42,6 +42,10 @@ async def _viewer_story(viewer: httpx.AsyncClient, admin: httpx.AsyncClient, org
     assert (await admin.put("/v1/secrets/CRM_API_KEY", json={"value": "s3cr3t-v4lue"})
             ).status_code == 201
 
+    me = await viewer.get("/v1/auth/me")
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "viewer" and me.json()["org_id"] == str(org_id)
+
     listed = await viewer.get("/v1/flows")
     assert listed.status_code == 200, listed.text
     assert [f["id"] for f in listed.json()["items"]] == [flow["id"]]

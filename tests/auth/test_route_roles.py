@@ -19,6 +19,7 @@ PUBLIC = {
 
 # The README's role matrix, route by route.
 ROLES = {
+    ("GET", "/v1/auth/me"): "viewer",
     ("GET", "/v1/flows/schema"): "viewer",
     ("GET", "/v1/flows"): "viewer",
     ("GET", "/v1/flows/{flow_id}"): "viewer",
