@@ -28,10 +28,11 @@ ECHO = {
 
 
 @pytest.fixture
-async def replicas(settings: Settings, pool: asyncpg.Pool
+async def replicas(settings: Settings, app_pool: asyncpg.Pool
                    ) -> AsyncIterator[Callable[..., list[httpx.AsyncClient]]]:
     """`replicas(token, n=2, **limits)`: n API apps (as n Serve replicas would be) with these
-    limits over the same database, each with a client for `token`."""
+    limits over the same database, as the application role (row-level security holds), each
+    with a client for `token`."""
     from serve_apps.api import create_app
 
     clients: list[httpx.AsyncClient] = []
@@ -40,7 +41,7 @@ async def replicas(settings: Settings, pool: asyncpg.Pool
         limited = settings.model_copy(update={"limits": LimitSettings(**limits)})
         made = []
         for _ in range(n):
-            app = create_app(limited, pool=pool)
+            app = create_app(limited, pool=app_pool)
             made.append(httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://aico.test",
                 headers={"Authorization": f"Bearer {token}"}, timeout=60))
