@@ -56,15 +56,16 @@ def shop_flow() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def call_server(settings, pool) -> AsyncIterator[str]:
-    """The API on a loopback port (WebSockets need a real server), models in this process."""
+async def call_server(settings, app_pool) -> AsyncIterator[str]:
+    """The API on a loopback port (WebSockets need a real server), models in this process,
+    connected as the application role (under row-level security) like the served API."""
     import uvicorn
 
     from serve_apps.api import create_app
 
     get_settings.cache_clear()
     pinned = settings.model_copy(update={"serving": ModelSettings(mode="inprocess")})
-    app = create_app(pinned, pool=pool, voice_host=LocalVoiceHost(pool, pinned))
+    app = create_app(pinned, pool=app_pool, voice_host=LocalVoiceHost(app_pool, pinned))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
