@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     oidc_org_claim: str = "organization_id"
     # Logto organization roles, entries "<org id>:<role>" mapped to owner/admin/editor/viewer.
     oidc_roles_claim: str = "organization_roles"
+    # Or from the token's scope: an organization role's API permissions "<prefix><role>" (Logto puts
+    # them in organization tokens); empty turns this off.
+    oidc_role_scope_prefix: str = "aico:"
     oidc_algorithms: list[str] = ["ES256", "ES384", "RS256"]
     oidc_jwks_cache_s: float = 3600.0
     oidc_dashboard_client_id: str | None = None

@@ -3,7 +3,8 @@
 Two kinds of token: API-client tokens (the embedded dev token is one), looked up by hash, whose
 role is stored with them; and, when OIDC is configured, JWT access tokens validated against the
 issuer's JWKS, whose role comes from the organization-roles claim (Logto's `organization_roles`,
-entries `"<organization id>:<role name>"`) or, failing that, from an explicit membership row.
+entries `"<organization id>:<role name>"`) and the token's scope (permissions `aico:<role>`, as
+Logto grants an organization token from its roles), or, failing both, an explicit membership row.
 A token that names an organization but no role in it gets nothing: there is no default role.
 """
 
@@ -92,6 +93,15 @@ def roles_from_claims(claims: dict[str, Any], *, claim: str, org_ref: str) -> Ro
     return highest_role(names)
 
 
+def role_from_scope(claims: dict[str, Any], *, prefix: str) -> Role | None:
+    """Our role from the token's scope: permissions `<prefix><role>`, which Logto grants an
+    organization token from the caller's organization roles."""
+    scope = claims.get("scope")
+    if not prefix or not isinstance(scope, str):
+        return None
+    return highest_role([s.removeprefix(prefix) for s in scope.split() if s.startswith(prefix)])
+
+
 async def authenticate(
     token: str, *, pool: asyncpg.Pool, settings: Settings, oidc_verifier: TokenVerifier | None
 ) -> Principal:
@@ -106,14 +116,18 @@ async def authenticate(
         if org is None:
             raise Unauthorized("token's organization is not known to this server")
         subject = str(claims.get("sub") or claims.get("client_id") or "")
-        role = roles_from_claims(claims, claim=settings.oidc_roles_claim, org_ref=org_ref)
+        role = highest_role([
+            r for r in (roles_from_claims(claims, claim=settings.oidc_roles_claim, org_ref=org_ref),
+                        role_from_scope(claims, prefix=settings.oidc_role_scope_prefix))
+            if r is not None])
         if role is None:
             role = highest_role([await get_member_role(pool, org_id=org["id"], subject=subject)
                                  or ""])
         if role is None:
             raise Forbidden(
-                f"the token holds no role in its organization (claim '{settings.oidc_roles_claim}'"
-                f" names none of {', '.join(ROLES)}, and there is no membership)"
+                f"the token holds no role in its organization (neither claim"
+                f" '{settings.oidc_roles_claim}' nor a '{settings.oidc_role_scope_prefix}<role>'"
+                f" scope names one of {', '.join(ROLES)}, and there is no membership)"
             )
         return Principal(org_id=org["id"], subject=subject, role=role, via="oidc")
 

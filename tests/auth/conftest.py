@@ -66,6 +66,7 @@ class OidcProvider:
         client_secret: str = CLIENT_SECRET,
         roles: tuple[str, ...] = ("admin",),
         raw_roles: list[str] | None = None,
+        scope: str | None = None,
     ) -> str:
         """An access token from the provider's token endpoint (client_credentials + resource),
         with Logto's `organization_roles` claim: `roles` in the token's organization, or
@@ -80,6 +81,8 @@ class OidcProvider:
             [f"{organization_id}:{r}" for r in roles] if organization_id is not None else [])
         if entries:
             form["organization_roles"] = " ".join(entries)
+        if scope is not None:
+            form["scope"] = scope
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.post(f"{self.issuer}/token", data=form)
         assert response.status_code == 200, response.text

@@ -203,3 +203,28 @@ async def test_existing_api_clients_are_migrated_to_roles(pg_dsn: str, aico_home
             raise AssertionError("the old 'member' role is still accepted")
     finally:
         await conn.close()
+
+
+async def test_an_organization_tokens_scope_carries_its_role_as_logto_grants_it(
+    oidc_provider, oidc_api, make_idp_org, pool
+):
+    """Logto puts an organization role's API permissions in an organization token's scope:
+    `aico:editor` there is the editor role, with no role claim at all."""
+    org = await make_idp_org()
+    token = await oidc_provider.token(organization_id=org.external_id, roles=(),
+                                      scope="flows:read aico:editor")
+    api = await oidc_api(token=token)
+    me = await api.get("/v1/auth/me")
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "editor"
+    created = await api.post("/v1/flows", json={"name": "x", "document": FLOW})
+    assert created.status_code == 201, created.text
+    assert_forbidden(await api.post(f"/v1/flows/{created.json()['id']}/publish"), "admin")
+
+    # Other permissions alone grant nothing; with the prefix turned off neither does aico:editor.
+    plain = await oidc_api(token=await oidc_provider.token(
+        organization_id=org.external_id, roles=(), scope="flows:read flows:write"))
+    assert (await plain.get("/v1/flows")).status_code == 403
+    off = await oidc_api(token=token, oidc_role_scope_prefix="")
+    assert (await off.get("/v1/flows")).status_code == 403
+    assert await _flow_rows(pool, org.id) == (1, 0)

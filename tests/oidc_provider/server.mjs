@@ -42,7 +42,12 @@ const CLIENTS = [
 ];
 const RESOURCES = {
   // The AICO API; tests configure AICO_OIDC_AUDIENCE to this.
-  'https://api.aico.test': { scope: 'flows:read flows:write', accessTokenTTL: 600 },
+  // aico:<role>: organization role permissions, as Logto puts an organization role's API
+  // permissions in the scope of an organization token.
+  'https://api.aico.test': {
+    scope: 'flows:read flows:write aico:viewer aico:editor aico:admin aico:owner',
+    accessTokenTTL: 600,
+  },
   // Some other API on the same issuer: its tokens must not open AICO.
   'https://other-api.example': { scope: 'things:read', accessTokenTTL: 600 },
 };
