@@ -50,8 +50,35 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 
 async def create_app_pool(settings: Settings, *, min_size: int = 1,
                           max_size: int = 10) -> asyncpg.Pool:
-    """The pool of a serving process, connected as the application role."""
-    return await create_pool(app_database_url(settings), min_size=min_size, max_size=max_size)
+    """The pool of a serving process, connected as the application role. Refuses a role that
+    row-level security would not hold (a superuser, BYPASSRLS, or a table owner)."""
+    pool = await create_pool(app_database_url(settings), min_size=min_size, max_size=max_size)
+    try:
+        await check_application_role(pool)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+class ApplicationRoleNotConfined(RuntimeError):
+    """The serving processes' database role would see every organization's rows."""
+
+
+async def check_application_role(conn: Conn) -> None:
+    role = await conn.fetchrow(
+        "SELECT r.rolname, r.rolsuper, r.rolbypassrls, EXISTS ("
+        "   SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public'"
+        "      AND pg_has_role(r.rolname, t.tableowner, 'MEMBER')) AS owns_tables"
+        " FROM pg_roles r WHERE r.rolname = current_user")
+    reasons = [why for flag, why in (("rolsuper", "is a superuser"),
+                                     ("rolbypassrls", "has BYPASSRLS"),
+                                     ("owns_tables", "owns AICO's tables")) if role[flag]]
+    if reasons:
+        raise ApplicationRoleNotConfined(
+            f"the database role {role['rolname']!r} of AICO_DATABASE_APP_URL "
+            f"{' and '.join(reasons)}: row-level security would not hold; connect as "
+            f"{APP_ROLE} (see migration 0050)")
 
 
 def app_database_url(settings: Settings) -> str:

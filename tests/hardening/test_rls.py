@@ -286,3 +286,13 @@ async def test_the_sweeper_reaches_every_organization_through_narrow_functions(
             "SELECT count(*) FROM voice_token_uses WHERE org_id = $1", other) == 1
         assert await owner.fetchval(
             "SELECT count(*) FROM live_events WHERE org_id = $1", org) == 1
+
+
+async def test_a_serving_pool_as_the_owner_is_refused(settings: Settings, pg_dsn: str) -> None:
+    """AICO_DATABASE_APP_URL pointed at the owner by mistake: the second wall would be gone, so
+    the serving process refuses to start rather than run without it."""
+    from db.pool import ApplicationRoleNotConfined
+
+    misconfigured = settings.model_copy(update={"database_app_url": pg_dsn})
+    with pytest.raises(ApplicationRoleNotConfined, match="superuser"):
+        await create_app_pool(misconfigured, min_size=1, max_size=1)
