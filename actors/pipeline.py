@@ -37,7 +37,7 @@ from aico.settings import Settings
 from db import session_metrics
 from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, step
-from flows.sessions import open_session_speech, resume_point
+from flows.sessions import open_session_speech, provider_usage, resume_point
 from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.pipeline")
@@ -373,13 +373,9 @@ class VoicePipeline:
     async def _persist(self, turn: dict[str, Any] | None) -> None:
         usage: dict[str, Any] = {}
         if self.turns is not None:
-            u = self.turns.stt.usage
-            usage["stt"] = {"kind": self.turns.stt.kind, "requests": u.requests,
-                            "audio_s": round(u.audio_s, 2)}
+            usage["stt"] = provider_usage(self.turns.stt)
         if self.speech is not None:
-            u2 = self.speech.tts.usage
-            usage["tts"] = {"kind": self.speech.tts.kind, "requests": u2.requests,
-                            "characters": u2.characters, "audio_s": round(u2.audio_s, 2)}
+            usage["tts"] = provider_usage(self.speech.tts)
         if self._greeting_ms is not None:
             usage["greeting_first_audio_ms"] = self._greeting_ms
         try:

@@ -16,11 +16,14 @@ the organization's profiles over the server default, `providers.resolution`), an
 and aims them, through the egress guard unless an admin marked the profile internal.
 
 Every session's provider usage (LLM tokens, STT audio seconds, TTS characters) lands in one
-store, `sessions.metrics.usage` (`db.session_metrics`), whatever the channel.
+store, `sessions.metrics.usage` (`db.session_metrics`), whatever the channel, in one shape
+(`provider_usage`): the LLM's after each call (`SessionLLM`), the speech providers' as a voice
+call's turns finish.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -318,6 +321,18 @@ class SessionLLM:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._llm, name)
+
+
+def provider_usage(provider: Any) -> dict[str, Any]:
+    """A provider object's usage totals as a session stores them (`sessions.metrics.usage`):
+    its kind and every counter of its totals (requests, tokens, audio seconds, characters)."""
+    out: dict[str, Any] = {"kind": getattr(provider, "kind", "") or ""}
+    totals = getattr(provider, "usage", None)
+    if totals is not None and dataclasses.is_dataclass(totals):
+        for f in dataclasses.fields(totals):
+            value = getattr(totals, f.name)
+            out[f.name] = round(value, 2) if isinstance(value, float) else value
+    return out
 
 
 def _llm_totals(llm: Any) -> dict[str, int]:
