@@ -68,3 +68,35 @@ async def revoke_api_clients_by_name(
             " WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
             org_id, name,
         )
+
+
+async def list_api_clients(conn: asyncpg.Connection | asyncpg.Pool, *,
+                           org_id: UUID) -> list[asyncpg.Record]:
+    """The organization's live API clients, newest first (never their token hashes)."""
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            "SELECT id, name, role, created_at FROM api_clients"
+            " WHERE org_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
+            org_id,
+        )
+
+
+async def get_api_client(conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID,
+                         client_id: UUID) -> asyncpg.Record | None:
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchrow(
+            "SELECT id, name, role, created_at FROM api_clients"
+            " WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
+            org_id, client_id,
+        )
+
+
+async def revoke_api_client(conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID,
+                            client_id: UUID) -> bool:
+    async with org_transaction(conn, org_id) as c:
+        status = await c.execute(
+            "UPDATE api_clients SET revoked_at = now()"
+            " WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
+            org_id, client_id,
+        )
+    return status.endswith(" 1")

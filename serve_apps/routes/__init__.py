@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serve_apps.routes import (
+    api_clients,
     auth_config,
     chat,
     egress,
@@ -28,4 +29,5 @@ ROUTERS: list[APIRouter] = [
     secrets.router,
     voice.router,
     egress.router,
+    api_clients.router,
 ]

@@ -45,6 +45,9 @@ ROLES = {
     ("DELETE", "/v1/secrets/{name}"): "admin",
     ("GET", "/v1/org/egress-allowlist"): "admin",
     ("PUT", "/v1/org/egress-allowlist"): "admin",
+    ("GET", "/v1/org/api-clients"): "admin",
+    ("POST", "/v1/org/api-clients"): "admin",
+    ("DELETE", "/v1/org/api-clients/{client_id}"): "admin",
 }
 
 
