@@ -50,23 +50,24 @@ def aiohttp_session(guard: Any) -> Any:
 
     if guard is None:
         return aiohttp.ClientSession()
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_GuardedResolver(guard)))
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_guarded_resolver(guard)))
 
 
-class _GuardedResolver:
+def _guarded_resolver(guard: Any) -> Any:
     """aiohttp's resolver, answered by the guard: one checked lookup per connection. (aiohttp
     skips the resolver for literal addresses; the guard checked those when the provider was
     opened.)"""
+    from aiohttp.abc import AbstractResolver, ResolveResult
 
-    def __init__(self, guard: Any) -> None:
-        self._guard = guard
+    class GuardedResolver(AbstractResolver):
+        async def resolve(self, host: str, port: int = 0,
+                          family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+            addresses = await guard.pinned_addresses(host, port)
+            return [ResolveResult(hostname=host, host=str(a), port=port,
+                                  family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
+                                  proto=0, flags=socket.AI_NUMERICHOST) for a in addresses]
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: int = socket.AF_INET) -> list[dict[str, Any]]:
-        addresses = await self._guard.pinned_addresses(host, port)
-        return [{"hostname": host, "host": str(a), "port": port,
-                 "family": socket.AF_INET6 if a.version == 6 else socket.AF_INET,
-                 "proto": 0, "flags": socket.AI_NUMERICHOST} for a in addresses]
+        async def close(self) -> None:
+            return None
 
-    async def close(self) -> None:
-        return None
+    return GuardedResolver()
