@@ -14,6 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
+from db.pool import org_transaction
+
 # `$3` is the window length in seconds; windows start at multiples of it (unix time).
 _TAKE_SLOT = """
 INSERT INTO rate_limit_windows AS w (org_id, bucket, window_start, count)
@@ -39,9 +41,8 @@ class RateWindow:
 async def take_rate_limit_slot(pool: asyncpg.Pool, *, org_id: UUID, bucket: str, limit: int,
                                window_s: int = 60) -> RateWindow:
     """Count one request against `bucket`; `allowed` is false when the window is spent."""
-    async with pool.acquire() as conn, conn.transaction():
-        # Row-level security: this transaction acts for the organization.
-        await conn.execute("SELECT set_config('aico.org_id', $1, true)", str(org_id))
+    # One transaction acting for the organization (row-level security).
+    async with org_transaction(pool, org_id) as conn:
         row = await conn.fetchrow(_TAKE_SLOT, org_id, bucket, window_s, limit)
         if row is None:
             left = await conn.fetchval(_SECONDS_LEFT, window_s)

@@ -1,8 +1,9 @@
 """The `secrets` table during a key rotation: rows sealed under another key than the current
 one, re-sealed in place only when nobody changed them meanwhile.
 
-Each organization's rows are read and written inside a transaction scoped to it (`aico.org_id`,
-what row-level security checks), so this works as the tables' owner and as the application role.
+The caller reads and writes each organization's rows inside a transaction scoped to it
+(`db.pool.org_transaction`: what row-level security checks); listing the organizations with
+stale rows spans them all, which the tables' owner (the CLI) may do.
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ async def list_org_ids_with_secrets_not_under(conn: asyncpg.Connection | asyncpg
     rows = await conn.fetch(
         "SELECT DISTINCT org_id FROM secrets WHERE key_id <> $1 ORDER BY org_id", key_id)
     return [r["org_id"] for r in rows]
-
-
-async def scope_to_org(conn: Conn, org_id: UUID) -> None:
-    """Inside a transaction: make `org_id` the organization row-level security allows."""
-    await conn.execute("SELECT set_config('aico.org_id', $1, true)", str(org_id))
 
 
 async def fetch_sealed_secrets_not_under(conn: Conn, *, org_id: UUID,

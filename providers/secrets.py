@@ -111,13 +111,13 @@ async def rotate_secrets(pool: asyncpg.Pool, *, settings: Any) -> SecretRotation
     reads keep working with both keys while this runs, one organization per short transaction;
     afterwards the old key can be dropped."""
     from db import secrets_rotation as rotation_db
+    from db.pool import org_transaction
 
     box = secret_box(settings)
     current = box.current_key_id
     rotated = skipped = 0
     for org_id in await rotation_db.list_org_ids_with_secrets_not_under(pool, key_id=current):
-        async with pool.acquire() as conn, conn.transaction():
-            await rotation_db.scope_to_org(conn, org_id)
+        async with org_transaction(pool, org_id) as conn:
             rows = await rotation_db.fetch_sealed_secrets_not_under(conn, org_id=org_id,
                                                                     key_id=current)
             for row in rows:
