@@ -65,8 +65,7 @@ class ToolResultIn(BaseModel):
 
 def _context(state: Any, pool: Any) -> StepContext:
     # `llm_opener` overrides how session LLMs are built (tests, embedding apps).
-    opener = state.llm_opener or state.extras.get("open_llm")
-    return StepContext(pool=pool, settings=state.settings, open_llm=opener)
+    return StepContext(pool=pool, settings=state.settings, open_llm=state.llm_opener)
 
 
 def messages_of(actions: list[Action]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -114,7 +113,7 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
     out: dict[str, Any] = {"id": new.id, "flow_version": new.flow_version,
                            "channel": new.channel}
     if body.channel == "voice":
-        info = state.voice_session_info or state.extras.get("voice_session_info")
+        info = state.voice_session_info
         if info is None:
             from serve_apps.routes.voice import voice_session_info
 
