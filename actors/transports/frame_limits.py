@@ -31,20 +31,19 @@ class ControlBucket:
 
 
 class AudioBudget:
-    """Caller audio seconds received may not run ahead of wall seconds since the first frame by
-    more than `slack_s`: a caller cannot push minutes of audio (STT work) in a moment."""
+    """Caller audio seconds received may not run ahead of wall seconds since the call started
+    (its `start` message) by more than `slack_s`: a caller cannot push minutes of audio (STT
+    work) in a moment. Counting from the start, not the first frame read, keeps a backlog that
+    piled up while the server was busy within budget."""
 
     def __init__(self, *, sample_rate: int, slack_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sample_rate = sample_rate
         self.slack_s = slack_s
         self._clock = clock
-        self._started: float | None = None
+        self._started = clock()
         self.audio_s = 0.0
 
     def allow(self, nbytes: int) -> bool:
-        now = self._clock()
-        if self._started is None:
-            self._started = now
         self.audio_s += nbytes / 2 / self.sample_rate
-        return self.audio_s <= (now - self._started) + self.slack_s
+        return self.audio_s <= (self._clock() - self._started) + self.slack_s
