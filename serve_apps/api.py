@@ -49,6 +49,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _start_voice_sweeper(app)
         yield
         if app.state.aico is not None:
             await app.state.aico.close()
@@ -62,6 +63,20 @@ def create_app(
     _mount_dashboard(app, settings.dashboard_dir or DEFAULT_DASHBOARD_DIR)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: app_state(app).settings.max_body_bytes)
     return app
+
+
+async def _start_voice_sweeper(app: FastAPI) -> None:
+    """Every replica sweeps voice sessions whose call lost its host from the start, not only
+    once a voice request reaches it (a restarted replica closes what its predecessor left)."""
+    state = app_state(app)
+    if not (state.settings.database_app_url or state.settings.database_url):
+        return
+    from serve_apps.routes.voice import start_voice_sweeper
+
+    try:
+        start_voice_sweeper(state, await state.pool())
+    except Exception:  # the first voice request starts it; the API must come up regardless
+        logger.exception("could not start the voice session sweeper")
 
 
 def _mount_dashboard(app: FastAPI, dist: Path) -> None:

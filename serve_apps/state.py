@@ -67,6 +67,11 @@ class ApiState:
         return self.oidc
 
     async def close(self) -> None:
+        # The replica's voice services use the pool: stop them first.
+        for service in (self.voice_sweeper, self.live_hub):
+            if service is not None:
+                await service.aclose()
+        self.voice_sweeper = self.live_hub = None
         if self._pool is not None and self.owns_pool:
             await self._pool.close()
         self._pool = None
