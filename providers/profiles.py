@@ -36,7 +36,7 @@ class ProviderProfile(BaseModel):
         description="a provider config (kind, base_url, deployment, *_secret names, model...)")
     allowed_models: list[str] = Field(
         default=[], max_length=100,
-        description="models a flow may pick besides the config's own")
+        description="models (and self-hosted voice files) a flow may pick besides the config's")
     max_tokens_cap: int | None = Field(default=None, gt=0)
     internal: bool = Field(
         default=False, description="the host may be a private address (skips the egress guard)")
@@ -145,7 +145,7 @@ def apply_choice(profile: ProviderProfile, config: dict[str, Any],
     field checked against the profile's bounds; ValidationFailed names the field."""
     if choice is None:
         return config
-    _, base = parse_config(profile.capability, config)
+    spec, base = parse_config(profile.capability, config)
     out = dict(config)
     where = f"providers.{profile.capability}"
     for field, value in choice.tuning().items():
@@ -153,13 +153,15 @@ def apply_choice(profile: ProviderProfile, config: dict[str, Any],
             raise ValidationFailed(
                 f"{where}.{field}: the {base.kind} provider of profile {profile.name!r} has no "
                 f"'{field}'", details=[{"field": f"{where}.{field}", "message": "not tunable"}])
-        if field == "model" and value != getattr(base, "model", None) \
-                and value not in profile.allowed_models:
-            allowed = sorted({str(getattr(base, "model", "")), *profile.allowed_models} - {""})
+        # A model, or a self-hosted voice (a file on the server), only from the admin's list.
+        if (field == "model" or (field == "voice" and spec.self_hosted)) \
+                and value != getattr(base, field, None) and value not in profile.allowed_models:
+            own = str(getattr(base, field, "") or "")
+            allowed = sorted({own, *profile.allowed_models} - {""})
             raise ValidationFailed(
-                f"{where}.model: {value!r} is not allowed by profile {profile.name!r}"
-                f" (allowed: {', '.join(allowed) or 'its own model only'})",
-                details=[{"field": f"{where}.model", "message": "model not allowed"}])
+                f"{where}.{field}: {value!r} is not allowed by profile {profile.name!r}"
+                f" (allowed: {', '.join(allowed) or 'its own only'})",
+                details=[{"field": f"{where}.{field}", "message": f"{field} not allowed"}])
         if field == "max_tokens" and profile.max_tokens_cap is not None \
                 and value > profile.max_tokens_cap:
             raise ValidationFailed(

@@ -85,6 +85,22 @@ def test_a_flow_may_only_pick_a_profile_and_tune_it(flow, field):
     assert field in err.value.message or err.value.details[0]["field"] == field
 
 
+def test_a_self_hosted_voice_is_a_file_and_comes_only_from_the_admins_list():
+    piper = ProviderProfile(name="voices", capability="tts", config={"kind": "piper"},
+                            allowed_models=["/models/amy.onnx"])
+    tuned = resolve_providers(flow={"tts": {"profile": "voices", "voice": "/models/amy.onnx"}},
+                              profiles=[piper], default=DEFAULT)
+    assert tuned["tts"]["voice"] == "/models/amy.onnx"
+    with pytest.raises(ValidationFailed) as err:
+        resolve_providers(flow={"tts": {"profile": "voices", "voice": "/etc/shadow"}},
+                          profiles=[piper], default=DEFAULT)
+    assert err.value.details[0]["field"] == "providers.tts.voice"
+    cloud = ProviderProfile(name="oa", capability="tts", config={"kind": "openai"})
+    named = resolve_providers(flow={"tts": {"profile": "oa", "voice": "nova"}},
+                              profiles=[cloud], default=DEFAULT)
+    assert named["tts"]["voice"] == "nova"  # a cloud voice is a name: free to tune
+
+
 def test_a_flow_may_tune_the_server_default_within_its_schema():
     resolved = resolve_providers(flow={"llm": {"temperature": 0.2}}, default=DEFAULT)
     assert resolved["llm"]["temperature"] == 0.2 and resolved.sources["llm"] == "flow"
