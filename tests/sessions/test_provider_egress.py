@@ -14,6 +14,7 @@ from flows.document import parse_flow_document
 from flows.sessions import open_session_speech, resolve_session_providers
 from providers.egress_clients import aiohttp_session
 from tests.providers.fake_deepgram import FakeDeepgram
+from tests.providers.fake_openai import FakeOpenAI
 
 FLOW = {"name": "f", "nodes": [{"id": "start", "type": "start"}, {"id": "bye", "type": "end"}],
         "edges": [{"from": "start", "to": "bye"}]}
@@ -83,3 +84,36 @@ async def test_the_websocket_clients_resolve_names_through_the_guard():
         assert seen == [f"provider.test:{port}"]  # nothing more arrived
     finally:
         await runner.cleanup()
+
+
+async def test_an_allow_listed_openai_compatible_profile_answers_through_the_guard(make_org,
+                                                                                  pool):
+    org = await make_org()
+    assert (await org.client.put("/v1/secrets/K", json={"value": "sk-k"})).status_code == 201
+    assert (await org.client.put("/v1/org/egress-allowlist",
+                                 json={"hosts": ["127.0.0.1"]})).status_code == 200
+    async with FakeOpenAI(api_key="sk-k", reply="Guarded hello.") as server:
+        profile = {"name": "main", "capability": "llm", "default": True,
+                   "config": {"kind": "openai-compatible", "base_url": server.url,
+                              "model": "m", "api_key_secret": "K"}}
+        r = await org.client.put("/v1/org/providers", json={"profiles": [profile]})
+        assert r.status_code == 200, r.text
+        doc = {"name": "g", "nodes": [{"id": "start", "type": "start"},
+                                      {"id": "reply", "type": "llm"},
+                                      {"id": "hear", "type": "listen"}],
+               "edges": [{"from": "start", "to": "reply"}, {"from": "reply", "to": "hear"}]}
+        flow = (await org.client.post("/v1/flows", json={"name": "g", "document": doc})).json()
+        assert (await org.client.post(f"/v1/flows/{flow['id']}/publish")).status_code == 201
+        r = await org.client.post(f"/v1/flows/{flow['id']}/sessions", json={"channel": "chat"})
+        assert r.status_code == 201, r.text
+        assert [m["text"] for m in r.json()["messages"]] == ["Guarded hello."]
+        assert [path for path, _ in server.requests] == ["/v1/chat/completions"]
+
+        # The organization takes 127.0.0.1 off its allow-list: the next session is refused
+        # before anything is stored or sent.
+        assert (await org.client.put("/v1/org/egress-allowlist",
+                                     json={"hosts": []})).status_code == 200
+        r = await org.client.post(f"/v1/flows/{flow['id']}/sessions", json={"channel": "chat"})
+        assert r.status_code == 403 and r.json()["error"] == "egress_refused"
+        assert len(server.requests) == 1
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 1
