@@ -344,7 +344,7 @@ class VoicePipeline:
             turn["voice_to_voice_ms"] = _ms(now - turn["_speech_end"])
             # AICO's own share of the turn: everything after the transcript was ready that is
             # not the LLM (first token, rest of the first sentence) or the TTS first byte.
-            turn["aico_ms"] = _ms(now - self._turn_started) - sum(
+            turn["aico_ms"] = round((now - self._turn_started) * 1000) - sum(
                 turn.get(k) or 0 for k in ("llm_ttft_ms", "llm_first_sentence_ms",
                                            "tts_ttfb_ms"))
             asyncio.get_running_loop().create_task(self._close_turn())

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import org_transaction, session_transaction, set_transaction_org
+from db.pool import org_transaction, session_transaction
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -29,8 +29,7 @@ async def acquire_voice_leases_row(
     """Take the session's lease unless a live holder has it ("busy") or the organization already
     has `max_per_org` live calls ("org_cap"). Counted under a per-organization transaction lock,
     so concurrent attaches on any replica cannot overshoot the cap."""
-    async with pool.acquire() as conn, conn.transaction():
-        await set_transaction_org(conn, org_id)
+    async with org_transaction(pool, org_id) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                            f"aico.voice_leases:{org_id}")
         live = await conn.fetchval(
@@ -104,3 +103,9 @@ async def insert_voice_token_uses_row(conn: Conn, *, token_id: str, org_id: UUID
 
 async def delete_voice_token_uses_expired(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT aico_delete_expired_voice_token_uses()"))
+
+
+async def get_voice_token_uses_exists(conn: Conn, *, org_id: UUID, token_id: str) -> bool:
+    async with org_transaction(conn, org_id) as c:
+        return bool(await c.fetchval("SELECT 1 FROM voice_token_uses WHERE token_id = $1",
+                                     token_id))

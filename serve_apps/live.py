@@ -96,13 +96,13 @@ class LiveHub:
             if self._dispatcher is None or self._dispatcher.done():
                 self._dispatcher = asyncio.create_task(self._dispatch(), name="live-dispatch")
 
-    def _lost(self, conn: asyncpg.Connection) -> None:
+    def _lost(self, conn: Any) -> None:
         if conn is self._conn:
             log.warning("the live listener's connection closed; the next observer reopens it")
             self._conn = None
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._inbox.put_nowait(payload)
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        self._inbox.put_nowait(str(payload))
 
     async def _dispatch(self) -> None:
         # One reader, in NOTIFY order: an event fetched from `live_events` is not overtaken.

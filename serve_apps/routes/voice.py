@@ -116,9 +116,8 @@ async def new_voice_token(session_id: UUID, request: Request, principal: EditorD
     for shave in range(1, 4):
         # A token is its session and expiry second: one minted in the same second as a token
         # that has attached already would be that token, so move its expiry a second earlier.
-        used = await pool.fetchval("SELECT 1 FROM voice_token_uses WHERE token_id = $1",
-                                   _token_id(token))
-        if not used:
+        if not await leases_db.get_voice_token_uses_exists(pool, org_id=principal.org_id,
+                                                           token_id=_token_id(token)):
             break
         token, expires = mint_voice_token(state.settings, session_id, ttl_s=ttl - shave)
     return _voice_field(request, state, session_id, token, expires)
