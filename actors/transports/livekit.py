@@ -23,6 +23,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from actors.transports.frame_limits import ControlBucket
+from aico.settings import LimitSettings
 from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.transports.livekit")
@@ -80,9 +82,13 @@ def frame_to_pcm(frame: Any) -> bytes:
 
 
 class LiveKitTransport:
-    def __init__(self, room: Any, source: Any) -> None:
+    def __init__(self, room: Any, source: Any, *, limits: LimitSettings | None = None) -> None:
         self.room = room
         self.source = source
+        limits = limits or LimitSettings()
+        # SIP DTMF is a control frame like the WebSocket's: the same per-connection bucket.
+        self.control = ControlBucket(rate_per_s=limits.voice_control_per_s,
+                                     burst=limits.voice_control_burst)
         self.sample_rate = LIVEKIT_RATE
         self._inbox: asyncio.Queue[bytes | dict[str, Any] | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,8 +117,13 @@ class LiveKitTransport:
                 self._on_track(track, participant))
         room.on("participant_disconnected", self._on_left)
         room.on("disconnected", lambda *_: self._inbox.put_nowait(None))
-        room.on("sip_dtmf_received", lambda dtmf: self._inbox.put_nowait(
-            {"type": "dtmf", "digit": str(dtmf.digit)}))
+        room.on("sip_dtmf_received", self._on_dtmf)
+
+    def _on_dtmf(self, dtmf: Any) -> None:
+        if self.control.allow():
+            self._inbox.put_nowait({"type": "dtmf", "digit": str(dtmf.digit)})
+        elif self.control.refused == 1:
+            log.warning("caller %s sends DTMF faster than allowed: dropping", self._caller)
 
     def _on_track(self, track: Any, participant: Any) -> None:
         from livekit import rtc
