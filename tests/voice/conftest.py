@@ -9,31 +9,17 @@ server's settings), so a call takes the same path whatever other test packages l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from voice_api import MODELS_MODE
+from voice_api import MODELS_MODE, models_mode
 
 from actors.audio import resample_pcm16
 from actors.host import LocalVoiceHost
-from aico.settings import ModelSettings, Settings, get_settings
-
-
-@contextlib.contextmanager
-def models_mode(mode: str) -> Iterator[None]:
-    """`AICO_MODELS` for this process while the block runs (settings re-read on both ends)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AICO_MODELS", mode)
-        get_settings.cache_clear()
-        try:
-            yield
-        finally:
-            get_settings.cache_clear()
-    get_settings.cache_clear()
+from aico.settings import ModelSettings, Settings
 
 
 @pytest.fixture(autouse=True, scope="module")
