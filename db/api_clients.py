@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import lookup_transaction, org_transaction
+from db.pool import Conn, lookup_transaction, org_transaction
 
 
 def hash_token(token: str) -> str:
@@ -21,7 +21,7 @@ def new_token() -> str:
 
 
 async def insert_api_client(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn,
     *,
     org_id: UUID,
     name: str,
@@ -37,7 +37,7 @@ async def insert_api_client(
 
 
 async def get_api_client_by_token(
-    conn: asyncpg.Connection | asyncpg.Pool, token: str
+    conn: Conn, token: str
 ) -> asyncpg.Record | None:
     token_hash = hash_token(token)
     async with lookup_transaction(conn, "aico_api_client_org", token_hash) as c:
@@ -49,7 +49,7 @@ async def get_api_client_by_token(
 
 
 async def get_api_client_by_name(
-    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, name: str
+    conn: Conn, *, org_id: UUID, name: str
 ) -> asyncpg.Record | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
@@ -60,7 +60,7 @@ async def get_api_client_by_name(
 
 
 async def revoke_api_clients_by_name(
-    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, name: str
+    conn: Conn, *, org_id: UUID, name: str
 ) -> None:
     async with org_transaction(conn, org_id) as c:
         await c.execute(
@@ -70,7 +70,7 @@ async def revoke_api_clients_by_name(
         )
 
 
-async def list_api_clients(conn: asyncpg.Connection | asyncpg.Pool, *,
+async def list_api_clients(conn: Conn, *,
                            org_id: UUID) -> list[asyncpg.Record]:
     """The organization's live API clients, newest first (never their token hashes)."""
     async with org_transaction(conn, org_id) as c:
@@ -81,7 +81,7 @@ async def list_api_clients(conn: asyncpg.Connection | asyncpg.Pool, *,
         )
 
 
-async def get_api_client(conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID,
+async def get_api_client(conn: Conn, *, org_id: UUID,
                          client_id: UUID) -> asyncpg.Record | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
@@ -91,7 +91,7 @@ async def get_api_client(conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUI
         )
 
 
-async def revoke_api_client(conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID,
+async def revoke_api_client(conn: Conn, *, org_id: UUID,
                             client_id: UUID) -> bool:
     async with org_transaction(conn, org_id) as c:
         status = await c.execute(

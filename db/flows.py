@@ -7,9 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import lookup_transaction, org_transaction
-
-Conn = asyncpg.Connection | asyncpg.Pool
+from db.pool import Conn, lookup_transaction, org_transaction, returned_row
 
 _FLOW_COLUMNS = (
     "id, org_id, name, description, draft AS document, draft_revision, latest_version,"
@@ -21,11 +19,11 @@ async def insert_flow(
     conn: Conn, *, org_id: UUID, name: str, description: str, document: dict[str, Any]
 ) -> asyncpg.Record:
     async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
+        return returned_row(await c.fetchrow(
             f"INSERT INTO flows (org_id, name, description, draft) VALUES ($1, $2, $3, $4)"
             f" RETURNING {_FLOW_COLUMNS}",
             org_id, name, description, document,
-        )
+        ))
 
 
 async def list_flows(conn: Conn, *, org_id: UUID, limit: int = 200) -> list[asyncpg.Record]:
@@ -77,7 +75,7 @@ async def soft_delete_flow(conn: Conn, *, org_id: UUID, flow_id: UUID) -> bool:
 
 
 async def insert_flow_version(
-    conn: asyncpg.Connection, *, org_id: UUID, flow_id: UUID, document: dict[str, Any]
+    conn: Conn, *, org_id: UUID, flow_id: UUID, document: dict[str, Any]
 ) -> asyncpg.Record | None:
     """Publish `document` as the flow's next version, atomically; None when the flow is gone."""
     async with org_transaction(conn, org_id) as c:

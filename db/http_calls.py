@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import session_transaction
+from db.pool import Connection, session_transaction
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -23,7 +23,7 @@ async def claim_http_call(conn: Conn, *, session_id: UUID, call_id: str,
                                       stale_after_s=stale_after_s)
 
 
-async def _claim_http_call(conn: asyncpg.Connection, *, session_id: UUID, call_id: str,
+async def _claim_http_call(conn: Connection, *, session_id: UUID, call_id: str,
                            stale_after_s: float) -> tuple[bool, Any]:
     row = await conn.fetchrow(
         "INSERT INTO http_calls AS c (session_id, call_id) VALUES ($1, $2)"

@@ -8,11 +8,11 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import lookup_transaction, org_transaction
+from db.pool import Conn, lookup_transaction, org_transaction, returned_row
 
 
 async def insert_organization(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn,
     *,
     slug: str,
     name: str,
@@ -22,29 +22,29 @@ async def insert_organization(
     # The id is chosen here so that the new row is inside the organization scope it is written in.
     org_id = uuid.uuid4()
     async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
+        return returned_row(await c.fetchrow(
             "INSERT INTO organizations (id, slug, name, external_id, settings)"
             " VALUES ($1, $2, $3, $4, $5) RETURNING *",
             org_id, slug, name, external_id, settings or {},
-        )
+        ))
 
 
 async def get_organization_by_slug(
-    conn: asyncpg.Connection | asyncpg.Pool, slug: str
+    conn: Conn, slug: str
 ) -> asyncpg.Record | None:
     async with lookup_transaction(conn, "aico_org_by_slug", slug) as c:
         return await c.fetchrow("SELECT * FROM organizations WHERE slug = $1", slug)
 
 
 async def get_organization(
-    conn: asyncpg.Connection | asyncpg.Pool, org_id: UUID
+    conn: Conn, org_id: UUID
 ) -> asyncpg.Record | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow("SELECT * FROM organizations WHERE id = $1", org_id)
 
 
 async def get_organization_by_external_id(
-    conn: asyncpg.Connection | asyncpg.Pool, external_id: str
+    conn: Conn, external_id: str
 ) -> asyncpg.Record | None:
     async with lookup_transaction(conn, "aico_org_by_external_id", external_id) as c:
         return await c.fetchrow("SELECT * FROM organizations WHERE external_id = $1",
@@ -52,7 +52,7 @@ async def get_organization_by_external_id(
 
 
 async def upsert_member(
-    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, subject: str, role: str = "member"
+    conn: Conn, *, org_id: UUID, subject: str, role: str = "member"
 ) -> None:
     async with org_transaction(conn, org_id) as c:
         await c.execute(
@@ -63,7 +63,7 @@ async def upsert_member(
 
 
 async def get_member_role(
-    conn: asyncpg.Connection | asyncpg.Pool, *, org_id: UUID, subject: str
+    conn: Conn, *, org_id: UUID, subject: str
 ) -> str | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchval(

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from aico.settings import Settings
@@ -27,7 +28,9 @@ from aico.settings import Settings
 # The login role of the API, actors and executor (created by migration 0050).
 APP_ROLE = "aico_app"
 
-Conn = asyncpg.Connection | asyncpg.Pool
+# What a query runs on: a connection (or the pool's proxy for one), or the pool itself.
+Connection = asyncpg.Connection | PoolConnectionProxy
+Conn = Connection | asyncpg.Pool
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -71,6 +74,7 @@ async def check_application_role(conn: Conn) -> None:
         "   SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public'"
         "      AND pg_has_role(r.rolname, t.tableowner, 'MEMBER')) AS owns_tables"
         " FROM pg_roles r WHERE r.rolname = current_user")
+    assert role is not None  # current_user always has a pg_roles row
     reasons = [why for flag, why in (("rolsuper", "is a superuser"),
                                      ("rolbypassrls", "has BYPASSRLS"),
                                      ("owns_tables", "owns AICO's tables")) if role[flag]]
@@ -112,7 +116,7 @@ def _uuid_literal(value: UUID | str) -> str:
 
 
 @asynccontextmanager
-async def org_transaction(conn: Conn, org_id: UUID | str) -> AsyncIterator[asyncpg.Connection]:
+async def org_transaction(conn: Conn, org_id: UUID | str) -> AsyncIterator[Connection]:
     """A connection in a transaction scoped to `org_id` (the caller's own transaction, if the
     connection is in one: the organization then holds until that transaction ends)."""
     org = _uuid_literal(org_id)
@@ -120,7 +124,7 @@ async def org_transaction(conn: Conn, org_id: UUID | str) -> AsyncIterator[async
         yield scoped
 
 
-async def set_transaction_org(conn: asyncpg.Connection, org_id: UUID | str) -> None:
+async def set_transaction_org(conn: Connection, org_id: UUID | str) -> None:
     """Inside a transaction the caller holds: act for `org_id` until that transaction ends."""
     if not conn.is_in_transaction():
         raise RuntimeError("set_transaction_org needs a transaction: it would not hold")
@@ -129,7 +133,7 @@ async def set_transaction_org(conn: asyncpg.Connection, org_id: UUID | str) -> N
 
 @asynccontextmanager
 async def session_transaction(conn: Conn,
-                              session_id: UUID | str) -> AsyncIterator[asyncpg.Connection]:
+                              session_id: UUID | str) -> AsyncIterator[Connection]:
     """A transaction scoped to the organization of `session_id` (none when there is no such
     session): for the paths that hold only a session's unguessable id (executor, voice)."""
     sql = ("SELECT set_config('aico.org_id', COALESCE(aico_session_org("
@@ -140,7 +144,7 @@ async def session_transaction(conn: Conn,
 
 @asynccontextmanager
 async def lookup_transaction(conn: Conn, lookup: str,
-                             *args: Any) -> AsyncIterator[asyncpg.Connection]:
+                             *args: Any) -> AsyncIterator[Connection]:
     """A transaction scoped to the organization that the SECURITY DEFINER function `lookup`
     (a name from migration 0050) returns for `args`; none when it returns NULL."""
     placeholders = ", ".join(f"${i}" for i in range(1, len(args) + 1))
@@ -150,7 +154,7 @@ async def lookup_transaction(conn: Conn, lookup: str,
 
 
 @asynccontextmanager
-async def _scoped(conn: Conn, set_org: str, *args: Any) -> AsyncIterator[asyncpg.Connection]:
+async def _scoped(conn: Conn, set_org: str, *args: Any) -> AsyncIterator[Connection]:
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired, _scoped(acquired, set_org, *args) as scoped:
             yield scoped
@@ -173,10 +177,17 @@ async def _scoped(conn: Conn, set_org: str, *args: Any) -> AsyncIterator[asyncpg
     await conn.execute("COMMIT")
 
 
-async def _run_or_rollback(conn: asyncpg.Connection, statement: Any) -> None:
+async def _run_or_rollback(conn: Connection, statement: Any) -> None:
     try:
         await statement
     except BaseException:
         if conn.is_in_transaction() and not conn.is_closed():
             await conn.execute("ROLLBACK")
         raise
+
+
+def returned_row(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of an `INSERT … RETURNING` (or an upsert), which always returns one."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import org_transaction
+from db.pool import org_transaction, returned_row
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -15,13 +15,13 @@ async def upsert_secret(conn: Conn, *, org_id: UUID, name: str, key_id: str, non
                         ciphertext: bytes) -> asyncpg.Record:
     """Returns name, created_at, updated_at and `created` (false when it replaced a value)."""
     async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
+        return returned_row(await c.fetchrow(
             "INSERT INTO secrets (org_id, name, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (org_id, name) DO UPDATE SET key_id = EXCLUDED.key_id,"
             " nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now()"
             " RETURNING name, created_at, updated_at, (xmax = 0) AS created",
             org_id, name, key_id, nonce, ciphertext,
-        )
+        ))
 
 
 async def list_secrets(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import session_transaction
+from db.pool import Connection, session_transaction
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -18,7 +18,7 @@ async def count_session_ancestors(conn: Conn, *, session_id: UUID, limit: int) -
         return await _count_session_ancestors(c, session_id=session_id, limit=limit)
 
 
-async def _count_session_ancestors(conn: asyncpg.Connection, *, session_id: UUID,
+async def _count_session_ancestors(conn: Connection, *, session_id: UUID,
                                    limit: int) -> int | None:
     return await conn.fetchval(
         """

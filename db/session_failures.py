@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from db.pool import session_transaction
+from db.pool import Connection, session_transaction
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -21,7 +21,7 @@ async def fail_sessions_row(conn: Conn, *, session_id: UUID, reason: str) -> boo
         return await _fail_sessions_row(c, session_id=session_id, reason=reason)
 
 
-async def _fail_sessions_row(conn: asyncpg.Connection, *, session_id: UUID, reason: str) -> bool:
+async def _fail_sessions_row(conn: Connection, *, session_id: UUID, reason: str) -> bool:
     failed = await conn.fetchval(
         """
         WITH s AS (

@@ -49,6 +49,7 @@ async def create_api_client(body: ApiClientCreate, principal: AdminDep,
     client_id = await api_clients_db.insert_api_client(
         pool, org_id=principal.org_id, name=body.name, token=token, role=body.role)
     row = await api_clients_db.get_api_client(pool, org_id=principal.org_id, client_id=client_id)
+    assert row is not None  # just inserted, in this organization
     # The only time the token is shown: the caller stores it, we keep its hash.
     return {**ApiClientOut(**dict(row)).model_dump(mode="json"), "token": token}
 
