@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two quick-start commands: `./dev.sh up` (set up, then run `aico up`) and `./dev.sh test`
-# (set up, then run every test suite). Needs only Python 3.11+ and Node.js 20+ with npm.
+# (set up, then ruff, mypy and every test suite). Needs only Python 3.11+ and Node.js 20+ with npm.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -79,7 +79,14 @@ PY
   fi
 }
 
+run_lint() {
+  say "lint (ruff) and types (mypy)"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/mypy"
+}
+
 run_tests() {
+  run_lint
   say "Python test suite (pytest)"
   set +e
   "$VENV/bin/pytest" -q -p no:cacheprovider "$@"
