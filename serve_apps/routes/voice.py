@@ -43,6 +43,7 @@ from aico.signing import mint_voice_token, verify_voice_token
 from db import session_failures
 from db import sessions as sessions_db
 from db import voice_leases as leases_db
+from db.pool import app_database_url
 from serve_apps.auth import authenticate
 from serve_apps.deps import EditorDep, PoolDep, StateDep, oidc_verifier
 from serve_apps.live import LiveHub, TooManyObservers, publish_live_event
@@ -150,7 +151,7 @@ def live_hub(state: ApiState, pool: asyncpg.Pool) -> LiveHub:
     hub = state.live_hub
     if hub is None:
         settings = state.settings
-        dsn = settings.database_app_url or settings.database_url or ""
+        dsn = app_database_url(settings)  # the application role, like the pool's connections
         hub = LiveHub(pool, max_per_session=settings.limits.live_observers_per_session,
                       connect=lambda: asyncpg.connect(dsn))
         state.live_hub = hub
