@@ -128,17 +128,10 @@ async def get_session_for_step(
     conn: Conn, *, session_id: UUID, event_id: str
 ) -> asyncpg.Record | None:
     """Everything one executor step reads, in one round trip: the session row, the org's
-    settings, and the stored result of `event_id` if it was already applied."""
-    async with session_transaction(conn, session_id) as c:
-        return await c.fetchrow(
-            "SELECT s.id, s.org_id, s.flow_id, s.flow_version_id, s.parent_session_id, s.channel,"
-            " s.status, s.state, s.variables, s.user_id, s.user_cluster, s.providers, s.version,"
-            " s.event_seq, o.settings AS org_settings,"
-            " (SELECT e.result FROM session_events e"
-            "   WHERE e.session_id = s.id AND e.event_id = $2) AS applied_result"
-            " FROM sessions s JOIN organizations o ON o.id = s.org_id WHERE s.id = $1",
-            session_id, event_id,
-        )
+    settings, and the stored result of `event_id` if it was already applied. The SQL is
+    `aico_step_session` (migration 0052), which scopes its own statement to the session's
+    organization: row-level security without the two extra round trips of a client scope."""
+    return await conn.fetchrow("SELECT * FROM aico_step_session($1, $2)", session_id, event_id)
 
 
 async def commit_session_step(
@@ -156,37 +149,14 @@ async def commit_session_step(
     `sessions.version`, the consumed and produced `events` (`{"event_id", "type", "direction",
     "payload", "result"?}`, numbered from the session's `event_seq`), and transcript `turns`
     (`{"event_index", "role", "text"}`, numbered like the event at that index).
-    Returns the session's new version, or None when another step committed first."""
+    Returns the session's new version, or None when another step committed first.
+    The SQL is `aico_commit_session_step` (migration 0052): one round trip, scoped like
+    `get_session_for_step`."""
     numbered = [{**e, "i": i + 1} for i, e in enumerate(events)]
-    async with session_transaction(conn, session_id) as c:
-        return await c.fetchval(
-            """
-            WITH s AS (
-                UPDATE sessions SET status = $3, state = $4, variables = $5,
-                       version = version + 1, event_seq = event_seq + $6, updated_at = now(),
-                       ended_at = CASE WHEN $3 IN ('ended', 'failed') THEN COALESCE(ended_at, now())
-                                       ELSE ended_at END
-                 WHERE id = $1 AND version = $2
-                RETURNING org_id, event_seq - $6 AS base, version
-            ), ev AS (
-                INSERT INTO session_events (org_id, session_id, seq, event_id, type, direction,
-                                            payload, result)
-                SELECT s.org_id, $1, s.base + e.i, e.event_id, e.type, e.direction,
-                       COALESCE(e.payload, '{}'::jsonb), e.result
-                  FROM s, jsonb_to_recordset($7::jsonb)
-                       AS e(i int, event_id text, type text, direction text, payload jsonb,
-                            result jsonb)
-                RETURNING 1
-            ), tt AS (
-                INSERT INTO transcript_turns (org_id, session_id, seq, role, text)
-                SELECT s.org_id, $1, s.base + t.event_index + 1, t.role, t.text
-                  FROM s, jsonb_to_recordset($8::jsonb) AS t(event_index int, role text, text text)
-                RETURNING 1
-            )
-            SELECT version FROM s
-            """,
-            session_id, expected_version, status, state, variables, len(events), numbered, turns,
-        )
+    return await conn.fetchval(
+        "SELECT aico_commit_session_step($1, $2, $3, $4, $5, $6, $7, $8)",
+        session_id, expected_version, status, state, variables, len(events), numbered, turns,
+    )
 
 
 async def get_session_brief(conn: Conn, *, session_id: UUID) -> asyncpg.Record | None:
