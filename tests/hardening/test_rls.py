@@ -271,12 +271,14 @@ async def test_the_sweeper_reaches_every_organization_through_narrow_functions(
                             " WHERE org_id = ANY($1::uuid[])", [org, other])
         await owner.execute("UPDATE voice_token_uses SET expires_at = now() - interval '1 minute'"
                             " WHERE org_id = $1", org)
+        await owner.execute("UPDATE live_events SET created_at = now() - interval '30 days'"
+                            " WHERE org_id = $1", org)
     app_pool = await create_app_pool(settings, min_size=1, max_size=2)
     try:
         expired = {r["org_id"] for r in await list_voice_leases_expired(app_pool, limit=1000)}
         assert {org, other} <= expired
         assert await delete_voice_token_uses_expired(app_pool) >= 1
-        assert await delete_live_events_older_than(app_pool, seconds=3600) == 0
+        assert await delete_live_events_older_than(app_pool, seconds=20 * 86400) >= 1
     finally:
         await app_pool.close()
     async with pool.acquire() as owner:
@@ -285,7 +287,9 @@ async def test_the_sweeper_reaches_every_organization_through_narrow_functions(
         assert await owner.fetchval(
             "SELECT count(*) FROM voice_token_uses WHERE org_id = $1", other) == 1
         assert await owner.fetchval(
-            "SELECT count(*) FROM live_events WHERE org_id = $1", org) == 1
+            "SELECT count(*) FROM live_events WHERE org_id = $1", org) == 0
+        assert await owner.fetchval(
+            "SELECT count(*) FROM live_events WHERE org_id = $1", other) == 1
 
 
 async def test_a_serving_pool_as_the_owner_is_refused(settings: Settings, pg_dsn: str) -> None:
