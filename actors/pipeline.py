@@ -140,8 +140,9 @@ class VoicePipeline:
             return
         self._closing = True
         await self._stop_work()
-        await self._record_end(reason)
+        # The call's final usage first: whoever sees the session ended sees all of it.
         await self._persist(None)
+        await self._record_end(reason)
         self.end_reason = reason
         self.ended.set()
 

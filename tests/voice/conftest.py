@@ -54,13 +54,14 @@ def voice_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def voice_server(voice_settings, pool, voice_models) -> AsyncIterator[VoiceServer]:
+async def voice_server(voice_settings, app_pool, voice_models) -> AsyncIterator[VoiceServer]:
+    """The API as it serves calls: the application role's pool, under row-level security."""
     import uvicorn
 
     from serve_apps.api import create_app
 
-    app = create_app(voice_settings, pool=pool,
-                     voice_host=LocalVoiceHost(pool, voice_settings))
+    app = create_app(voice_settings, pool=app_pool,
+                     voice_host=LocalVoiceHost(app_pool, voice_settings))
     # Port 0: the kernel picks a free port as the server binds it; read it back.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off"))
