@@ -138,6 +138,22 @@ class LimitSettings(BaseSettings):
         60, ge=1, description="POST /v1/sessions/{id}/messages per session")
 
 
+class WhatsAppSettings(BaseSettings):
+    """The WhatsApp channel (`AICO_WHATSAPP_*`): where the Graph API is, and conversation life."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_WHATSAPP_", extra="ignore")
+
+    # Meta's by default; a loopback stand-in in tests.
+    graph_url: str = "https://graph.facebook.com"
+    graph_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$")
+    inactivity_s: float = Field(86400.0, gt=0, description="a conversation closes after this")
+    poll_s: float = Field(2.0, gt=0, description="how often a replica looks for pending rows")
+    # Off: this replica stores and acknowledges webhooks but processes nothing (another does).
+    worker: bool = True
+    send_attempts: int = Field(5, ge=1, le=50, description="Graph rate-limit retries per message")
+    retry_base_s: float = Field(1.0, gt=0, description="first backoff after a Graph rate limit")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")
 
@@ -179,6 +195,7 @@ class Settings(BaseSettings):
     default_providers: ProviderSettings = Field(default_factory=ProviderSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
 
     @property
     def pg_dir(self) -> Path:
