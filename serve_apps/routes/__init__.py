@@ -11,6 +11,7 @@ from serve_apps.routes import (
     egress,
     flows,
     health,
+    knowledge,
     provider_models,
     providers,
     secrets,
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     voice.router,
     egress.router,
     api_clients.router,
+    knowledge.router,
 ]

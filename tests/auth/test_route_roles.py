@@ -48,6 +48,14 @@ ROLES = {
     ("GET", "/v1/org/api-clients"): "admin",
     ("POST", "/v1/org/api-clients"): "admin",
     ("DELETE", "/v1/org/api-clients/{client_id}"): "admin",
+    ("GET", "/v1/knowledge-bases"): "viewer",
+    ("GET", "/v1/knowledge-bases/{kb_id}"): "viewer",
+    ("GET", "/v1/knowledge-bases/{kb_id}/documents/{document_id}"): "viewer",
+    ("POST", "/v1/knowledge-bases/{kb_id}/search"): "viewer",
+    ("POST", "/v1/knowledge-bases/{kb_id}/documents"): "editor",
+    ("DELETE", "/v1/knowledge-bases/{kb_id}/documents/{document_id}"): "editor",
+    ("POST", "/v1/knowledge-bases"): "admin",
+    ("DELETE", "/v1/knowledge-bases/{kb_id}"): "admin",
 }
 
 
