@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -27,12 +28,14 @@ async def insert_api_client(
     name: str,
     token: str,
     role: str = "admin",
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> UUID:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchval(
-            "INSERT INTO api_clients (org_id, name, token_hash, role) VALUES ($1, $2, $3, $4)"
-            " RETURNING id",
-            org_id, name, hash_token(token), role,
+            "INSERT INTO api_clients (org_id, name, token_hash, role, scopes, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            org_id, name, hash_token(token), role, scopes, expires_at,
         )
 
 
@@ -42,7 +45,7 @@ async def get_api_client_by_token(
     token_hash = hash_token(token)
     async with lookup_transaction(conn, "aico_api_client_org", token_hash) as c:
         return await c.fetchrow(
-            "SELECT id, org_id, name, role FROM api_clients"
+            "SELECT id, org_id, name, role, scopes, expires_at FROM api_clients"
             " WHERE token_hash = $1 AND revoked_at IS NULL",
             token_hash,
         )
@@ -75,7 +78,7 @@ async def list_api_clients(conn: Conn, *,
     """The organization's live API clients, newest first (never their token hashes)."""
     async with org_transaction(conn, org_id) as c:
         return await c.fetch(
-            "SELECT id, name, role, created_at FROM api_clients"
+            "SELECT id, name, role, scopes, expires_at, created_at FROM api_clients"
             " WHERE org_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
             org_id,
         )
@@ -85,7 +88,7 @@ async def get_api_client(conn: Conn, *, org_id: UUID,
                          client_id: UUID) -> asyncpg.Record | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
-            "SELECT id, name, role, created_at FROM api_clients"
+            "SELECT id, name, role, scopes, expires_at, created_at FROM api_clients"
             " WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
             org_id, client_id,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from aico.errors import Forbidden, Unauthorized
 from aico.settings import Settings
 from db.api_clients import get_api_client_by_token
 from db.organizations import get_member_role, get_organization_by_external_id
+from serve_apps.scopes import scopes_from_oidc
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class Principal:
     subject: str
     role: Role
     via: Literal["api_client", "oidc"]
+    # What this key may do within its role (serve_apps.scopes); None: all the role allows.
+    scopes: frozenset[str] | None = None
 
     def has_role(self, minimum: Role) -> bool:
         return _RANK[self.role] >= _RANK[minimum]
@@ -129,12 +133,18 @@ async def authenticate(
                 f" '{settings.oidc_roles_claim}' nor a '{settings.oidc_role_scope_prefix}<role>'"
                 f" scope names one of {', '.join(ROLES)}, and there is no membership)"
             )
-        return Principal(org_id=org["id"], subject=subject, role=role, via="oidc")
+        return Principal(org_id=org["id"], subject=subject, role=role, via="oidc",
+                         scopes=scopes_from_oidc(claims.get("scope"),
+                                                 prefix=settings.oidc_role_scope_prefix))
 
     client = await get_api_client_by_token(pool, token)
     if client is None:
         raise Unauthorized("invalid or revoked token")
+    expires_at = client["expires_at"]
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise Unauthorized(f"token expired at {expires_at.isoformat()}")
+    scopes = client["scopes"]
     return Principal(
         org_id=client["org_id"], subject=f"client:{client['id']}", role=client["role"],
-        via="api_client",
+        via="api_client", scopes=frozenset(scopes) if scopes is not None else None,
     )

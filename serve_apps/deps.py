@@ -18,6 +18,7 @@ from aico.errors import RateLimited
 from aico.settings import Settings
 from db.rate_limits import take_rate_limit_slot
 from serve_apps.auth import Principal, Role, TokenVerifier, authenticate, bearer_token
+from serve_apps.scopes import require_scope
 from serve_apps.state import ApiState, app_state
 
 
@@ -36,12 +37,18 @@ def get_settings_dep(state: Annotated[ApiState, Depends(get_state)]) -> Settings
 async def get_principal(
     state: Annotated[ApiState, Depends(get_state)],
     pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+    connection: HTTPConnection,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     token = bearer_token(authorization)
-    return await authenticate(
+    principal = await authenticate(
         token, pool=pool, settings=state.settings, oidc_verifier=oidc_verifier(state)
     )
+    if principal.scopes is not None:
+        # The route's template (not the URL), so ids in the path do not change the scope.
+        path = getattr(connection.scope.get("route"), "path", None) or connection.url.path
+        require_scope(principal.scopes, connection.scope.get("method"), path)  # method: None on WS
+    return principal
 
 
 def oidc_verifier(state: ApiState) -> TokenVerifier | None:

@@ -31,5 +31,6 @@ ROUTERS: list[APIRouter] = [
     voice.router,
     egress.router,
     api_clients.router,
+    api_clients.keys_router,
     knowledge.router,
 ]

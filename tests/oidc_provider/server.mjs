@@ -45,7 +45,7 @@ const RESOURCES = {
   // aico:<role>: organization role permissions, as Logto puts an organization role's API
   // permissions in the scope of an organization token.
   'https://api.aico.test': {
-    scope: 'flows:read flows:write aico:viewer aico:editor aico:admin aico:owner',
+    scope: 'flows:read flows:write aico:viewer aico:editor aico:admin aico:owner aico:sessions:write',
     accessTokenTTL: 600,
   },
   // Some other API on the same issuer: its tokens must not open AICO.
