@@ -137,6 +137,18 @@ class LimitSettings(BaseSettings):
     messages_per_minute_per_session: int = Field(
         60, ge=1, description="POST /v1/sessions/{id}/messages per session")
 
+    # Integrations (serve_apps/idempotency.py, flows/webhook_outbox.py).
+    idempotency_ttl_s: float = Field(
+        86400.0, gt=0, description="an Idempotency-Key's first response is replayed this long")
+    webhook_retry_base_s: float = Field(
+        5.0, gt=0, description="first retry of a failed webhook delivery; doubles each time")
+    webhook_retry_max_s: float = Field(3600.0, gt=0, description="longest wait between retries")
+    webhook_give_up_after_s: float = Field(
+        86400.0, gt=0, description="a delivery still failing this long after its event is failed")
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="one delivery attempt")
+    webhook_poll_s: float = Field(
+        5.0, gt=0, description="how often the outbox worker looks for due retries")
+
 
 class WhatsAppSettings(BaseSettings):
     """The WhatsApp channel (`AICO_WHATSAPP_*`): where the Graph API is, and conversation life."""
