@@ -23,13 +23,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import AicoError, Forbidden, NotFound
+from aico.errors import AicoError, Forbidden, NotFound, ValidationFailed
 from db import sessions as sessions_db
 from flows.callbacks import SIGNATURE_PATTERN, verify_call
 from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import StepContext, step
 from flows.sessions import create_session as create_session_for
+from serve_apps.auth import Principal
 from serve_apps.deps import EditorDep, MessageLimit, PoolDep, SessionStartLimit, StateDep
+from serve_apps.idempotency import IdempotencyKey, run_idempotent
 
 router = APIRouter(tags=["chat"])
 
@@ -94,10 +96,18 @@ async def _session_status(pool: Any, session_id: UUID) -> str:
     return row["status"] if row else "ended"
 
 
-@router.post("/v1/flows/{flow_id}/sessions", status_code=201)
+@router.post("/v1/flows/{flow_id}/sessions", status_code=201, response_model=None)
 async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
                          principal: EditorDep, _limit: SessionStartLimit, pool: PoolDep,
-                         state: StateDep) -> dict[str, Any]:
+                         state: StateDep, idempotency_key: IdempotencyKey = None) -> Any:
+    return await run_idempotent(
+        pool, state.settings, org_id=principal.org_id, key=idempotency_key, method="POST",
+        path=f"/v1/flows/{flow_id}/sessions", body=body, status_code=201,
+        run=lambda: _create_session(flow_id, body, request, principal, pool, state))
+
+
+async def _create_session(flow_id: UUID, body: SessionCreate, request: Request,
+                          principal: Principal, pool: Any, state: Any) -> dict[str, Any]:
     if body.channel == "voice":
         from serve_apps.routes.voice import ensure_voice_capacity
 
@@ -130,7 +140,19 @@ async def create_session(flow_id: UUID, body: SessionCreate, request: Request,
 @router.post("/v1/sessions/{session_id}/messages", response_model=None)
 async def post_message(session_id: UUID, body: MessageIn, principal: EditorDep,
                        _limit: MessageLimit, pool: PoolDep, state: StateDep,
-                       stream: bool = Query(default=False)) -> dict[str, Any] | StreamingResponse:
+                       stream: bool = Query(default=False),
+                       idempotency_key: IdempotencyKey = None) -> Any:
+    if idempotency_key is not None and not stream:
+        return await run_idempotent(
+            pool, state.settings, org_id=principal.org_id, key=idempotency_key, method="POST",
+            path=f"/v1/sessions/{session_id}/messages", body=body, status_code=200,
+            run=lambda: post_message(session_id, body, principal, None, pool, state, stream=False,
+                                     idempotency_key=None))
+    if idempotency_key is not None:
+        raise ValidationFailed(
+            "Idempotency-Key is not taken with stream=true (a stream cannot be replayed);"
+            " send 'event_id' in the body to apply a message once",
+            details=[{"field": "Idempotency-Key", "message": "not with stream=true"}])
     if await sessions_db.get_session(pool, org_id=principal.org_id, session_id=session_id) is None:
         raise NotFound(f"session {session_id} not found")
     # Client ids live in their own namespace, apart from the executor's derived ids.
