@@ -76,10 +76,21 @@ class ListenNode(_Node):
         return True
 
 
+class MemoryOptions(BaseModel):
+    """What an llm node recalls of the session's user (or their cluster)."""
+
+    model_config = ConfigDict(extra="forbid")
+    episodic: int = Field(default=0, ge=0, le=20,
+                          description="the k most relevant earlier user turns, with dates")
+    budget_tokens: int = Field(default=300, ge=16, le=4000,
+                               description="at most this many tokens of recalled turns")
+
+
 class LLMNode(_Node):
     type: Literal["llm"]
     instructions: Template = ""
     history: bool = Field(default=True, description="include the recent conversation")
+    memory: MemoryOptions | None = None
     into: Identifier | None = None
     say: bool = Field(default=True, description="stream the reply to the caller")
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -152,6 +163,23 @@ class TransferNode(_Node):
         return {"to": self.to}
 
 
+class RagNode(_Node):
+    """Search knowledge bases for the rendered query; the chunks found go into a variable
+    (numbered, with their document titles, for an llm node to cite) and onto the session's
+    events (`rag.retrieved`)."""
+
+    type: Literal["rag"]
+    knowledge_bases: list[Annotated[str, Field(
+        pattern=r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")]] = Field(
+        min_length=1, max_length=10)
+    query: Template = Field(default="{{ user_text }}", min_length=1)
+    top_k: int = Field(default=4, ge=1, le=20)
+    into: Identifier = "context"
+
+    def templates(self) -> dict[str, str]:
+        return {"query": self.query}
+
+
 class SetNode(_Node):
     """Assign variables from conditions' expression language: `{"count": "count + 1"}`."""
 
@@ -170,11 +198,11 @@ class SetNode(_Node):
 
 Node = Annotated[
     StartNode | EndNode | SayNode | ListenNode | LLMNode | CollectNode | HttpNode | SubflowNode
-    | TransferNode | SetNode,
+    | TransferNode | SetNode | RagNode,
     Field(discriminator="type"),
 ]
 NODE_TYPES = ("start", "end", "say", "listen", "llm", "collect", "http", "subflow", "transfer",
-              "set")
+              "set", "rag")
 
 
 class Edge(BaseModel):

@@ -291,3 +291,10 @@ async def search_knowledge(pool: asyncpg.Pool, *, org_id: UUID, kb_ids: list[UUI
              "document_id": str(r["document_id"]), "document_title": r["document_title"],
              "position": r["position"], "heading": r["heading"], "text": r["text"],
              "score": round(float(r["score"]), 6)} for r in rows]
+
+
+def context_text(hits: list[dict[str, Any]]) -> str:
+    """Retrieved chunks as an llm node reads them: numbered, each with its source to cite."""
+    return "\n\n".join(
+        f"[{i}] {h['document_title']}" + (f" — {h['heading']}" if h.get("heading") else "")
+        + f"\n{h['text']}" for i, h in enumerate(hits, start=1))

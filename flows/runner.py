@@ -28,6 +28,7 @@ from flows.document import (
     HttpNode,
     ListenNode,
     LLMNode,
+    RagNode,
     SayNode,
     SetNode,
     StartNode,
@@ -66,6 +67,10 @@ async def _forget_result(call_id: str, result: dict[str, Any]) -> None:
     return None
 
 
+async def _no_knowledge(kb_ids: list[str], query: str, top_k: int) -> list[dict[str, Any]]:
+    return []
+
+
 def _expression_reason(exc: ExpressionError) -> str:
     return "expression_refused" if isinstance(exc, ExpressionRefused) else "expression_limit"
 
@@ -92,6 +97,9 @@ class RunEnv:
     # Call intents (db/http_calls.py): claim(call_id, stale_after_s) -> (send?, stored result).
     claim_call: Callable[[str, float], Awaitable[tuple[bool, Any]]] = _always_send
     complete_call: Callable[[str, dict[str, Any]], Awaitable[None]] = _forget_result
+    # A rag node's search (flows.knowledge): (knowledge base ids, query, top_k) -> chunks.
+    search_knowledge: Callable[[list[str], str, int], Awaitable[list[dict[str, Any]]]] = (
+        _no_knowledge)
 
 
 @dataclass
@@ -265,6 +273,8 @@ class FlowRun:
             elif isinstance(node, SubflowNode):
                 if await self.start_subflow(node):
                     return
+            elif isinstance(node, RagNode):
+                await self.run_rag(node)
             elif isinstance(node, TransferNode):
                 to = await self.render(node.to)
                 self.emit(Transfer(to=to, mode=node.mode, node_id=node.id),
@@ -398,6 +408,28 @@ class FlowRun:
                 return {"status": 0, "error": f"call {call_id} is still in flight elsewhere"}
             await asyncio.sleep(0.05)
 
+    async def run_rag(self, node: RagNode) -> None:
+        """Retrieve into the node's variable; what was found is recorded on the events, so
+        monitoring shows what an answer was based on. A search that fails leaves "" and the
+        error on the event: the conversation goes on without the context."""
+        from flows.knowledge import context_text
+
+        self.count_external_call(node.id)
+        query = await self.render(node.query)
+        hits: list[dict[str, Any]] = []
+        error = None
+        try:
+            hits = await self.env.search_knowledge(node.knowledge_bases, query, node.top_k)
+        except Exception as exc:  # noqa: BLE001 - recorded on the event, like an http error
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("session %s node %s: knowledge search failed: %s", self.session_id,
+                        node.id, error)
+        self.assign(node.into, context_text(hits))
+        self.out.out_events.append({"type": "rag.retrieved", "payload": {
+            "node_id": node.id, "query": query, "error": error,
+            "chunks": [{k: h[k] for k in ("chunk_id", "document_id", "document_title",
+                                          "position", "score", "text")} for h in hits]}})
+
     async def start_subflow(self, node: SubflowNode) -> bool:
         depth = await self.env.subflow_depth() + 1
         if depth > self.max_subflow_depth:
@@ -502,8 +534,18 @@ def persistence_hooks(pool: Any, snapshot: Any, settings: Any) -> dict[str, Any]
         await http_calls_db.complete_http_call(pool, session_id=session_id, call_id=call_id,
                                                result=result)
 
+    async def search_knowledge(kb_ids: list[str], query: str,
+                               top_k: int) -> list[dict[str, Any]]:
+        from uuid import UUID
+
+        from flows.knowledge import search_knowledge as search
+
+        return await search(pool, org_id=snapshot["org_id"], kb_ids=[UUID(k) for k in kb_ids],
+                            query=query, top_k=top_k, settings=settings)
+
     return {"egress_allowlist": egress_allowlist, "subflow_depth": subflow_depth,
-            "claim_call": claim_call, "complete_call": complete_call}
+            "claim_call": claim_call, "complete_call": complete_call,
+            "search_knowledge": search_knowledge}
 
 
 async def run_bounded(doc: FlowDocument, snapshot: Any, env: RunEnv,

@@ -95,5 +95,5 @@ async def test_schema_lists_every_node_type(api):
     types = {d["properties"]["type"]["const"] for d in schema["$defs"].values()
              if "type" in d.get("properties", {}) and "const" in d["properties"]["type"]}
     assert types == {"start", "end", "say", "listen", "llm", "collect", "http", "subflow",
-                     "transfer", "set"}
+                     "transfer", "set", "rag"}
     assert "async" in schema["$defs"]["HttpNode"]["properties"]
