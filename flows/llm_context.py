@@ -21,6 +21,8 @@ CHANNEL_HINTS = {
         " You may add a pause with an inline SSML tag such as <break time=\"300ms\"/>."
     ),
     "chat": "You are chatting in a text window. You may format replies with Markdown.",
+    "whatsapp": ("You are chatting on WhatsApp. Keep replies short; you may use *bold* and"
+                 " _italic_, no tables or headings."),
 }
 
 

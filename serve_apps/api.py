@@ -50,6 +50,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _start_voice_sweeper(app)
+        await _start_whatsapp_worker(app)
         yield
         if app.state.aico is not None:
             await app.state.aico.close()
@@ -77,6 +78,17 @@ async def _start_voice_sweeper(app: FastAPI) -> None:
         start_voice_sweeper(state, await state.pool())
     except Exception:  # the first voice request starts it; the API must come up regardless
         logger.exception("could not start the voice session sweeper")
+
+
+async def _start_whatsapp_worker(app: FastAPI) -> None:
+    """Every replica applies the WhatsApp inbox from the start: what a stopped replica
+    acknowledged but never applied is answered without waiting for the next webhook."""
+    from serve_apps.routes.whatsapp import start_whatsapp_worker
+
+    try:
+        await start_whatsapp_worker(app_state(app))
+    except Exception:  # the first webhook starts it; the API must come up regardless
+        logger.exception("could not start the WhatsApp worker")
 
 
 def _mount_dashboard(app: FastAPI, dist: Path) -> None:

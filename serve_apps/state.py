@@ -16,6 +16,7 @@ from db.pool import create_app_pool
 
 if TYPE_CHECKING:
     from actors.host import VoiceHost
+    from flows.whatsapp_worker import WhatsAppWorker
     from serve_apps.live import LiveHub
     from serve_apps.oidc import OidcVerifier
     from serve_apps.voice_sweeper import VoiceSweeper
@@ -42,6 +43,8 @@ class ApiState:
     live_hub: LiveHub | None = None
     # Closes this replica's voice sessions whose call is gone; started with the first call.
     voice_sweeper: VoiceSweeper | None = None
+    # Applies this replica's WhatsApp inbox and sends its outbox; started on first use.
+    whatsapp_worker: WhatsAppWorker | None = None
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -68,10 +71,10 @@ class ApiState:
 
     async def close(self) -> None:
         # The replica's voice services use the pool: stop them first.
-        for service in (self.voice_sweeper, self.live_hub):
+        for service in (self.voice_sweeper, self.live_hub, self.whatsapp_worker):
             if service is not None:
                 await service.aclose()
-        self.voice_sweeper = self.live_hub = None
+        self.voice_sweeper = self.live_hub = self.whatsapp_worker = None
         if self._pool is not None and self.owns_pool:
             await self._pool.close()
         self._pool = None

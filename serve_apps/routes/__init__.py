@@ -17,6 +17,7 @@ from serve_apps.routes import (
     secrets,
     sessions,
     voice,
+    whatsapp,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -33,4 +34,5 @@ ROUTERS: list[APIRouter] = [
     api_clients.router,
     api_clients.keys_router,
     knowledge.router,
+    whatsapp.router,
 ]

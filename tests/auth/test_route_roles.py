@@ -15,6 +15,8 @@ PUBLIC = {
     ("POST", "/v1/sessions/{session_id}/events"): "the signed callback URL (aico.signing)",
     ("WS", "/v1/sessions/{session_id}/voice"): "the single-use voice token (aico.signing)",
     ("WS", "/v1/sessions/{session_id}/live"): "a bearer token of the session's organization",
+    ("GET", "/v1/channels/whatsapp/webhook"): "Meta's handshake: a configured number's verify token",
+    ("POST", "/v1/channels/whatsapp/webhook"): "X-Hub-Signature-256 with a number's app secret",
 }
 
 # The README's role matrix, route by route.
@@ -59,6 +61,12 @@ ROLES = {
     ("DELETE", "/v1/knowledge-bases/{kb_id}/documents/{document_id}"): "editor",
     ("POST", "/v1/knowledge-bases"): "admin",
     ("DELETE", "/v1/knowledge-bases/{kb_id}"): "admin",
+    ("POST", "/v1/channels/whatsapp/numbers"): "admin",
+    ("GET", "/v1/channels/whatsapp/numbers"): "admin",
+    ("GET", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
+    ("PATCH", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
+    ("DELETE", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
+    ("GET", "/v1/channels/whatsapp/conversations"): "viewer",
 }
 
 

@@ -1,0 +1,71 @@
+"""Meta's Graph API for WhatsApp, the one call the channel makes: send a message.
+
+    wamid = await send_message(settings, phone_number_id="1065…", access_token=token,
+                               body={"type": "text", "text": {"body": "Hi"}}, to="4915…")
+    # GraphError(code, message): Meta's documented error object, `retryable` for rate limits.
+
+Plain httpx through the egress guard (not `pywa`): the channel needs one endpoint, the durable
+outbox owns retries and ordering, and every outbound connection must be the guard's pinned one.
+The base URL and version come from settings (`AICO_WHATSAPP_GRAPH_URL`, `_GRAPH_VERSION`), so a
+loopback server can stand in for Meta; the operator chose that host, so it is allowed through
+the guard by name while the guard still pins the address and bounds the response.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from aico.egress import EgressGuard
+from aico.settings import Settings
+
+# Meta's codes: throughput / pair rate limits (retry later), the 24-hour window (re-engage with
+# a template), an expired or invalid access token (a person must fix it).
+RATE_LIMITED = frozenset({130429, 131056})
+REENGAGEMENT_REQUIRED = 131047
+TOKEN_INVALID = 190
+
+
+class GraphError(Exception):
+    def __init__(self, code: int | None, message: str, *, http_status: int) -> None:
+        super().__init__(f"Graph API error {code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RATE_LIMITED or self.http_status >= 500
+
+
+def graph_guard(settings: Settings) -> EgressGuard:
+    host = urlsplit(settings.whatsapp.graph_url).hostname or ""
+    return EgressGuard(allowlist=[host] if host else [])
+
+
+async def send_message(settings: Settings, *, phone_number_id: str, access_token: str, to: str,
+                       body: dict[str, Any], timeout_s: float = 15.0) -> str:
+    """Send one message (`body`: the type and its object) and return Meta's message id."""
+    wa = settings.whatsapp
+    url = f"{wa.graph_url.rstrip('/')}/{wa.graph_version}/{phone_number_id}/messages"
+    payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **body}
+    response = await graph_guard(settings).request(
+        "POST", url, json=payload, timeout_s=timeout_s,
+        headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"})
+    try:
+        answer = json.loads(response.body or b"{}")
+    except ValueError:
+        answer = {}
+    if response.status >= 400 or "error" in answer:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code")
+        raise GraphError(code if isinstance(code, int) else None,
+                         str(error.get("message") or f"HTTP {response.status}")[:500],
+                         http_status=response.status)
+    try:
+        return str(answer["messages"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        raise GraphError(None, "the answer names no message id",
+                         http_status=response.status) from None

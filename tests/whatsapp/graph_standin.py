@@ -1,0 +1,136 @@
+"""A loopback stand-in for Meta's Graph API (WhatsApp Cloud API), speaking its documented shapes,
+and helpers that build signed webhook notifications the way Meta sends them.
+
+`POST /{version}/{phone-number-id}/messages` with `Authorization: Bearer <token>` answers
+`{"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid..."}]}`; a test
+may queue failures (`fail_next(130429)`), answered as Meta's error object
+`{"error": {"message", "type", "code", "error_data", "fbtrace_id"}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ERROR_MESSAGES = {
+    130429: (400, "(#130429) Rate limit hit"),
+    131056: (400, "(#131056) (Business Account, Consumer Account) pair rate limit hit"),
+    131047: (400, "(#131047) Re-engagement message"),
+    190: (401, "Error validating access token: Session has expired"),
+}
+
+
+class GraphStandIn:
+    def __init__(self, *, token: str) -> None:
+        self.token = token
+        self.sent: list[dict[str, Any]] = []  # accepted messages: path, payload, id
+        self.refused: list[dict[str, Any]] = []  # answered with an error
+        self._failures: deque[int] = deque()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                status, answer = outer._answer(self.path, self.headers.get("authorization"),
+                                               payload)
+                raw = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def fail_next(self, code: int, times: int = 1) -> None:
+        self._failures.extend([code] * times)
+
+    def _answer(self, path: str, authorization: str | None,
+                payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            parts = path.strip("/").split("/")
+            if len(parts) != 3 or parts[2] != "messages" or not parts[0].startswith("v"):
+                return 404, _error(100, "Unknown path components", 400)[1]
+            code = self._failures.popleft() if self._failures else None
+            if code is None and authorization != f"Bearer {self.token}":
+                code = 190
+            if code is not None:
+                status, answer = _error(code, *ERROR_MESSAGES.get(code, (400, "error"))[::-1])
+                self.refused.append({"path": path, "payload": payload, "code": code})
+                return status, answer
+            wamid = f"wamid.OUT{next(self._ids):06d}"
+            self.sent.append({"path": path, "payload": payload, "id": wamid})
+            return 200, {"messaging_product": "whatsapp",
+                         "contacts": [{"input": payload.get("to"), "wa_id": payload.get("to")}],
+                         "messages": [{"id": wamid}]}
+
+    def texts_to(self, wa_user: str) -> list[str]:
+        return [m["payload"]["text"]["body"] for m in self.sent
+                if m["payload"].get("to") == wa_user and m["payload"].get("type") == "text"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _error(code: int, message: str, status: int) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"message": message, "type": "OAuthException", "code": code,
+                              "error_data": {"messaging_product": "whatsapp",
+                                             "details": message},
+                              "fbtrace_id": "AbCdEf123"}}
+
+
+def sign(app_secret: str, raw: bytes) -> str:
+    return "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def text_message(wa_user: str, wamid: str, text: str, timestamp: int) -> dict[str, Any]:
+    return {"from": wa_user, "id": wamid, "timestamp": str(timestamp), "type": "text",
+            "text": {"body": text}}
+
+
+def notification(phone_number_id: str, *, messages: list[dict[str, Any]] | None = None,
+                 statuses: list[dict[str, Any]] | None = None,
+                 display: str = "15550001111") -> dict[str, Any]:
+    """One entry with one `messages` change, as Meta sends it."""
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
+    }
+    if messages:
+        value["contacts"] = [{"profile": {"name": "Kai"}, "wa_id": m["from"]} for m in messages]
+        value["messages"] = messages
+    if statuses:
+        value["statuses"] = statuses
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"value": value,
+                                                             "field": "messages"}]}]}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout_s: float = 30.0) -> Any:
+    """Poll `check` until it returns something truthy, failing after the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s (last: {result!r})")
+        await asyncio.sleep(0.05)
