@@ -31,8 +31,6 @@ class VoiceOptions(BaseModel):
     # Timers (`timer.fired` events): no input after the agent stopped speaking, whole call.
     no_input_s: float = Field(8.0, ge=0.5, le=600)
     max_duration_s: float = Field(1800.0, ge=5, le=86400)
-    # Decode the growing utterance every N seconds of speech (0 = only at pauses).
-    stt_interim_every_s: float = Field(0.0, ge=0, le=10)
 
 
 def voice_options(variables: dict[str, Any] | None, *,

@@ -54,7 +54,6 @@ class VoicePipeline:
         self.settings = settings
         self.session_id = UUID(str(session_id))
         self._send = send
-        self._open_llm = open_llm
         self._ctx = StepContext(pool=pool, settings=settings, open_llm=open_llm)
         self._llm_started: float | None = None
         self.options = VoiceOptions()

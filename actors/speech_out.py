@@ -117,7 +117,6 @@ class SpeechOut:
         self._cache_ns = f"{tts.kind}:{getattr(getattr(tts, 'config', None), 'model_key', lambda: '')()}"
         self._synth_task = asyncio.create_task(self._synthesize_loop(), name="tts")
         self._play_task = asyncio.create_task(self._playout_loop(), name="playout")
-        self.first_frame_at: float | None = None  # wall time of the last burst's first frame
 
     # --- input -------------------------------------------------------------------------
 
@@ -325,7 +324,6 @@ class SpeechOut:
             return
         self._speaking = speaking
         if speaking:
-            self.first_frame_at = time.monotonic()
             self._send_event({"type": "agent_speech_started"})
         else:
             self._send_event({"type": "agent_speech_ended"})

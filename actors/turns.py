@@ -82,11 +82,6 @@ class TurnDetector:
         self._preroll: deque[bytes] = deque(maxlen=int(PREROLL_S / 0.02) + 1)
         self.utterance: Utterance | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.last_speech_end: float | None = None
-
-    @property
-    def caller_speaking(self) -> bool:
-        return self.utterance is not None and self.utterance.paused_at is None
 
     def push(self, pcm16: bytes) -> None:
         """One frame of 16 kHz PCM16 from the caller (any size)."""
@@ -170,7 +165,6 @@ class TurnDetector:
 
     def _end_of_turn(self, utt: Utterance, now: float) -> None:
         self.utterance = None
-        self.last_speech_end = utt.paused_at
         if utt.speech_s < self.options.min_speech_s:
             self._on_discard(utt, "too_short")
             return

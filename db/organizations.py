@@ -36,13 +36,6 @@ async def get_organization_by_slug(
         return await c.fetchrow("SELECT * FROM organizations WHERE slug = $1", slug)
 
 
-async def get_organization(
-    conn: Conn, org_id: UUID
-) -> asyncpg.Record | None:
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow("SELECT * FROM organizations WHERE id = $1", org_id)
-
-
 async def get_organization_by_external_id(
     conn: Conn, external_id: str
 ) -> asyncpg.Record | None:

@@ -52,8 +52,3 @@ async def add_sessions_usage(conn: Conn, *, session_id: UUID, capability: str, k
             """,
             session_id, capability, kind, counts,
         )
-
-
-async def get_sessions_metrics(conn: Conn, *, session_id: UUID) -> dict[str, Any]:
-    async with session_transaction(conn, session_id) as c:
-        return await c.fetchval("SELECT metrics FROM sessions WHERE id = $1", session_id) or {}

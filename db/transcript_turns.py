@@ -12,19 +12,6 @@ from db.pool import session_transaction
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def list_recent_transcript_turns(
-    conn: Conn, *, session_id: UUID, limit: int
-) -> list[asyncpg.Record]:
-    """The last `limit` turns, oldest first (a bounded read, whatever the session's length)."""
-    async with session_transaction(conn, session_id) as c:
-        rows = await c.fetch(
-            "SELECT seq, role, text FROM transcript_turns WHERE session_id = $1"
-            " ORDER BY seq DESC LIMIT $2",
-            session_id, limit,
-        )
-    return list(reversed(rows))
-
-
 async def count_transcript_turns(conn: Conn, *, session_id: UUID) -> dict[str, int]:
     async with session_transaction(conn, session_id) as c:
         rows = await c.fetch(
