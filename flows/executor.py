@@ -53,7 +53,7 @@ from aico.settings import Settings, get_settings
 from db import flows as flows_db
 from db import session_events as session_events_db
 from db import sessions as sessions_db
-from flows import llm_context
+from flows import llm_context, memory
 from flows.document import FlowDocument, parse_flow_document
 from flows.events import Action, End, InboundEvent, SayChunk, StartChild, action_from_dict
 from flows.runner import RunEnv, StepOutcome, persistence_hooks, run_bounded
@@ -146,6 +146,7 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
             # Another step committed first: back off a little (jittered) and start over.
             await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * 2 ** min(attempt, 5))))
             continue
+        memory.after_commit(ctx.pool, snap, event, settings=ctx.settings)
         for action in outcome.actions:
             yield action
         committed = {**snap, "state": outcome.state, "variables": outcome.variables}
@@ -276,6 +277,7 @@ async def _stream_llm(ctx: StepContext, snap: Any,
     prompt = await asyncio.to_thread(llm_context.llm_messages, node, variables=namespace,
                                      history=snap["state"].get("history") or [],
                                      channel=snap["channel"])
+    prompt = await memory.with_memory(ctx.pool, snap, node, prompt, settings=ctx.settings)
     llm = await _session_llm(ctx, snap)
     token = effect["token"]
     parts: list[str] = []

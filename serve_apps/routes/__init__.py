@@ -12,11 +12,13 @@ from serve_apps.routes import (
     flows,
     health,
     knowledge,
+    memory,
     provider_models,
     providers,
     secrets,
     sessions,
     voice,
+    webhooks,
     whatsapp,
 )
 
@@ -33,6 +35,8 @@ ROUTERS: list[APIRouter] = [
     egress.router,
     api_clients.router,
     api_clients.keys_router,
+    webhooks.router,
     knowledge.router,
+    memory.router,
     whatsapp.router,
 ]

@@ -1,0 +1,61 @@
+"""The `memory_episodes` table (a user's turns, embedded, with their cluster) and the erasure of
+everything stored about a user: their episodes and their sessions (whose events, transcripts,
+call intents and live events go with them, by cascade)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from db.pool import Conn, org_transaction
+
+
+async def insert_episode(conn: Conn, *, org_id: UUID, user_id: str, user_cluster: str | None,
+                         session_id: UUID | None, role: str, text: str, embedding: Any) -> None:
+    async with org_transaction(conn, org_id) as c:
+        await c.execute(
+            "INSERT INTO memory_episodes (org_id, user_id, user_cluster, session_id, role, text,"
+            " embedding) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            org_id, user_id, user_cluster, session_id, role, text, embedding)
+
+
+async def recall_episodes(conn: Conn, *, org_id: UUID, user_id: str, user_cluster: str | None,
+                          embedding: Any, k: int,
+                          exclude_session_id: UUID | None = None) -> list[asyncpg.Record]:
+    """The `k` episodes nearest to `embedding` among the user's own and, when the user is in a
+    cluster, that cluster's; never the ones of `exclude_session_id` (the current session)."""
+    async with org_transaction(conn, org_id) as c:
+        await c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        return await c.fetch(
+            "SELECT id, user_id, text, created_at, embedding <=> $4 AS distance"
+            " FROM memory_episodes WHERE org_id = $1"
+            " AND (user_id = $2 OR (user_cluster IS NOT NULL AND user_cluster = $3))"
+            " AND session_id IS DISTINCT FROM $6"
+            " ORDER BY embedding <=> $4 LIMIT $5",
+            org_id, user_id, user_cluster, embedding, k, exclude_session_id)
+
+
+async def list_user_episodes(conn: Conn, *, org_id: UUID, user_id: str, limit: int,
+                             offset: int) -> tuple[int, list[asyncpg.Record]]:
+    """(how many the user has, one page of them, newest first)."""
+    async with org_transaction(conn, org_id) as c:
+        total = await c.fetchval(
+            "SELECT count(*) FROM memory_episodes WHERE org_id = $1 AND user_id = $2",
+            org_id, user_id)
+        rows = await c.fetch(
+            "SELECT id, user_cluster, session_id, role, text, created_at FROM memory_episodes"
+            " WHERE org_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC"
+            " LIMIT $3 OFFSET $4", org_id, user_id, limit, offset)
+    return int(total), rows
+
+
+async def delete_user_data(conn: Conn, *, org_id: UUID, user_id: str) -> dict[str, int]:
+    """Erase the user's episodes and sessions (with everything that hangs off a session)."""
+    async with org_transaction(conn, org_id) as c:
+        episodes = await c.execute(
+            "DELETE FROM memory_episodes WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+        sessions = await c.execute(
+            "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+    return {"episodes": int(episodes.split()[-1]), "sessions": int(sessions.split()[-1])}

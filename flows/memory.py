@@ -1,0 +1,134 @@
+"""Episodic memory: what a user said, embedded after each turn (off the hot path) and recalled
+by an llm node with `"memory": {"episodic": k}`.
+
+    schedule_remember_turn(pool, snap, text, settings=settings)   # after a user.turn commits
+    block = await recall_block(pool, snap, query, k=3, budget_tokens=300, settings=settings)
+
+A session's user and cluster are set when it starts (`"user": {"id", "cluster"}`); a recall
+sees the user's own turns and, for a user in a cluster, the cluster's, never the current
+session's (those are in the conversation already) and never another user's outside the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from aico.settings import Settings
+from db import memory_episodes as episodes_db
+
+log = logging.getLogger("aico.flows.memory")
+
+# A token is about four characters of English: enough to hold a budget without a tokenizer.
+CHARS_PER_TOKEN = 4
+MAX_EPISODE_CHARS = 2_000
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+async def _embeddings(pool: asyncpg.Pool, org_id: UUID, settings: Settings | None) -> Any:
+    from flows.knowledge import open_embeddings
+
+    return await open_embeddings(pool, org_id=org_id, settings=settings)  # type: ignore[arg-type]
+
+
+async def remember_turn(pool: asyncpg.Pool, snap: Any, text: str, *,
+                        settings: Settings | None = None) -> None:
+    """Embed and store one user turn of `snap`'s session (nothing without a user id)."""
+    user_id = snap.get("user_id")
+    text = text.strip()[:MAX_EPISODE_CHARS]
+    if not user_id or not text:
+        return
+    embeddings = await _embeddings(pool, snap["org_id"], settings)
+    [vector] = await embeddings.embed([text])
+    try:
+        await episodes_db.insert_episode(
+            pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
+            session_id=snap["id"], role="user", text=text, embedding=vector)
+    except asyncpg.ForeignKeyViolationError:
+        pass  # the session (and so the user's data) was erased meanwhile: keep nothing
+
+
+def schedule_remember_turn(pool: asyncpg.Pool, snap: Any, text: str, *,
+                           settings: Settings | None = None) -> None:
+    """`remember_turn` on this loop after the step, so the reply never waits for it."""
+    if not snap.get("user_id"):
+        return
+
+    async def run() -> None:
+        try:
+            await remember_turn(pool, snap, text, settings=settings)
+        except Exception:  # memory must never break a conversation
+            log.exception("session %s: could not store the user's turn in memory", snap["id"])
+
+    task = asyncio.create_task(run())
+    _pending.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_pending.discard)
+
+
+async def recall_block(pool: asyncpg.Pool, snap: Any, query: str, *, k: int,
+                       budget_tokens: int, settings: Settings | None = None) -> str:
+    """The `k` earlier turns most relevant to `query`, dated, within `budget_tokens`; "" when
+    the session has no user or nothing is remembered."""
+    user_id = snap.get("user_id")
+    if not user_id or k <= 0 or not query.strip():
+        return ""
+    embeddings = await _embeddings(pool, snap["org_id"], settings)
+    [vector] = await embeddings.embed([query[:MAX_EPISODE_CHARS]])
+    rows = await episodes_db.recall_episodes(
+        pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
+        embedding=vector, k=k, exclude_session_id=snap["id"])
+    lines: list[str] = []
+    left = budget_tokens * CHARS_PER_TOKEN
+    for row in rows:
+        line = f"- {row['created_at']:%Y-%m-%d}: {row['text']}"
+        if len(line) > left:
+            break
+        lines.append(line)
+        left -= len(line) + 1
+    if not lines:
+        return ""
+    return "What this user said in earlier conversations (most relevant first):\n" + "\n".join(
+        lines)
+
+
+def memory_query(snap: Any) -> str:
+    """What to recall for: the user's latest turn in this session."""
+    text = (snap.get("variables") or {}).get("user_text")
+    if text:
+        return str(text)
+    for message in reversed((snap.get("state") or {}).get("history") or []):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def after_commit(pool: asyncpg.Pool, snap: Any, event: Any, *,
+                 settings: Settings | None = None) -> None:
+    """The executor's hook after a step committed: a user's turn is remembered off the path."""
+    if event.type == "user.turn":
+        schedule_remember_turn(pool, snap, str(event.payload.get("text", "")), settings=settings)
+
+
+async def with_memory(pool: asyncpg.Pool, snap: Any, node: Any,
+                      prompt: list[dict[str, str]], *,
+                      settings: Settings | None = None) -> list[dict[str, str]]:
+    """The llm node's prompt with what it asked to recall (`memory.episodic`) added to its
+    system message; the prompt unchanged when it asked for nothing or nothing was found."""
+    options = getattr(node, "memory", None)
+    if options is None or not options.episodic or not snap.get("user_id"):
+        return prompt
+    try:
+        block = await recall_block(pool, snap, memory_query(snap), k=options.episodic,
+                                   budget_tokens=options.budget_tokens, settings=settings)
+    except Exception:  # a reply without memory beats no reply
+        log.exception("session %s: could not recall the user's memory", snap["id"])
+        return prompt
+    if not block:
+        return prompt
+    system = {**prompt[0], "content": f"{prompt[0]['content']}\n\n{block}".strip()}
+    return [system, *prompt[1:]]
