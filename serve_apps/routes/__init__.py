@@ -18,7 +18,6 @@ from serve_apps.routes import (
     secrets,
     sessions,
     voice,
-    webhooks,
     whatsapp,
 )
 
@@ -35,7 +34,6 @@ ROUTERS: list[APIRouter] = [
     egress.router,
     api_clients.router,
     api_clients.keys_router,
-    webhooks.router,
     knowledge.router,
     memory.router,
     whatsapp.router,
