@@ -82,7 +82,8 @@ CREATE TABLE whatsapp_outbox (
 );
 CREATE INDEX whatsapp_outbox_pending ON whatsapp_outbox (next_attempt_at, id)
     WHERE status = 'pending';
-CREATE UNIQUE INDEX whatsapp_outbox_wamid ON whatsapp_outbox (wamid) WHERE wamid IS NOT NULL;
+CREATE UNIQUE INDEX whatsapp_outbox_wamid ON whatsapp_outbox (number_id, wamid)
+    WHERE wamid IS NOT NULL;
 
 -- Every status Meta reported for an outbound message, once each.
 CREATE TABLE whatsapp_statuses (

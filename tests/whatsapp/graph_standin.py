@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ class GraphStandIn:
         self.refused: list[dict[str, Any]] = []  # answered with an error
         self._failures: deque[int] = deque()
         self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4).upper()
         self._lock = threading.Lock()
         outer = self
 
@@ -75,7 +77,7 @@ class GraphStandIn:
                 status, answer = _error(code, *ERROR_MESSAGES.get(code, (400, "error"))[::-1])
                 self.refused.append({"path": path, "payload": payload, "code": code})
                 return status, answer
-            wamid = f"wamid.OUT{next(self._ids):06d}"
+            wamid = f"wamid.OUT{self._prefix}{next(self._ids):06d}"
             self.sent.append({"path": path, "payload": payload, "id": wamid})
             return 200, {"messaging_product": "whatsapp",
                          "contacts": [{"input": payload.get("to"), "wa_id": payload.get("to")}],
