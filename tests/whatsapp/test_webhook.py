@@ -244,3 +244,30 @@ async def _count(graph, user, n):
 async def _all_sent(pool, org_id, n):
     rows = await outbox(pool, org_id)
     return rows if len(rows) >= n and all(r["status"] != "pending" for r in rows) else None
+
+
+async def test_a_long_reply_is_split_under_the_limit_and_idle_conversations_close(
+        wa_org, make_wa_app, graph, pool):
+    app = make_wa_app(inactivity_s=60)
+    org = await wa_org(app)
+    long_text = " ".join(["word"] * 1000)  # 4,999 characters: the echo cannot go in one message
+    t = now()
+    await org.deliver(notification(org.phone_number_id, messages=[
+        text_message(USER, "wamid.LONG", long_text, t)]))
+    await eventually(lambda: _count(graph, USER, 3))
+    greeting, *parts = graph.texts_to(USER)
+    assert greeting == "Hi! I echo." and len(parts) == 2
+    assert all(len(p) <= 4096 for p in parts)
+    assert " ".join(parts) == f"Echo: {long_text}"
+
+    # Past the inactivity time (by Meta's timestamps) the next message starts a new session.
+    await org.deliver(notification(org.phone_number_id, messages=[
+        text_message(USER, "wamid.LATER", "back again", t + 120)]))
+    await eventually(lambda: _count(graph, USER, 5))
+    assert graph.texts_to(USER)[-2:] == ["Hi! I echo.", "Echo: back again"]
+    conversations = await pool.fetch(
+        "SELECT session_id, closed_at FROM whatsapp_conversations WHERE org_id = $1"
+        " ORDER BY created_at", org.id)
+    assert len(conversations) == 2 and conversations[0]["closed_at"] is not None
+    assert conversations[1]["closed_at"] is None
+    assert conversations[0]["session_id"] != conversations[1]["session_id"]
