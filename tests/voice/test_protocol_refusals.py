@@ -108,7 +108,10 @@ async def test_live_refuses_another_organizations_token_and_a_forged_one(
         outsider, code = await refused(live + other)
         assert code == 4404 and [(m["type"], m["code"]) for m in outsider] == [
             ("error", "not_found")], outsider
-        for token in ("aico_" + "x" * 43, forged_jwt, ""):
+        # A made-up API token, an unsigned JWT, none, and the call's own voice token (it opens
+        # the call, not the organization's view of it).
+        voice_token = url.rsplit("token=", 1)[1]
+        for token in ("aico_" + "x" * 43, forged_jwt, "", voice_token):
             messages, code = await refused(live + quote(token))
             assert code == 4401, (token, messages)
             assert [(m["type"], m["code"]) for m in messages] == [("error", "unauthorized")]
