@@ -20,6 +20,7 @@ from serve_apps.state import ApiState, VoiceSessionInfo, app_state
 
 if TYPE_CHECKING:
     from actors.host import VoiceHost
+    from flows.webhook_outbox import WebhookOutbox
     from serve_apps.oidc import OidcVerifier
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _start_voice_sweeper(app)
         await _start_whatsapp_worker(app)
+        outbox = await _start_webhook_outbox(app)
         yield
+        if outbox is not None:
+            await outbox.stop()
         if app.state.aico is not None:
             await app.state.aico.close()
 
@@ -64,6 +68,22 @@ def create_app(
     _mount_dashboard(app, settings.dashboard_dir or DEFAULT_DASHBOARD_DIR)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: app_state(app).settings.max_body_bytes)
     return app
+
+
+async def _start_webhook_outbox(app: FastAPI) -> WebhookOutbox | None:
+    """Every replica runs the webhook delivery worker (claims are leased: no double sends)."""
+    state = app_state(app)
+    if not (state.settings.database_app_url or state.settings.database_url):
+        return None
+    from flows.webhook_outbox import WebhookOutbox
+
+    try:
+        outbox = WebhookOutbox(await state.pool(), state.settings)
+    except Exception:  # the API must come up regardless; deliveries wait in the outbox
+        logger.exception("could not start the webhook outbox worker")
+        return None
+    outbox.start()
+    return outbox
 
 
 async def _start_voice_sweeper(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from serve_apps.routes import (
     secrets,
     sessions,
     voice,
+    webhooks,
     whatsapp,
 )
 
@@ -34,6 +35,7 @@ ROUTERS: list[APIRouter] = [
     egress.router,
     api_clients.router,
     api_clients.keys_router,
+    webhooks.router,
     knowledge.router,
     memory.router,
     whatsapp.router,
