@@ -169,12 +169,15 @@ def _search_sql(mode: SearchMode) -> str:
 
 async def search_chunks(conn: Conn, *, org_id: UUID, kb_ids: Sequence[UUID], embedding: Any,
                         query: str, top_k: int, mode: SearchMode = "hybrid",
-                        candidates: int = 40) -> list[asyncpg.Record]:
+                        candidates: int | None = None) -> list[asyncpg.Record]:
     """The `top_k` chunks of the knowledge bases for `query`: the nearest by embedding and the
-    best full-text matches (each `candidates` deep), fused by reciprocal rank."""
+    best full-text matches (each `candidates` deep, by default twice `top_k` and at least 10),
+    fused by reciprocal rank. Deeper lists let weak matches of both kinds outrank a strong
+    match of one (on the labelled set: hybrid recall@5 0.982 at depth 20-40, 1.000 at 5-10)."""
+    depth = candidates if candidates is not None else max(10, 2 * top_k)
     async with org_transaction(conn, org_id) as c:
         # The organization and knowledge-base filter runs after the HNSW scan: let pgvector
         # keep scanning until enough rows pass it, rather than return too few.
         await c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         return await c.fetch(_search_sql(mode), org_id, list(kb_ids), embedding, query,
-                             max(candidates, top_k), top_k)
+                             max(depth, top_k), top_k)
