@@ -44,7 +44,13 @@ from db.whatsapp_numbers import record_whatsapp_number_error
 from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import LLMOpener, StepContext, step
 from flows.sessions import create_session
-from flows.whatsapp_graph import REENGAGEMENT_REQUIRED, TOKEN_INVALID, GraphError, send_message
+from flows.whatsapp_graph import (
+    REENGAGEMENT_REQUIRED,
+    TOKEN_INVALID,
+    GraphError,
+    graph_client,
+    send_message,
+)
 from flows.whatsapp_text import text_messages
 from providers.secrets import load_secrets
 
@@ -90,6 +96,7 @@ class WhatsAppWorker:
         self.open_llm = open_llm
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._graph: httpx.AsyncClient | None = None
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -104,6 +111,9 @@ class WhatsAppWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._graph is not None:
+            await self._graph.aclose()
+            self._graph = None
 
     async def drain(self) -> int:
         """Apply every pending inbound message and send every due reply; how many rows."""
@@ -116,13 +126,14 @@ class WhatsAppWorker:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the pass: a kick that arrives during it runs the next pass at once.
+            self._wake.clear()
             try:
                 await self.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database went away a moment: try again after a pause
                 log.exception("whatsapp worker pass failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.whatsapp.poll_s)
 
@@ -213,8 +224,11 @@ class WhatsAppWorker:
                                                error={"code": None, "message": message})
             return
         try:
+            if self._graph is None:
+                self._graph = graph_client(self.settings)
             wamid = await send_message(self.settings, phone_number_id=row["phone_number_id"],
-                                       access_token=token, to=row["wa_user"], body=row["body"])
+                                       access_token=token, to=row["wa_user"], body=row["body"],
+                                       client=self._graph)
         except GraphError as err:
             await self._graph_failed(conn, row, err)
             return
