@@ -234,3 +234,48 @@ async def test_deleting_a_document_removes_its_chunks(make_org, pool: asyncpg.Po
                                doc) == 0
     r = await org.client.post(f"/v1/knowledge-bases/{kb}/search", json={"query": "Tuesday"})
     assert r.json()["items"] == []
+
+
+async def test_a_long_document_shows_its_progress_while_it_is_processed(
+        make_org, monkeypatch: pytest.MonkeyPatch):
+    """The upload answers 202 at once; while the second batch of chunks waits to be embedded,
+    the status reads `processing` with the share done so far."""
+    from flows import knowledge
+
+    org = await make_org()
+    kb = await make_kb(org.client)
+    gate, batches = asyncio.Event(), []
+    real = knowledge.open_embeddings
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        provider = await real(*args, **kwargs)
+        inner = provider.embed
+
+        async def embed(texts: list[str]) -> list[list[float]]:
+            batches.append(len(texts))
+            if len(batches) > 1:
+                await gate.wait()
+            return await inner(texts)
+
+        provider.embed = embed
+        return provider
+
+    monkeypatch.setattr(knowledge, "open_embeddings", gated)
+    text = "\n\n".join(f"# Room {i}\nRoom {i} of the museum shows exhibit number {i * 7}."
+                       for i in range(48))
+    r = await org.client.post(f"/v1/knowledge-bases/{kb}/documents",
+                              json={"title": "rooms", "text": text})
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    doc = r.json()["id"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        status = (await org.client.get(f"/v1/knowledge-bases/{kb}/documents/{doc}")).json()
+        if status["status"] == "processing" and status["progress"] > 0:
+            break
+        assert asyncio.get_running_loop().time() < deadline, status
+        await asyncio.sleep(0.02)
+    assert status["progress"] == pytest.approx(32 / 48, abs=0.01) and status["chunk_count"] == 0
+    gate.set()
+    seen = await wait_ready(org.client, kb, doc)
+    assert seen[-1]["status"] == "ready" and seen[-1]["chunk_count"] == 48
+    assert batches == [32, 16]
