@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 import httpx
 import uvicorn
-from webhook_receiver import WebhookReceiver
+from webhook_receiver import Received, WebhookReceiver
 
 from aico.settings import Settings
 from db.api_clients import insert_api_client, new_token
@@ -46,6 +47,10 @@ ECHO = {
     "edges": [{"from": "start", "to": "hear"}, {"from": "hear", "to": "echo"},
               {"from": "echo", "to": "hear"}],
 }
+
+
+def _more_than(n: int, received: list[Received]) -> bool:
+    return len(received) > n
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -92,7 +97,7 @@ async def main(turns: int) -> None:
                                        json={"text": f"turn {i}"})
                 answered = time.time()
                 assert reply.status_code == 200, reply.text
-                got = await receiver.wait_for(lambda r, n=before: len(r) > n, timeout_s=60)
+                got = await receiver.wait_for(partial(_more_than, before), timeout_s=60)
                 if i >= 5:
                     after_response.append((got[before].at - answered) * 1000)
             rows = await owner.fetch(

@@ -90,7 +90,10 @@ async def get_delivery_for_sending(conn: Conn, *, org_id: UUID,
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
             "SELECT d.id, d.webhook_id, d.payload, d.attempts, d.status, d.retry_from,"
-            "       w.url, w.secret_key_id, w.secret_nonce, w.secret_ciphertext"
+            "       w.url, w.secret_key_id, w.secret_nonce, w.secret_ciphertext,"
+            # The organization's egress allow-list, read with it: one round trip per send.
+            "       COALESCE((SELECT e.hosts FROM egress_allowlists e WHERE e.org_id = $1),"
+            "                '{}') AS egress_allowlist"
             " FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
             " WHERE d.org_id = $1 AND d.id = $2", org_id, delivery_id)
 
@@ -114,3 +117,11 @@ async def record_attempt(conn: Conn, *, org_id: UUID, delivery_id: UUID, started
                 " status_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 org_id, delivery_id, attempt, started_at, status_code, latency_ms, error)
     return new_status
+
+
+async def prune_integrations(conn: Conn, *, idempotency_ttl_s: float,
+                             keep_deliveries_s: float) -> int:
+    """Every organization's expired idempotency keys and old finished deliveries (migration
+    0083's narrow function); how many rows went."""
+    return int(await conn.fetchval("SELECT aico_prune_integrations($1, $2)",
+                                   float(idempotency_ttl_s), float(keep_deliveries_s)))

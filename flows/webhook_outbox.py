@@ -8,7 +8,8 @@ Events (`session.started`, `turn.completed`, `transfer.requested`, `session.ende
 by triggers in the transaction that commits them (migration 0082), so a committed event is
 never lost and an event rolled back is never sent. The worker wakes on `NOTIFY aico_webhooks`
 (sent at that commit) and also polls every `settings.limits.webhook_poll_s` for due retries;
-every API replica may run one (claims are leased, `FOR UPDATE SKIP LOCKED`).
+every API replica may run one (claims are leased, `FOR UPDATE SKIP LOCKED`). Every ten
+minutes it also prunes expired idempotency keys and deliveries finished 30 days ago.
 
 Each delivery is one POST of `{"type", "timestamp", "data"}` signed per the Standard Webhooks
 specification (`webhook-id` = `msg_<delivery id>`, the same on every retry so receivers can
@@ -40,7 +41,6 @@ from aico.egress import EgressGuard
 from aico.errors import AicoError
 from aico.settings import Settings
 from db import webhooks as webhooks_db
-from db.egress_allowlist import get_egress_allowlist
 from providers.secrets import secret_box
 from providers.secrets_crypto import SealedSecret
 
@@ -50,6 +50,9 @@ EVENT_TYPES = ("session.started", "turn.completed", "transfer.requested", "sessi
 NOTIFY_CHANNEL = "aico_webhooks"
 CLAIM_BATCH = 20
 MAX_RESPONSE_BYTES = 64 * 1024
+# Finished deliveries stay listed this long; expired idempotency keys go with them.
+KEEP_DELIVERIES_S = 30 * 86400
+PRUNE_EVERY_S = 600.0
 
 
 def new_signing_secret() -> str:
@@ -99,7 +102,7 @@ async def deliver(pool: asyncpg.Pool, settings: Settings, *, org_id: UUID,
     error: str | None = None
     try:
         secret = open_signing_secret(settings, row, org_id=org_id)
-        guard = EgressGuard(allowlist=await get_egress_allowlist(pool, org_id=org_id))
+        guard = EgressGuard(allowlist=list(row["egress_allowlist"]))
         response = await guard.request(
             "POST", row["url"], content=body,
             headers=signed_headers(secret, msg_id=f"msg_{delivery_id}", body=body, at=started),
@@ -133,6 +136,7 @@ class WebhookOutbox:
         self.settings = settings
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_prune = 0.0
 
     def start(self) -> None:
         if self._task is None:
@@ -156,6 +160,11 @@ class WebhookOutbox:
                     self._wake.clear()
                     try:
                         await self.deliver_due()
+                        if time.monotonic() >= self._next_prune:
+                            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+                            await webhooks_db.prune_integrations(
+                                self.pool, keep_deliveries_s=KEEP_DELIVERIES_S,
+                                idempotency_ttl_s=self.settings.limits.idempotency_ttl_s)
                     except Exception:  # the database restarts, a bug: log, keep going
                         log.exception("webhook outbox pass failed")
                     with contextlib.suppress(TimeoutError):

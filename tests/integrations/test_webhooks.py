@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -37,7 +38,7 @@ async def outbox(settings: Settings, app_pool: asyncpg.Pool
     """`outbox(**limits)`: the delivery worker, running, as an API replica runs it."""
     started: list[WebhookOutbox] = []
 
-    def start(**limits: float) -> WebhookOutbox:
+    def start(**limits: Any) -> WebhookOutbox:
         worker = WebhookOutbox(app_pool, settings.model_copy(
             update={"limits": LimitSettings(**limits)}))
         worker.start()
@@ -50,14 +51,14 @@ async def outbox(settings: Settings, app_pool: asyncpg.Pool
 
 
 @pytest.fixture
-def receiver() -> AsyncIterator[Callable[..., WebhookReceiver]]:
+def receiver() -> Iterator[Callable[..., WebhookReceiver]]:
     made: list[WebhookReceiver] = []
 
     def make(**options: int) -> WebhookReceiver:
         made.append(WebhookReceiver(**options))
         return made[-1]
 
-    yield make  # type: ignore[misc]
+    yield make
     for r in made:
         r.close()
 
@@ -193,3 +194,37 @@ async def test_a_private_address_is_refused_at_registration(make_org, pool):
                                                           "events": ["session.exploded"]})
     assert unknown.status_code == 422 and "session.exploded" in unknown.json()["message"]
     assert await pool.fetchval("SELECT count(*) FROM webhooks WHERE org_id = $1", org.id) == 0
+
+
+async def test_old_deliveries_and_expired_idempotency_keys_are_pruned(
+        make_org, pool, outbox, receiver):
+    org = await make_org()
+    hook_receiver = receiver()
+    hook = await _register(org.client, hook_receiver.url, ["session.started"])
+    flow_id = await _publish(org.client, TRANSFER)
+    for key in ("old", "new"):
+        started = await org.client.post(f"/v1/flows/{flow_id}/sessions", json={},
+                                        headers={"Idempotency-Key": key})
+        assert started.status_code == 201
+    worker = outbox()
+    await hook_receiver.wait_for(lambda r: len(r) >= 2)
+    await _wait_for_status(pool, hook["id"], "delivered")
+    old_session = await pool.fetchval(
+        "SELECT session_id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY event_at"
+        " LIMIT 1", hook["id"])
+    await pool.execute("UPDATE webhook_deliveries SET event_at = now() - interval '31 days'"
+                       " WHERE webhook_id = $1 AND session_id = $2", hook["id"], old_session)
+    await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"
+                       " WHERE org_id = $1 AND key = 'old'", org.id)
+    await worker.stop()
+    outbox()  # a replica (re)starting prunes on its first pass
+
+    deadline = time.monotonic() + 30
+    while await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE org_id = $1",
+                              org.id) != 1:
+        assert time.monotonic() < deadline, "the expired key was never pruned"
+        await asyncio.sleep(0.05)
+    assert await pool.fetchval("SELECT key FROM idempotency_keys WHERE org_id = $1",
+                               org.id) == "new"
+    deliveries = (await org.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+    assert len(deliveries) == 1 and deliveries[0]["session_id"] != str(old_session)
