@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +29,10 @@ CHARS_PER_TOKEN = 4
 MAX_EPISODE_CHARS = 2_000
 
 _pending: set[asyncio.Task[None]] = set()
+# The user's turn is embedded once: storing it (after the commit) and recalling for it (the llm
+# node right after) share the one computation, which is the bulk of what memory adds to a reply.
+_turn_vectors: OrderedDict[tuple[UUID, str], asyncio.Future[Any]] = OrderedDict()
+_TURN_VECTORS_KEPT = 256
 
 
 async def _embeddings(pool: asyncpg.Pool, org_id: UUID, settings: Settings | None) -> Any:
@@ -43,14 +48,38 @@ async def remember_turn(pool: asyncpg.Pool, snap: Any, text: str, *,
     text = text.strip()[:MAX_EPISODE_CHARS]
     if not user_id or not text:
         return
-    embeddings = await _embeddings(pool, snap["org_id"], settings)
-    [vector] = await embeddings.embed([text])
+    vector = await _embedded_turn(pool, snap["org_id"], text, settings)
     try:
         await episodes_db.insert_episode(
             pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
             session_id=snap["id"], role="user", text=text, embedding=vector)
     except asyncpg.ForeignKeyViolationError:
         pass  # the session (and so the user's data) was erased meanwhile: keep nothing
+
+
+async def _embedded_turn(pool: asyncpg.Pool, org_id: UUID, text: str,
+                         settings: Settings | None) -> Any:
+    key = (org_id, text)
+    future = _turn_vectors.get(key)
+    loop = asyncio.get_running_loop()
+    if future is not None and future.done() and future.exception() is None:
+        return future.result()
+    if future is None or future.done() or future.get_loop() is not loop:
+        future = loop.create_future()
+        _turn_vectors[key] = future
+        if len(_turn_vectors) > _TURN_VECTORS_KEPT:
+            _turn_vectors.popitem(last=False)
+        try:
+            embeddings = await _embeddings(pool, org_id, settings)
+            [vector] = await embeddings.embed([text])
+        except BaseException as exc:
+            # Waiters get an ordinary error even when this caller was cancelled.
+            future.set_exception(RuntimeError(f"embedding the turn failed: {exc!r}"))
+            future.exception()  # retrieved: the failure is raised here, not logged as lost
+            raise
+        future.set_result(vector)
+        return vector
+    return await asyncio.shield(future)
 
 
 def schedule_remember_turn(pool: asyncpg.Pool, snap: Any, text: str, *,
@@ -77,8 +106,8 @@ async def recall_block(pool: asyncpg.Pool, snap: Any, query: str, *, k: int,
     user_id = snap.get("user_id")
     if not user_id or k <= 0 or not query.strip():
         return ""
-    embeddings = await _embeddings(pool, snap["org_id"], settings)
-    [vector] = await embeddings.embed([query[:MAX_EPISODE_CHARS]])
+    vector = await _embedded_turn(pool, snap["org_id"], query.strip()[:MAX_EPISODE_CHARS],
+                                  settings)
     rows = await episodes_db.recall_episodes(
         pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
         embedding=vector, k=k, exclude_session_id=snap["id"])
