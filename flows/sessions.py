@@ -55,7 +55,7 @@ log = logging.getLogger("aico.flows.sessions")
 # What each channel needs: a chat session never touches speech, so it must not fail (412) for
 # want of an STT or TTS secret.
 CHANNEL_CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "chat": ("llm",), "voice": ("stt", "llm", "tts"), "whatsapp": ("llm",),
+    "chat": ("llm",), "voice": ("stt", "llm", "tts"), "whatsapp": ("stt", "llm"),
 }
 LLMOpener = Callable[[dict[str, Any]], Awaitable[Any]]  # provider config -> ChatLLM
 

@@ -51,12 +51,14 @@ from flows.whatsapp_graph import (
     graph_client,
     send_message,
 )
+from flows.whatsapp_media import download_audio, transcribe
 from flows.whatsapp_text import text_messages
 from providers.secrets import load_secrets
 
 log = logging.getLogger("aico.flows.whatsapp")
 
-CANNOT_READ = "Sorry, I can only read text messages here."
+CANNOT_READ = "Sorry, I can only read text and voice messages here."
+CANNOT_HEAR = "Sorry, I could not make out that voice message."
 
 
 def reply_texts(actions: list[Action]) -> list[str]:
@@ -175,13 +177,41 @@ class WhatsAppWorker:
                 flow_id=row["flow_id"], session_id=session_id, last_message_at=row["sent_at"])
             replies += reply_texts([a async for a in step(
                 self.pool, session_id, InboundEvent.session_started(), context=context)])
-        text = inbound_text(payload)
-        if text is None:
-            return "unsupported", session_id, [*replies, CANNOT_READ]
-        actions = [a async for a in step(
-            self.pool, session_id, InboundEvent.user_turn(text, event_id=f"wa:{row['wamid']}"),
-            context=context)]
+        extra: dict[str, Any] = {}
+        text: str | None
+        if row["kind"] == "audio":
+            text = await self._voice_note_text(row, session_id)
+            if not text:
+                return "unheard", session_id, [*replies, CANNOT_HEAR]
+            extra["voice_note"] = True
+        else:
+            text = inbound_text(payload)
+            if text is None:
+                return "unsupported", session_id, [*replies, CANNOT_READ]
+        event = InboundEvent.user_turn(text, event_id=f"wa:{row['wamid']}", **extra)
+        actions = [a async for a in step(self.pool, session_id, event, context=context)]
         return "applied", session_id, [*replies, *reply_texts(actions)]
+
+    async def _voice_note_text(self, row: asyncpg.Record, session_id: UUID) -> str:
+        """The transcript of a voice note ('' when it cannot be fetched, decoded or heard)."""
+        media_id = str((row["payload"].get("audio") or {}).get("id") or "")
+        name = row["access_token_secret"]
+        token = (await load_secrets(self.pool, org_id=row["org_id"], names=[name],
+                                    settings=self.settings)).get(name)
+        if not media_id or not token:
+            return ""
+        try:
+            pcm16 = await download_audio(self.settings, self._graph_client(), media_id=media_id,
+                                         access_token=token)
+            return await transcribe(self.pool, session_id, pcm16, settings=self.settings)
+        except Exception:  # media a user sent (undecodable, gone): answer, never loop on it
+            log.exception("whatsapp voice note %s not transcribed", row["wamid"])
+            return ""
+
+    def _graph_client(self) -> httpx.AsyncClient:
+        if self._graph is None:
+            self._graph = graph_client(self.settings)
+        return self._graph
 
     async def _conversation_session(self, conn: Connection, row: asyncpg.Record) -> UUID | None:
         """The open conversation's session, or None when a new one must start (none yet, its
@@ -224,11 +254,9 @@ class WhatsAppWorker:
                                                error={"code": None, "message": message})
             return
         try:
-            if self._graph is None:
-                self._graph = graph_client(self.settings)
             wamid = await send_message(self.settings, phone_number_id=row["phone_number_id"],
                                        access_token=token, to=row["wa_user"], body=row["body"],
-                                       client=self._graph)
+                                       client=self._graph_client())
         except GraphError as err:
             await self._graph_failed(conn, row, err)
             return

@@ -37,12 +37,23 @@ class GraphStandIn:
         self._failures: deque[int] = deque()
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4).upper()
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
+        self.media_downloads: list[str] = []
         self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                status, content_type, raw = outer._get(self.path,
+                                                       self.headers.get("authorization"))
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -60,6 +71,27 @@ class GraphStandIn:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def add_media(self, data: bytes, mime_type: str) -> str:
+        media_id = str(10**15 + len(self.media))
+        self.media[media_id] = (data, mime_type)
+        return media_id
+
+    def _get(self, path: str, authorization: str | None) -> tuple[int, str, bytes]:
+        """`GET /{version}/{media-id}` (the media's URL) and `GET /media/{id}` (its bytes)."""
+        if authorization != f"Bearer {self.token}":
+            return 401, "application/json", json.dumps(_error(190, "Invalid token", 401)[1]).encode()
+        parts = path.split("?")[0].strip("/").split("/")
+        if len(parts) == 2 and parts[1] in self.media:
+            data, mime = self.media[parts[1]]
+            if parts[0] == "media":
+                self.media_downloads.append(parts[1])
+                return 200, mime, data
+            info = {"messaging_product": "whatsapp", "url": f"{self.url}/media/{parts[1]}",
+                    "mime_type": mime, "sha256": hashlib.sha256(data).hexdigest(),
+                    "file_size": len(data), "id": parts[1]}
+            return 200, "application/json", json.dumps(info).encode()
+        return 404, "application/json", json.dumps(_error(100, "Unknown media", 404)[1]).encode()
 
     def fail_next(self, code: int, times: int = 1) -> None:
         self._failures.extend([code] * times)

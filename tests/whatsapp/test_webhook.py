@@ -228,7 +228,7 @@ async def test_interactive_replies_are_read_and_images_get_a_polite_answer(wa_or
          "reaction": {"message_id": "wamid.OUT000001", "emoji": "👍"}}]))
     await eventually(lambda: _count(graph, USER, 3))
     assert graph.texts_to(USER) == ["Hi! I echo.", "Echo: Sales",
-                                    "Sorry, I can only read text messages here."]
+                                    "Sorry, I can only read text and voice messages here."]
 
 
 def _anon(app):
