@@ -32,9 +32,11 @@ entry). Nothing here imports anything of ours but `aico`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -365,6 +367,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 _LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=5)
 
 
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~25 ms; one verifying context serves every connection.
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """`httpx.AsyncHTTPTransport` over a connection pool that dials through the guard (TLS is
     still negotiated for the URL's host name: httpcore passes it as `server_hostname`)."""
@@ -373,7 +381,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
                  limits: httpx.Limits = _LIMITS) -> None:
         # Deliberately not calling super().__init__: it would build an unguarded pool.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=_default_ssl_context() if verify is True
+            else httpx.create_ssl_context(verify=verify, trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -10,7 +10,8 @@ Printed, p50/p95 over the measured turns (5 warm-up turns first):
   (clock_timestamp() in the committing statement, so an upper bound on from-commit latency
   by the few microseconds between that statement and COMMIT);
 - response -> received: arrival minus the moment the API's reply reached the client (the
-  commit happened before that reply, so this is what an integrator sees after its own call).
+  commit happened before that reply; negative: the webhook arrived before the caller had its
+  own answer).
 """
 
 from __future__ import annotations
