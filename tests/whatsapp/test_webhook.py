@@ -271,3 +271,27 @@ async def test_a_long_reply_is_split_under_the_limit_and_idle_conversations_clos
     assert len(conversations) == 2 and conversations[0]["closed_at"] is not None
     assert conversations[1]["closed_at"] is None
     assert conversations[0]["session_id"] != conversations[1]["session_id"]
+
+
+async def test_two_replicas_share_the_inbox_and_answer_each_message_once_in_order(
+        wa_org, make_wa_app, graph, pool):
+    first, second = make_wa_app(), make_wa_app()
+    org = await wa_org(first)
+    users = [f"44700000{i:04d}" for i in range(3)]
+    t = now()
+    async with first.router.lifespan_context(first), \
+            second.router.lifespan_context(second):
+        # Notifications alternate between the replicas; both workers claim from one inbox.
+        for n in range(4):
+            client = org.webhook if n % 2 == 0 else _anon(second)
+            batch = [text_message(u, f"wamid.{u}.{n}", f"m{n}", t + n) for u in users]
+            ack = await org.deliver(notification(org.phone_number_id, messages=batch[::-1]),
+                                    client=client)
+            assert ack.status_code == 200 and ack.json()["received"] == 3
+        for u in users:
+            await eventually(lambda u=u: _count(graph, u, 5))
+        await eventually(lambda: _all_sent(pool, org.id, 15))
+    for u in users:
+        assert graph.texts_to(u) == ["Hi! I echo.", "Echo: m0", "Echo: m1", "Echo: m2",
+                                     "Echo: m3"]
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 3
