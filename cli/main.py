@@ -228,6 +228,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     from db.pool import create_pool
+    from flows.webhook_outbox import rotate_webhook_secrets
     from providers.secrets import rotate_secrets
 
     stop: Callable[[], None] | None = None
@@ -241,7 +242,10 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     async def rotate() -> Any:
         pool = await create_pool(database_url, min_size=1, max_size=2)
         try:
-            return await rotate_secrets(pool, settings=settings)
+            done = await rotate_secrets(pool, settings=settings)
+            hooks = await rotate_webhook_secrets(pool, settings=settings)
+            print(f"re-encrypted {hooks} webhook signing secret(s)")
+            return done
         finally:
             await pool.close()
 

@@ -125,3 +125,27 @@ async def prune_integrations(conn: Conn, *, idempotency_ttl_s: float,
     0083's narrow function); how many rows went."""
     return int(await conn.fetchval("SELECT aico_prune_integrations($1, $2)",
                                    float(idempotency_ttl_s), float(keep_deliveries_s)))
+
+
+# --- key rotation (the CLI, as the tables' owner) ----------------------------------------------
+
+async def list_org_ids_with_webhook_secrets_not_under(conn: Conn, *, key_id: str) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT org_id FROM webhooks WHERE secret_key_id <> $1 ORDER BY org_id", key_id)
+    return [r["org_id"] for r in rows]
+
+
+async def fetch_webhook_secrets_not_under(conn: Conn, *, org_id: UUID,
+                                          key_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id AS webhook_id, secret_key_id, secret_nonce, secret_ciphertext FROM webhooks"
+        " WHERE org_id = $1 AND secret_key_id <> $2 ORDER BY id", org_id, key_id)
+
+
+async def update_webhook_secret(conn: Conn, *, org_id: UUID, webhook_id: UUID, old_nonce: bytes,
+                                key_id: str, nonce: bytes, ciphertext: bytes) -> bool:
+    status = await conn.execute(
+        "UPDATE webhooks SET secret_key_id = $3, secret_nonce = $4, secret_ciphertext = $5"
+        " WHERE org_id = $1 AND id = $2 AND secret_nonce = $6",
+        org_id, webhook_id, key_id, nonce, ciphertext, old_nonce)
+    return status.endswith(" 1")

@@ -186,3 +186,27 @@ class WebhookOutbox:
             await asyncio.gather(*(deliver(self.pool, self.settings, org_id=r["org_id"],
                                            delivery_id=r["id"]) for r in claimed))
             done += len(claimed)
+
+
+async def rotate_webhook_secrets(pool: asyncpg.Pool, *, settings: Settings) -> int:
+    """Re-seal every webhook signing secret not sealed under the current key of
+    `AICO_SECRET_KEY` (the companion of `providers.secrets.rotate_secrets`, run by
+    `aico secrets rotate`); how many were re-sealed. The secrets themselves do not change."""
+    from db.pool import org_transaction
+
+    box = secret_box(settings)
+    current = box.current_key_id
+    rotated = 0
+    for org_id in await webhooks_db.list_org_ids_with_webhook_secrets_not_under(
+            pool, key_id=current):
+        async with org_transaction(pool, org_id) as conn:
+            for row in await webhooks_db.fetch_webhook_secrets_not_under(
+                    conn, org_id=org_id, key_id=current):
+                sealed = seal_signing_secret(
+                    settings, open_signing_secret(settings, row, org_id=org_id),
+                    org_id=org_id, webhook_id=row["webhook_id"])
+                rotated += await webhooks_db.update_webhook_secret(
+                    conn, org_id=org_id, webhook_id=row["webhook_id"],
+                    old_nonce=bytes(row["secret_nonce"]), key_id=sealed.key_id,
+                    nonce=sealed.nonce, ciphertext=sealed.ciphertext)
+    return rotated
