@@ -92,3 +92,20 @@ async def test_bad_scopes_and_past_expiry_are_refused_naming_the_field(make_org,
     assert past.status_code == 422 and "expires_at" in past.json()["message"]
     assert await pool.fetchval("SELECT count(*) FROM api_clients WHERE org_id = $1",
                                org.id) == before
+
+
+async def test_a_scoped_admin_key_mints_keys_only_within_its_scopes(make_org, app, pool):
+    org = await make_org()
+    made = (await org.client.post("/v1/api-keys", json={
+        "name": "provisioner", "role": "admin",
+        "scopes": ["api_keys:write", "api_keys:read", "sessions:write"]})).json()
+    async with _client(app, made["key"]) as provisioner:
+        narrow = await provisioner.post("/v1/api-keys", json={
+            "name": "trigger", "role": "editor", "scopes": ["sessions:write"]})
+        assert narrow.status_code == 201, narrow.text
+        for scopes in (["flows:write"], None):
+            wide = await provisioner.post("/v1/api-keys", json={
+                "name": "wide", "role": "editor", "scopes": scopes})
+            assert wide.status_code == 422 and "scopes" in wide.json()["message"]
+    assert await pool.fetchval("SELECT count(*) FROM api_clients WHERE org_id = $1"
+                               " AND name = 'wide'", org.id) == 0

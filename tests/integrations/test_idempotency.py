@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from integration_flows import publish_echo
+from integration_flows import ECHO, publish_echo
 
 
 async def test_five_concurrent_retries_with_one_key_start_one_session(make_org, pool):
@@ -60,3 +60,19 @@ async def test_a_retried_message_is_applied_once_and_answered_the_same(make_org,
     other = await make_org()
     assert (await other.client.post(url, json={"text": "hello"},
                                     headers={"Idempotency-Key": "m1"})).status_code == 404
+
+
+async def test_a_failed_request_releases_its_key_for_the_fixed_retry(make_org, pool):
+    org = await make_org()
+    created = await org.client.post("/v1/flows", json={"name": "Later", "document": ECHO})
+    flow_id = created.json()["id"]
+    headers = {"Idempotency-Key": "start-later"}
+    # Nothing published yet: 404, and the key is not spent on the failure.
+    early = await org.client.post(f"/v1/flows/{flow_id}/sessions", json={}, headers=headers)
+    assert early.status_code == 404
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE org_id = $1",
+                               org.id) == 0
+    assert (await org.client.post(f"/v1/flows/{flow_id}/publish")).status_code == 201
+    fixed = await org.client.post(f"/v1/flows/{flow_id}/sessions", json={}, headers=headers)
+    assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed.headers
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 1

@@ -228,3 +228,16 @@ async def test_old_deliveries_and_expired_idempotency_keys_are_pruned(
                                org.id) == "new"
     deliveries = (await org.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
     assert len(deliveries) == 1 and deliveries[0]["session_id"] != str(old_session)
+
+
+async def test_another_organization_sees_no_webhook_or_delivery(make_org, pool):
+    org = await make_org()
+    hook = await _register(org.client, "http://127.0.0.1:9/hook", ["session.started"])
+    other = await make_org()
+    assert (await other.client.get("/v1/webhooks")).json()["items"] == []
+    assert (await other.client.get(f"/v1/webhooks/{hook['id']}/deliveries")).status_code == 404
+    assert (await other.client.delete(f"/v1/webhooks/{hook['id']}")).status_code == 404
+    editor = await make_org(role="editor")
+    assert (await editor.client.get("/v1/webhooks")).status_code == 403
+    assert (await org.client.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
+    assert await pool.fetchval("SELECT count(*) FROM webhooks WHERE org_id = $1", org.id) == 0
