@@ -8,6 +8,7 @@ const named = <K extends string>(load: () => Promise<Record<K, React.ComponentTy
 const BuilderPage = named(() => import('./pages/BuilderPage'), 'BuilderPage');
 const ConsolePage = named(() => import('./pages/ConsolePage'), 'ConsolePage');
 const FlowsPage = named(() => import('./pages/FlowsPage'), 'FlowsPage');
+const IntegrationsPage = named(() => import('./pages/IntegrationsPage'), 'IntegrationsPage');
 const ProvidersPage = named(() => import('./pages/ProvidersPage'), 'ProvidersPage');
 const SecretsPage = named(() => import('./pages/SecretsPage'), 'SecretsPage');
 const SessionPage = named(() => import('./pages/SessionPage'), 'SessionPage');
@@ -23,6 +24,7 @@ export function App() {
           <NavLink to="/sessions">Monitoring</NavLink>
           <NavLink to="/providers">Providers</NavLink>
           <NavLink to="/secrets">Secrets</NavLink>
+          <NavLink to="/integrations">Integrations</NavLink>
         </nav>
         <main className="content">
           <Suspense fallback={<p className="muted">Loading…</p>}>
@@ -35,6 +37,7 @@ export function App() {
             <Route path="/sessions/:id" element={<SessionPage />} />
             <Route path="/providers" element={<ProvidersPage />} />
             <Route path="/secrets" element={<SecretsPage />} />
+            <Route path="/integrations" element={<IntegrationsPage />} />
             <Route path="*" element={<p>Page not found.</p>} />
           </Routes>
           </Suspense>
