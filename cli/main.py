@@ -261,6 +261,8 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cli.integrations import add_integration_commands
+
     parser = argparse.ArgumentParser(prog="aico", description="AICO voice-agent runtime")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole system in the foreground (Ctrl-C stops it)")
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     rotate = secrets_sub.add_parser(
         "rotate", help="re-encrypt every secret under the first key of AICO_SECRET_KEY")
     rotate.set_defaults(func=cmd_secrets_rotate)
+    add_integration_commands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
