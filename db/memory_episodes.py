@@ -1,6 +1,6 @@
 """The `memory_episodes` table (a user's turns, embedded, with their cluster) and the erasure of
-everything stored about a user: their episodes and their sessions (whose events, transcripts,
-call intents and live events go with them, by cascade)."""
+everything stored about a user: their episodes, their facts and their sessions (whose events,
+transcripts, call intents and live events go with them, by cascade)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ async def delete_user_data(conn: Conn, *, org_id: UUID, user_id: str) -> dict[st
     async with org_transaction(conn, org_id) as c:
         episodes = await c.execute(
             "DELETE FROM memory_episodes WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+        facts = await c.execute(
+            "DELETE FROM memory_facts WHERE org_id = $1 AND user_id = $2", org_id, user_id)
         sessions = await c.execute(
             "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2", org_id, user_id)
-    return {"episodes": int(episodes.split()[-1]), "sessions": int(sessions.split()[-1])}
+    return {"episodes": int(episodes.split()[-1]), "facts": int(facts.split()[-1]),
+            "sessions": int(sessions.split()[-1])}

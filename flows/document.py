@@ -84,6 +84,8 @@ class MemoryOptions(BaseModel):
                           description="the k most relevant earlier user turns, with dates")
     budget_tokens: int = Field(default=300, ge=16, le=4000,
                                description="at most this many tokens of recalled turns")
+    facts: bool = Field(default=False,
+                        description="the user's current facts (extracted after each turn)")
 
 
 class LLMNode(_Node):

@@ -146,7 +146,8 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
             # Another step committed first: back off a little (jittered) and start over.
             await asyncio.sleep(random.uniform(0, min(0.02, 0.001 * 2 ** min(attempt, 5))))
             continue
-        memory.after_commit(ctx.pool, snap, event, settings=ctx.settings)
+        memory.after_commit(ctx.pool, snap, event, settings=ctx.settings, document=doc,
+                            open_llm=ctx.open_llm)
         for action in outcome.actions:
             yield action
         committed = {**snap, "state": outcome.state, "variables": outcome.variables}

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from db import memory_episodes as episodes_db
+from db import memory_facts as facts_db
 from serve_apps.deps import AdminDep, EditorDep, PoolDep
 
 router = APIRouter(prefix="/v1/users", tags=["memory"])
@@ -30,7 +31,12 @@ async def get_user_memory(user_id: UserId, principal: EditorDep, pool: PoolDep,
                           "session_id": str(r["session_id"]) if r["session_id"] else None,
                           "role": r["role"], "text": r["text"],
                           "created_at": r["created_at"].isoformat()} for r in rows],
-            "facts": []}
+            "facts": [{"type": f["type"], "value": f["value"],
+                       "created_at": f["created_at"].isoformat(),
+                       "superseded_at": f["superseded_at"].isoformat()
+                       if f["superseded_at"] else None}
+                      for f in await facts_db.list_facts(pool, org_id=principal.org_id,
+                                                         user_id=user_id)]}
 
 
 @router.delete("/{user_id}/memory")

@@ -119,7 +119,7 @@ async def test_erasing_a_users_memory_leaves_nothing_of_theirs(make_org, scripte
     assert (await viewer.client.delete("/v1/users/ada/memory")).status_code == 403
     r = await org.client.delete("/v1/users/ada/memory")
     assert r.status_code == 200, r.text
-    assert r.json()["deleted"] == {"episodes": 1, "sessions": 1}
+    assert r.json()["deleted"] == {"episodes": 1, "facts": 0, "sessions": 1}
 
     assert (await org.client.get("/v1/users/ada/memory")).json()["total"] == 0
     found = await pool.fetchval(
