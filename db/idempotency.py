@@ -1,74 +1,66 @@
 """Idempotency keys: a row claimed in PostgreSQL per (organization, key).
 
-    async with claim_idempotency_key(pool, org_id=..., key=..., request_hash=..., ttl_s=...) as c:
-        if c.stored is not None:      # an earlier request with this key: its hash and response
-            ...
-        else:                         # ours: run, then store the response (committed on exit)
-            await c.store(201, body)
+    claim = await claim_idempotency_key(pool, org_id=..., key=..., request_hash=..., ttl_s=...)
+    if claim is None:                       # ours: run, then store (or release on failure)
+        await store_idempotent_response(pool, org_id=..., key=..., status_code=201, response=...)
+    else:                                   # an earlier request's row: its hash and response
+        ...                                 # (status_code 0: still running)
 
-The claim is an INSERT inside a transaction held open while the request runs: a concurrent
-request with the same key blocks on the primary key until the first commits (then reads its
-stored response) or rolls back (then claims the key itself). A row older than `ttl_s` is
-claimed afresh.
+The claim is one committed INSERT (the primary key decides who runs); the request then runs on
+connections of its own, holding none of the claim's (a claim held open in a transaction would
+pin a pool connection per request in flight and could starve the requests themselves). A row
+older than `ttl_s` is claimed afresh, and so is a row still "running" after `stale_s` (its
+process died before storing a response).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
-from db.pool import Connection, org_transaction
+from db.pool import Conn, org_transaction
 
 
 @dataclass(frozen=True)
 class StoredResponse:
     request_hash: str
-    status_code: int
+    status_code: int  # 0: the first request is still running
     response: Any
 
 
-@dataclass
-class IdempotencyClaim:
-    conn: Connection
-    org_id: UUID
-    key: str
-    stored: StoredResponse | None
-
-    async def store(self, status_code: int, response: Any) -> None:
-        await self.conn.execute(
-            "UPDATE idempotency_keys SET status_code = $3, response = $4"
-            " WHERE org_id = $1 AND key = $2", self.org_id, self.key, status_code, response)
-
-
-@asynccontextmanager
-async def claim_idempotency_key(pool: asyncpg.Pool, *, org_id: UUID, key: str, request_hash: str,
-                                ttl_s: float) -> AsyncIterator[IdempotencyClaim]:
-    async with pool.acquire() as conn, org_transaction(conn, org_id) as c:
+async def claim_idempotency_key(conn: Conn, *, org_id: UUID, key: str, request_hash: str,
+                                ttl_s: float, stale_s: float = 300.0) -> StoredResponse | None:
+    """None when this request claimed the key; otherwise the row that holds it."""
+    async with org_transaction(conn, org_id) as c:
         claimed = await c.fetchval(
             "INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)"
             " ON CONFLICT (org_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
             "   status_code = 0, response = NULL, created_at = now()"
             " WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)"
-            " RETURNING true", org_id, key, request_hash, ttl_s)
-        stored = None
-        if not claimed:
-            row = await c.fetchrow(
-                "SELECT request_hash, status_code, response FROM idempotency_keys"
-                " WHERE org_id = $1 AND key = $2", org_id, key)
-            assert row is not None  # the conflicting row is committed: we waited for it
-            stored = StoredResponse(row["request_hash"], row["status_code"], row["response"])
-        yield IdempotencyClaim(conn=c, org_id=org_id, key=key, stored=stored)
+            "    OR (idempotency_keys.status_code = 0"
+            "        AND idempotency_keys.created_at < now() - make_interval(secs => $5))"
+            " RETURNING true", org_id, key, request_hash, ttl_s, stale_s)
+        if claimed:
+            return None
+        row = await c.fetchrow(
+            "SELECT request_hash, status_code, response FROM idempotency_keys"
+            " WHERE org_id = $1 AND key = $2", org_id, key)
+    if row is None:  # released between our INSERT and SELECT: the caller claims again
+        return StoredResponse(request_hash, -1, None)
+    return StoredResponse(row["request_hash"], row["status_code"], row["response"])
 
 
-async def delete_idempotency_keys_older_than(conn: Connection | asyncpg.Pool, *, org_id: UUID,
-                                            seconds: float) -> int:
+async def store_idempotent_response(conn: Conn, *, org_id: UUID, key: str, status_code: int,
+                                    response: Any) -> None:
     async with org_transaction(conn, org_id) as c:
-        status = await c.execute(
-            "DELETE FROM idempotency_keys WHERE org_id = $1"
-            " AND created_at < now() - make_interval(secs => $2)", org_id, seconds)
-    return int(status.split()[-1])
+        await c.execute(
+            "UPDATE idempotency_keys SET status_code = $3, response = $4"
+            " WHERE org_id = $1 AND key = $2", org_id, key, status_code, response)
+
+
+async def release_idempotency_key(conn: Conn, *, org_id: UUID, key: str) -> None:
+    """The request failed: the key is free for a fixed retry."""
+    async with org_transaction(conn, org_id) as c:
+        await c.execute("DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2"
+                        " AND status_code = 0", org_id, key)

@@ -2,7 +2,8 @@
 `POST /v1/sessions/{id}/messages`): a retry with the same key and request returns the first
 response (for `settings.limits.idempotency_ttl_s`, 24 h by default, with the header
 `Idempotent-Replayed: true`); the same key with another request is 422; concurrent retries run
-once (the key is a row claimed in PostgreSQL, `db.idempotency`).
+once (the key is a row claimed in PostgreSQL, `db.idempotency`: the others wait for the
+first's response, 409 after a minute).
 
 Only a successful response is kept: a request that fails (4xx/5xx) releases its key, so the
 client may fix the cause and retry with the same key.
@@ -10,8 +11,10 @@ client may fix the cause and retry with the same key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
@@ -21,9 +24,17 @@ from fastapi import Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from aico.errors import ValidationFailed
+from aico.errors import Conflict, ValidationFailed
 from aico.settings import Settings
-from db.idempotency import claim_idempotency_key
+from db.idempotency import (
+    claim_idempotency_key,
+    release_idempotency_key,
+    store_idempotent_response,
+)
+
+# A retry that finds the first request still running waits for its response this long.
+WAIT_FOR_FIRST_S = 60.0
+POLL_S = 0.05
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
@@ -44,16 +55,32 @@ async def run_idempotent(
     if key is None:
         return await run()
     digest = request_hash(method, path, body)
-    async with claim_idempotency_key(pool, org_id=org_id, key=key, request_hash=digest,
-                                     ttl_s=settings.limits.idempotency_ttl_s) as claim:
-        if claim.stored is not None:
-            if claim.stored.request_hash != digest:
-                raise ValidationFailed(
-                    "this Idempotency-Key was used with a different request (method, path or"
-                    " body); use a new key for a new request",
-                    details=[{"field": "Idempotency-Key", "message": "reused for another request"}])
-            return JSONResponse(claim.stored.response, status_code=claim.stored.status_code,
+    deadline = time.monotonic() + WAIT_FOR_FIRST_S
+    while True:
+        held = await claim_idempotency_key(pool, org_id=org_id, key=key, request_hash=digest,
+                                           ttl_s=settings.limits.idempotency_ttl_s)
+        if held is None:
+            break  # ours: run it
+        if held.status_code < 0:
+            continue  # released as we looked: claim again
+        if held.request_hash != digest:
+            raise ValidationFailed(
+                "this Idempotency-Key was used with a different request (method, path or"
+                " body); use a new key for a new request",
+                details=[{"field": "Idempotency-Key", "message": "reused for another request"}])
+        if held.status_code > 0:
+            return JSONResponse(held.response, status_code=held.status_code,
                                 headers={"Idempotent-Replayed": "true"})
+        # The first request is still running: wait for its response (or its failure).
+        if time.monotonic() > deadline:
+            raise Conflict(f"a request with this Idempotency-Key is still running after"
+                           f" {WAIT_FOR_FIRST_S:g} s; retry later")
+        await asyncio.sleep(POLL_S)
+    try:
         result = await run()
-        await claim.store(status_code, jsonable_encoder(result))
-        return result
+    except BaseException:
+        await asyncio.shield(release_idempotency_key(pool, org_id=org_id, key=key))
+        raise
+    await store_idempotent_response(pool, org_id=org_id, key=key, status_code=status_code,
+                                    response=jsonable_encoder(result))
+    return result

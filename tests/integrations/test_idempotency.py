@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 from integration_flows import ECHO, publish_echo
 
 
@@ -76,3 +77,27 @@ async def test_a_failed_request_releases_its_key_for_the_fixed_retry(make_org, p
     fixed = await org.client.post(f"/v1/flows/{flow_id}/sessions", json={}, headers=headers)
     assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed.headers
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 1
+
+
+async def test_keyed_requests_in_flight_do_not_starve_a_small_pool(make_org, settings):
+    """Many keyed triggers at once on a replica with a small pool all complete: a claim does
+    not hold a connection while its request runs."""
+    from db.pool import create_app_pool
+    from serve_apps.api import create_app
+
+    org = await make_org()
+    flow_id = await publish_echo(org.client)
+    small = await create_app_pool(settings, min_size=1, max_size=3)
+    try:
+        async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(settings, pool=small)),
+                base_url="http://aico.test",
+                headers={"Authorization": f"Bearer {org.token}"}) as client:
+            replies = await asyncio.wait_for(asyncio.gather(*(
+                client.post(f"/v1/flows/{flow_id}/sessions", json={},
+                            headers={"Idempotency-Key": f"burst-{i}"}) for i in range(8))),
+                timeout=120)
+        assert [r.status_code for r in replies] == [201] * 8
+        assert len({r.json()["id"] for r in replies}) == 8
+    finally:
+        await small.close()
