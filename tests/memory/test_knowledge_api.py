@@ -197,7 +197,7 @@ async def test_malformed_and_oversized_uploads_are_refused_storing_nothing(
     org = await make_org()
     kb = await make_kb(org.client)
     url = f"/v1/knowledge-bases/{kb}/documents"
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
         ({"json": {"title": "t"}}, 422, "text"),
         ({"json": {"title": "t", "text": "   "}}, 422, "text"),
         ({"files": {"file": ("x.pdf", b"%PDF-1.4 not really a pdf", "application/pdf")}},
