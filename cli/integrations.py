@@ -1,9 +1,10 @@
-"""`aico flows export|import` and `aico keys create|list|revoke`: integrators' and operators'
-commands over the HTTP API of a running AICO.
+"""`aico flows export|import`, `aico chat` and `aico keys create|list|revoke`: integrators' and
+operators' commands over the HTTP API of a running AICO.
 
     aico flows export FLOW_ID [-o flow.json]     # {"name", "description", "document"}
     aico flows import flow.json [--into FLOW_ID] [--publish]
     aico keys create NAME --role editor [--scope sessions:write ...] [--expires-at ISO]
+    aico chat FLOW_ID                            # talk to a flow's published version
 
 Where: `--url` (default `http://AICO_HOST:AICO_PORT`) with `--token` (default the dev token in
 `$AICO_HOME/dev-token`). An API error prints its message (which names the field at fault) and
@@ -122,6 +123,35 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """Start a chat session and relay lines: each stdin line is a message, each reply printed
+    as `agent: …`, until the session ends or stdin does."""
+    with _client(args, settings) as client:
+        started = _call(client, "POST", f"/v1/flows/{args.flow_id}/sessions",
+                        {"channel": "chat"})
+        session_id = started["id"]
+        print(f"session {session_id} (flow version {started['flow_version']});"
+              " type a message, Ctrl-D to leave", file=sys.stderr)
+        reply = started
+        while True:
+            for message in reply["messages"]:
+                print(f"agent: {message['text']}", flush=True)
+            for action in reply.get("actions", []):
+                print(f"[{action.get('kind')}] {json.dumps(action, sort_keys=True)}",
+                      file=sys.stderr)
+            if reply["status"] in ("ended", "failed"):
+                print(f"session {reply['status']}", file=sys.stderr)
+                return 0
+            line = sys.stdin.readline()
+            if not line:
+                return 0
+            if not line.strip():
+                reply = {"messages": [], "status": reply["status"]}
+                continue
+            reply = _call(client, "POST", f"/v1/sessions/{session_id}/messages",
+                          {"text": line.strip()})
+
+
 def _run(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -152,6 +182,11 @@ def add_integration_commands(sub: Any) -> None:
     imp.add_argument("--publish", action="store_true", help="publish it as a new version")
     _where(imp)
     imp.set_defaults(func=_run(cmd_flows_import))
+
+    chat = sub.add_parser("chat", help="talk to a flow in the terminal (its published version)")
+    chat.add_argument("flow_id")
+    _where(chat)
+    chat.set_defaults(func=_run(cmd_chat))
 
     keys = sub.add_parser("keys", help="API keys for machines")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

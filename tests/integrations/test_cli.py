@@ -113,3 +113,21 @@ async def test_keys_create_mints_a_scoped_key(make_org, pool, api_url):
     rc, _, err = await aico("keys", "create", "x", "--scope", "everything", url=api_url,
                             token=org.token)
     assert rc == 1 and "everything" in err
+
+
+async def test_chat_in_the_terminal(make_org, pool, api_url):
+    org = await make_org()
+    flow_id = await publish_echo(org.client)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICO_", "RAY_"))}
+    process = await asyncio.create_subprocess_exec(
+        AICO, "chat", flow_id, "--url", api_url, "--token", org.token, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(b"hello\n\nhow are you\n"), timeout=120)
+    assert process.returncode == 0, err
+    assert out.decode().splitlines() == ["agent: You said hello", "agent: You said how are you"]
+    session_id = err.decode().split()[1]
+    turns = await pool.fetch("SELECT payload->>'text' AS text FROM session_events"
+                             " WHERE session_id = $1 AND type = 'user.turn' ORDER BY seq",
+                             session_id)
+    assert [t["text"] for t in turns] == ["hello", "how are you"]
