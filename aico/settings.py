@@ -148,6 +148,10 @@ class LimitSettings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="one delivery attempt")
     webhook_poll_s: float = Field(
         5.0, gt=0, description="how often the outbox worker looks for due retries")
+    widget_sessions_per_minute_per_key: int = Field(
+        60, ge=1, description="sessions a web widget key may start per minute")
+    widget_messages_per_minute_per_visitor: int = Field(
+        30, ge=1, description="widget messages per visitor (client address) per minute")
 
 
 class WhatsAppSettings(BaseSettings):
