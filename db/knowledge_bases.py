@@ -123,23 +123,35 @@ async def known_embeddings(conn: Conn, *, org_id: UUID,
     return {r["text_sha256"]: r["embedding"] for r in rows}
 
 
-async def insert_chunks(conn: Conn, *, org_id: UUID, kb_id: UUID, document_id: UUID,
-                        chunks: Sequence[tuple[int, str, str, str, Any]]) -> None:
-    """(position, heading, text, text_sha256, embedding) rows for one document."""
+async def store_chunks(conn: Conn, *, org_id: UUID, kb_id: UUID, document_id: UUID,
+                       chunks: Sequence[tuple[int, str, str, str, Any]]) -> None:
+    """Make `chunks` ((position, heading, text, text_sha256, embedding) rows) the document's
+    chunks and mark it ready, in one transaction: an ingestion run again after a crash
+    replaces what an earlier run left rather than adding to it."""
     async with org_transaction(conn, org_id) as c:
+        await c.execute("DELETE FROM knowledge_chunks WHERE org_id = $1 AND document_id = $2",
+                        org_id, document_id)
         await c.executemany(
             "INSERT INTO knowledge_chunks (org_id, kb_id, document_id, position, heading, text,"
             " text_sha256, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [(org_id, kb_id, document_id, *row) for row in chunks])
-
-
-async def finish_document(conn: Conn, *, org_id: UUID, document_id: UUID,
-                          chunk_count: int) -> None:
-    async with org_transaction(conn, org_id) as c:
         await c.execute(
             "UPDATE knowledge_documents SET status = 'ready', progress = 1, error = NULL,"
             " chunk_count = $3, updated_at = now() WHERE org_id = $1 AND id = $2",
-            org_id, document_id, chunk_count)
+            org_id, document_id, len(chunks))
+
+
+async def claim_stalled_document(conn: Conn, *, org_id: UUID, document_id: UUID,
+                                 stalled_after_s: float) -> bool:
+    """True (and the document queued afresh) when its ingestion has shown no progress for
+    `stalled_after_s`: the process that ran it is gone. One caller wins the claim."""
+    async with org_transaction(conn, org_id) as c:
+        row = await c.fetchval(
+            "UPDATE knowledge_documents SET status = 'queued', progress = 0, updated_at = now()"
+            " WHERE org_id = $1 AND id = $2 AND status IN ('queued', 'processing')"
+            " AND updated_at < now() - make_interval(secs => $3) RETURNING id",
+            org_id, document_id, stalled_after_s)
+    return row is not None
 
 
 def _search_sql(mode: SearchMode) -> str:

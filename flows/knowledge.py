@@ -210,6 +210,24 @@ async def add_document(pool: asyncpg.Pool, *, org_id: UUID, kb_id: UUID, title: 
 
 
 _ingestions: set[asyncio.Task[None]] = set()
+# An ingestion records progress at least every batch (seconds); one silent for this long ran in
+# a process that is gone (a replaced replica), and the next status read starts it again.
+STALLED_AFTER_S = 120.0
+
+
+async def resume_if_stalled(pool: asyncpg.Pool, document: Any, *, org_id: UUID,
+                            settings: Settings,
+                            stalled_after_s: float = STALLED_AFTER_S) -> bool:
+    """Start the document's ingestion again when it stalled (see STALLED_AFTER_S)."""
+    if document["status"] not in ("queued", "processing"):
+        return False
+    if not await kb_db.claim_stalled_document(pool, org_id=org_id, document_id=document["id"],
+                                              stalled_after_s=stalled_after_s):
+        return False
+    log.warning("document %s: ingestion stalled; starting it again", document["id"])
+    schedule_ingestion(pool, org_id=org_id, kb_id=document["kb_id"], document_id=document["id"],
+                       settings=settings)
+    return True
 
 
 def schedule_ingestion(pool: asyncpg.Pool, *, org_id: UUID, kb_id: UUID, document_id: UUID,
@@ -254,12 +272,10 @@ async def ingest_document(pool: asyncpg.Pool, *, org_id: UUID, kb_id: UUID, docu
                     pool, org_id=org_id, document_id=document_id, status="processing",
                     progress=round(min(0.99, (i + len(batch)) / len(todo)), 3)):
                 return
-        await kb_db.insert_chunks(
+        await kb_db.store_chunks(
             pool, org_id=org_id, kb_id=kb_id, document_id=document_id,
             chunks=[(c.position, c.heading, c.text, c.sha256, vectors[c.sha256])
                     for c in chunks])
-        await kb_db.finish_document(pool, org_id=org_id, document_id=document_id,
-                                    chunk_count=len(chunks))
     except asyncpg.ForeignKeyViolationError:
         return  # deleted while it was processed: nothing to record
     except Exception as exc:

@@ -146,12 +146,16 @@ async def _uploaded(request: Request) -> tuple[str, str, str]:
 
 
 @router.get("/{kb_id}/documents/{document_id}")
-async def get_document(kb_id: UUID, document_id: UUID, principal: ViewerDep,
-                       pool: PoolDep) -> DocumentOut:
+async def get_document(kb_id: UUID, document_id: UUID, principal: ViewerDep, pool: PoolDep,
+                       settings: SettingsDep) -> DocumentOut:
     row = await kb_db.get_document(pool, org_id=principal.org_id, kb_id=kb_id,
                                    document_id=document_id)
     if row is None:
         raise NotFound(f"document {document_id} not found in knowledge base {kb_id}")
+    # Whoever watches a document's progress also restarts it if its process died.
+    if await knowledge.resume_if_stalled(pool, row, org_id=principal.org_id, settings=settings):
+        row = await kb_db.get_document(pool, org_id=principal.org_id, kb_id=kb_id,
+                                       document_id=document_id) or row
     return _document(row)
 
 

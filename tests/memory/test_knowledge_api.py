@@ -279,3 +279,41 @@ async def test_a_long_document_shows_its_progress_while_it_is_processed(
     seen = await wait_ready(org.client, kb, doc)
     assert seen[-1]["status"] == "ready" and seen[-1]["chunk_count"] == 48
     assert batches == [32, 16]
+
+
+async def test_an_ingestion_whose_process_died_starts_again_when_its_status_is_read(
+        make_org, pool: asyncpg.Pool):
+    """A replica that died mid-ingestion left its document `processing` with a partial chunk
+    and no progress for ten minutes: the next status read queues it again, and it ends ready
+    with exactly its own chunks."""
+    org = await make_org()
+    kb = await make_kb(org.client)
+    doc = await pool.fetchval(
+        "INSERT INTO knowledge_documents (org_id, kb_id, title, content_type, text,"
+        " content_sha256, status, progress, updated_at) VALUES ($1, $2, 'handbook', 'text',"
+        " $3, 'x', 'processing', 0.3, now() - interval '10 minutes') RETURNING id",
+        org.id, kb, HANDBOOK)
+    await pool.execute(
+        "INSERT INTO knowledge_chunks (org_id, kb_id, document_id, position, text, text_sha256,"
+        " embedding) VALUES ($1, $2, $3, 0, 'left over', 'y', $4)", org.id, kb, doc,
+        [0.05] * 384)
+
+    first = (await org.client.get(f"/v1/knowledge-bases/{kb}/documents/{doc}")).json()
+    assert first["status"] in ("queued", "processing", "ready") and first["progress"] != 0.3
+    seen = await wait_ready(org.client, kb, str(doc))
+    assert seen[-1]["status"] == "ready" and seen[-1]["chunk_count"] == 3
+    texts = await pool.fetch("SELECT text FROM knowledge_chunks WHERE document_id = $1", doc)
+    assert len(texts) == 3 and all("left over" not in t["text"] for t in texts)
+
+
+async def test_a_document_in_progress_is_not_started_twice(make_org, pool: asyncpg.Pool):
+    org = await make_org()
+    kb = await make_kb(org.client)
+    doc = await pool.fetchval(
+        "INSERT INTO knowledge_documents (org_id, kb_id, title, content_type, text,"
+        " content_sha256, status, progress) VALUES ($1, $2, 'h', 'text', $3, 'x',"
+        " 'processing', 0.5) RETURNING id", org.id, kb, HANDBOOK)
+    status = (await org.client.get(f"/v1/knowledge-bases/{kb}/documents/{doc}")).json()
+    assert status["status"] == "processing" and status["progress"] == 0.5
+    assert await pool.fetchval("SELECT count(*) FROM knowledge_chunks WHERE document_id = $1",
+                               doc) == 0
