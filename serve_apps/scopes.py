@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from aico.errors import Forbidden, ValidationFailed
 
-RESOURCES = ("flows", "sessions", "providers", "secrets", "egress", "api_keys", "webhooks")
+RESOURCES = ("flows", "sessions", "providers", "secrets", "egress", "api_keys", "webhooks",
+             "widgets")
 SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
 
 # Path prefix -> resource; the first (longest) match wins, so sessions of a flow are sessions.
@@ -27,6 +28,7 @@ _PREFIXES: tuple[tuple[str, str | None], ...] = (
     ("/v1/org/api-clients", "api_keys"),
     ("/v1/api-keys", "api_keys"),
     ("/v1/webhooks", "webhooks"),
+    ("/v1/widgets", "widgets"),
     ("/v1/auth/me", None),  # who am I: every key may ask
 )
 

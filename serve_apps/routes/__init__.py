@@ -19,6 +19,7 @@ from serve_apps.routes import (
     sessions,
     voice,
     webhooks,
+    widgets,
     whatsapp,
 )
 
@@ -36,7 +37,9 @@ ROUTERS: list[APIRouter] = [
     api_clients.router,
     api_clients.keys_router,
     webhooks.router,
+    widgets.router,
     knowledge.router,
     memory.router,
+    memory.retention_router,
     whatsapp.router,
 ]

@@ -15,6 +15,10 @@ PUBLIC = {
     ("POST", "/v1/sessions/{session_id}/events"): "the signed callback URL (aico.signing)",
     ("WS", "/v1/sessions/{session_id}/voice"): "the single-use voice token (aico.signing)",
     ("WS", "/v1/sessions/{session_id}/live"): "a bearer token of the session's organization",
+    ("GET", "/widget.js"): "the public web widget script",
+    ("OPTIONS", "/v1/widget/{key}/{rest:path}"): "CORS preflight: the widget's allowed origins",
+    ("POST", "/v1/widget/{key}/sessions"): "a widget key and an allowed Origin",
+    ("POST", "/v1/widget/{key}/sessions/{session_id}/messages"): "the visitor token",
     ("GET", "/v1/channels/whatsapp/webhook"): "Meta's handshake: a configured number's verify token",
     ("POST", "/v1/channels/whatsapp/webhook"): "X-Hub-Signature-256 with a number's app secret",
 }
@@ -58,6 +62,9 @@ ROLES = {
     ("DELETE", "/v1/webhooks/{webhook_id}"): "admin",
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "admin",
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): "admin",
+    ("POST", "/v1/widgets"): "admin",
+    ("GET", "/v1/widgets"): "admin",
+    ("DELETE", "/v1/widgets/{widget_id}"): "admin",
     ("GET", "/v1/knowledge-bases"): "viewer",
     ("GET", "/v1/knowledge-bases/{kb_id}"): "viewer",
     ("GET", "/v1/knowledge-bases/{kb_id}/documents/{document_id}"): "viewer",
@@ -68,12 +75,15 @@ ROLES = {
     ("DELETE", "/v1/knowledge-bases/{kb_id}"): "admin",
     ("GET", "/v1/users/{user_id}/memory"): "editor",
     ("DELETE", "/v1/users/{user_id}/memory"): "admin",
+    ("GET", "/v1/org/memory-retention"): "admin",
+    ("PUT", "/v1/org/memory-retention"): "admin",
     ("POST", "/v1/channels/whatsapp/numbers"): "admin",
     ("GET", "/v1/channels/whatsapp/numbers"): "admin",
     ("GET", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
     ("PATCH", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
     ("DELETE", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
     ("GET", "/v1/channels/whatsapp/conversations"): "viewer",
+    ("POST", "/v1/channels/whatsapp/messages"): "editor",
 }
 
 

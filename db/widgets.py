@@ -1,0 +1,56 @@
+"""Web widgets (migration 0084): public keys, allowed origins, and visitors' sessions."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from db.pool import Conn, lookup_transaction, org_transaction, returned_row
+
+_WIDGET = "id, public_key, flow_id, allowed_origins, voice, created_at"
+
+
+async def insert_widget(conn: Conn, *, org_id: UUID, public_key: str, flow_id: UUID,
+                        allowed_origins: list[str], voice: bool) -> asyncpg.Record:
+    async with org_transaction(conn, org_id) as c:
+        return returned_row(await c.fetchrow(
+            "INSERT INTO widgets (org_id, public_key, flow_id, allowed_origins, voice)"
+            f" VALUES ($1, $2, $3, $4, $5) RETURNING {_WIDGET}",
+            org_id, public_key, flow_id, allowed_origins, voice))
+
+
+async def list_widgets(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(f"SELECT {_WIDGET} FROM widgets WHERE org_id = $1"
+                             " ORDER BY created_at DESC, id", org_id)
+
+
+async def delete_widget(conn: Conn, *, org_id: UUID, widget_id: UUID) -> bool:
+    async with org_transaction(conn, org_id) as c:
+        status = await c.execute("DELETE FROM widgets WHERE org_id = $1 AND id = $2",
+                                 org_id, widget_id)
+    return status.endswith(" 1")
+
+
+async def get_widget_by_key(conn: Conn, public_key: str) -> asyncpg.Record | None:
+    async with lookup_transaction(conn, "aico_widget_org", public_key) as c:
+        return await c.fetchrow(f"SELECT org_id, {_WIDGET} FROM widgets WHERE public_key = $1",
+                                public_key)
+
+
+async def insert_widget_session(conn: Conn, *, org_id: UUID, widget_id: UUID, session_id: UUID,
+                                visitor_token_hash: str) -> None:
+    async with org_transaction(conn, org_id) as c:
+        await c.execute(
+            "INSERT INTO widget_sessions (session_id, org_id, widget_id, visitor_token_hash)"
+            " VALUES ($1, $2, $3, $4)", session_id, org_id, widget_id, visitor_token_hash)
+
+
+async def get_widget_session(conn: Conn, *, org_id: UUID, widget_id: UUID,
+                             session_id: UUID) -> asyncpg.Record | None:
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchrow(
+            "SELECT visitor_token_hash FROM widget_sessions"
+            " WHERE org_id = $1 AND widget_id = $2 AND session_id = $3",
+            org_id, widget_id, session_id)

@@ -1,0 +1,194 @@
+"""The embeddable web widget: admins create widgets (a public key `wk_…` for a flow and the
+origins allowed to embed it); visitors on those sites chat with the flow through public
+endpoints that check `Origin` against the allow-list (403 otherwise, nothing stored), answer
+CORS for it, are rate-limited per widget key and per visitor, and never see an organization
+token: a visitor reaches only the session it started, with the visitor token it was given.
+
+    <script src="https://aico.example/widget.js" data-widget="wk_…"></script>
+
+`/widget.js` is `frontend/widget/widget.js`: a launcher button and a chat panel in a shadow
+root (the host page's styles and scripts do not reach it; themable by CSS variables).
+Chat only: the voice option is stored but the widget has no voice yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from aico.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from db import flows as flows_db
+from db import widgets as widgets_db
+from db.rate_limits import take_rate_limit_slot
+from flows.events import InboundEvent
+from flows.executor import StepContext, step
+from flows.sessions import create_session
+from serve_apps.deps import AdminDep, PoolDep, StateDep
+from serve_apps.routes.chat import messages_of
+
+router = APIRouter(tags=["widgets"])
+
+WIDGET_JS = Path(__file__).resolve().parents[2] / "frontend" / "widget" / "widget.js"
+
+
+class WidgetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flow_id: UUID
+    allowed_origins: list[str] = Field(min_length=1, max_length=32)
+    voice: bool = False
+
+
+class WidgetOut(BaseModel):
+    id: UUID
+    public_key: str
+    flow_id: UUID
+    allowed_origins: list[str]
+    voice: bool
+    created_at: datetime
+
+
+class VisitorMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    visitor_token: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username:
+        raise ValidationFailed(
+            f"'allowed_origins' entry {value!r} is not an origin (scheme://host[:port])",
+            details=[{"field": "allowed_origins", "message": f"not an origin: {value}"}])
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@router.post("/v1/widgets", status_code=201)
+async def create_widget(body: WidgetCreate, principal: AdminDep, pool: PoolDep) -> WidgetOut:
+    if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=body.flow_id) is None:
+        raise NotFound(f"flow {body.flow_id} not found")
+    origins = sorted({_origin(o) for o in body.allowed_origins})
+    row = await widgets_db.insert_widget(
+        pool, org_id=principal.org_id, public_key="wk_" + secrets.token_urlsafe(18),
+        flow_id=body.flow_id, allowed_origins=origins, voice=body.voice)
+    return WidgetOut(**dict(row))
+
+
+@router.get("/v1/widgets")
+async def list_widgets(principal: AdminDep, pool: PoolDep) -> dict[str, list[WidgetOut]]:
+    return {"items": [WidgetOut(**dict(r))
+                      for r in await widgets_db.list_widgets(pool, org_id=principal.org_id)]}
+
+
+@router.delete("/v1/widgets/{widget_id}", status_code=204)
+async def delete_widget(widget_id: UUID, principal: AdminDep, pool: PoolDep) -> Response:
+    if not await widgets_db.delete_widget(pool, org_id=principal.org_id, widget_id=widget_id):
+        raise NotFound(f"widget {widget_id} not found")
+    return Response(status_code=204)
+
+
+# --- public: what the widget script calls ----------------------------------------------------
+
+async def _widget_for(pool: Any, key: str, request: Request) -> tuple[Any, str]:
+    widget = await widgets_db.get_widget_by_key(pool, key) if key.startswith("wk_") else None
+    if widget is None:
+        raise NotFound("unknown widget key")
+    origin = request.headers.get("origin", "")
+    if origin not in widget["allowed_origins"]:
+        raise Forbidden(f"this widget may not be embedded on {origin or 'a page without Origin'}")
+    return widget, origin
+
+
+def _cors(response: Response, origin: str) -> None:
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+
+
+async def _limit(pool: Any, widget: Any, *, bucket: str, limit: int, setting: str) -> None:
+    window = await take_rate_limit_slot(pool, org_id=widget["org_id"], bucket=bucket, limit=limit)
+    if not window.allowed:
+        raise RateLimited(f"rate limit reached: at most {limit} per minute"
+                          f" (settings.limits.{setting}); retry in {window.retry_after_s} s",
+                          limit=setting, retry_after_s=window.retry_after_s)
+
+
+def _visitor(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.options("/v1/widget/{key}/{rest:path}")
+async def widget_preflight(key: str, rest: str, request: Request, pool: PoolDep) -> Response:
+    """CORS preflight: allowed origins only."""
+    _, origin = await _widget_for(pool, key, request)
+    response = Response(status_code=204)
+    _cors(response, origin)
+    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Headers"] = "content-type"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@router.post("/v1/widget/{key}/sessions", status_code=201)
+async def start_visitor_session(key: str, request: Request, response: Response, pool: PoolDep,
+                                state: StateDep) -> dict[str, Any]:
+    widget, origin = await _widget_for(pool, key, request)
+    limits = state.settings.limits
+    await _limit(pool, widget, bucket=f"widget:{widget['id']}",
+                 limit=limits.widget_sessions_per_minute_per_key,
+                 setting="widget_sessions_per_minute_per_key")
+    new = await create_session(pool, settings=state.settings, org_id=widget["org_id"],
+                               flow_id=widget["flow_id"], channel="chat", variables={})
+    visitor_token = secrets.token_urlsafe(24)
+    await widgets_db.insert_widget_session(pool, org_id=widget["org_id"], widget_id=widget["id"],
+                                           session_id=new.id, visitor_token_hash=_hash(visitor_token))
+    actions = [a async for a in step(pool, new.id, InboundEvent.session_started(),
+                                     context=_context(state, pool))]
+    messages, _ = messages_of(actions)
+    _cors(response, origin)
+    return {"session_id": new.id, "visitor_token": visitor_token, "messages": messages}
+
+
+@router.post("/v1/widget/{key}/sessions/{session_id}/messages")
+async def visitor_message(key: str, session_id: UUID, body: VisitorMessage, request: Request,
+                          response: Response, pool: PoolDep, state: StateDep) -> dict[str, Any]:
+    widget, origin = await _widget_for(pool, key, request)
+    owned = await widgets_db.get_widget_session(pool, org_id=widget["org_id"],
+                                                widget_id=widget["id"], session_id=session_id)
+    if owned is None or not hmac.compare_digest(owned["visitor_token_hash"],
+                                                _hash(body.visitor_token)):
+        raise NotFound(f"session {session_id} not found")
+    await _limit(pool, widget, bucket=f"widget-visitor:{widget['id']}:{_visitor(request)}",
+                 limit=state.settings.limits.widget_messages_per_minute_per_visitor,
+                 setting="widget_messages_per_minute_per_visitor")
+    actions = [a async for a in step(pool, session_id, InboundEvent.user_turn(body.text),
+                                     context=_context(state, pool))]
+    messages, _ = messages_of(actions)
+    _cors(response, origin)
+    return {"messages": messages}
+
+
+def _context(state: Any, pool: Any) -> StepContext:
+    return StepContext(pool=pool, settings=state.settings, open_llm=state.llm_opener)
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget_script() -> FileResponse:
+    if not WIDGET_JS.exists():
+        raise NotFound("the widget script is missing (frontend/widget/widget.js)")
+    return FileResponse(WIDGET_JS, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,100 @@
+"""The web widget's public endpoints: a visitor on an allowed site chats with the flow; another
+origin is refused with nothing stored; a visitor reaches only its own session; the widget key
+is rate-limited; admins manage widgets, nobody else."""
+
+from __future__ import annotations
+
+import httpx
+from integration_flows import publish_echo
+
+from aico.settings import LimitSettings
+
+SITE = "http://shop.example:8080"
+
+
+def _visitor(app, origin: str | None) -> httpx.AsyncClient:
+    headers = {"Origin": origin} if origin else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aico.test",
+                             headers=headers)
+
+
+async def _widget(org, **extra) -> dict:
+    flow_id = await publish_echo(org.client)
+    made = await org.client.post("/v1/widgets", json={
+        "flow_id": flow_id, "allowed_origins": [SITE + "/"], **extra})
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+async def test_a_visitor_on_an_allowed_site_chats_and_others_are_refused(make_org, app, pool):
+    org = await make_org()
+    widget = await _widget(org)
+    assert widget["public_key"].startswith("wk_") and widget["allowed_origins"] == [SITE]
+    key = widget["public_key"]
+    script = await _visitor(app, None).get("/widget.js")
+    assert script.status_code == 200 and "attachShadow" in script.text
+
+    async with _visitor(app, SITE) as visitor:
+        pre = await visitor.options(f"/v1/widget/{key}/sessions",
+                                    headers={"Access-Control-Request-Method": "POST"})
+        assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == SITE
+        started = await visitor.post(f"/v1/widget/{key}/sessions", json={})
+        assert started.status_code == 201, started.text
+        assert started.headers["access-control-allow-origin"] == SITE
+        body = started.json()
+        assert set(body) == {"session_id", "visitor_token", "messages"}  # no organization token
+        reply = await visitor.post(
+            f"/v1/widget/{key}/sessions/{body['session_id']}/messages",
+            json={"visitor_token": body["visitor_token"], "text": "hello"})
+        assert reply.status_code == 200 and reply.json()["messages"][0]["text"] == "You said hello"
+        stored = await pool.fetchrow("SELECT org_id, channel FROM sessions WHERE id = $1",
+                                     body["session_id"])
+        assert (stored["org_id"], stored["channel"]) == (org.id, "chat")
+        # Another visitor's token (or none that matches) does not reach this session.
+        wrong = await visitor.post(
+            f"/v1/widget/{key}/sessions/{body['session_id']}/messages",
+            json={"visitor_token": "not-it", "text": "hi"})
+        assert wrong.status_code == 404
+
+    before = await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id)
+    for origin in ("http://evil.example", "http://shop.example:9090", None):
+        async with _visitor(app, origin) as stranger:
+            refused = await stranger.post(f"/v1/widget/{key}/sessions", json={})
+            assert refused.status_code == 403, origin
+            assert "access-control-allow-origin" not in refused.headers
+            pre = await stranger.options(f"/v1/widget/{key}/sessions")
+            assert pre.status_code == 403
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1",
+                               org.id) == before
+    async with _visitor(app, SITE) as visitor:
+        assert (await visitor.post("/v1/widget/wk_unknown/sessions", json={})).status_code == 404
+
+
+async def test_a_widget_key_is_rate_limited(make_org, settings, app_pool, pool):
+    from serve_apps.api import create_app
+
+    org = await make_org()
+    key = (await _widget(org))["public_key"]
+    limited = create_app(settings.model_copy(update={"limits": LimitSettings(
+        widget_sessions_per_minute_per_key=2)}), pool=app_pool)
+    async with _visitor(limited, SITE) as visitor:
+        codes = [(await visitor.post(f"/v1/widget/{key}/sessions", json={})).status_code
+                 for _ in range(3)]
+        assert codes[:2] == [201, 201] and codes[2] == 429
+    assert await pool.fetchval("SELECT count(*) FROM widget_sessions ws JOIN widgets w"
+                               " ON w.id = ws.widget_id WHERE w.public_key = $1", key) == 2
+
+
+async def test_only_admins_manage_widgets_and_origins_are_checked(make_org, pool):
+    org = await make_org()
+    flow_id = await publish_echo(org.client)
+    bad = await org.client.post("/v1/widgets", json={
+        "flow_id": flow_id, "allowed_origins": ["http://shop.example/path"]})
+    assert bad.status_code == 422 and "allowed_origins" in bad.json()["message"]
+    editor = await make_org(role="editor")
+    assert (await editor.client.get("/v1/widgets")).status_code == 403
+    widget = await _widget(org)
+    other = await make_org()
+    assert (await other.client.delete(f"/v1/widgets/{widget['id']}")).status_code == 404
+    assert (await org.client.delete(f"/v1/widgets/{widget['id']}")).status_code == 204
+    assert await pool.fetchval("SELECT count(*) FROM widgets WHERE id = $1", widget["id"]) == 0
