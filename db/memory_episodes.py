@@ -62,3 +62,27 @@ async def delete_user_data(conn: Conn, *, org_id: UUID, user_id: str) -> dict[st
             "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2", org_id, user_id)
     return {"episodes": int(episodes.split()[-1]), "facts": int(facts.split()[-1]),
             "sessions": int(sessions.split()[-1])}
+
+
+async def prune_expired_memory(conn: Conn) -> int:
+    """Delete every organization's remembered turns and facts older than its retention period
+    (`settings.memory_retention_days`; none: kept); returns how many rows went."""
+    return int(await conn.fetchval("SELECT aico_prune_expired_memory()"))
+
+
+async def get_memory_retention(conn: Conn, *, org_id: UUID) -> int | None:
+    async with org_transaction(conn, org_id) as c:
+        days = await c.fetchval(
+            "SELECT settings->>'memory_retention_days' FROM organizations WHERE id = $1", org_id)
+    return int(days) if days is not None else None
+
+
+async def set_memory_retention(conn: Conn, *, org_id: UUID, days: int | None) -> None:
+    async with org_transaction(conn, org_id) as c:
+        if days is None:
+            await c.execute("UPDATE organizations SET settings = settings - 'memory_retention_days'"
+                            " WHERE id = $1", org_id)
+        else:
+            await c.execute(
+                "UPDATE organizations SET settings = jsonb_set(settings,"
+                " '{memory_retention_days}', to_jsonb($2::int)) WHERE id = $1", org_id, days)

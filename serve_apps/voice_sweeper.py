@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from db import live_events as live_events_db
+from db import memory_episodes as memory_db
 from db import session_failures
 from db import voice_leases as leases_db
 
@@ -43,6 +44,7 @@ async def sweep_voice_sessions(pool: asyncpg.Pool) -> list[UUID]:
                                                          holder=lease["holder"])
     await leases_db.delete_voice_token_uses_expired(pool)
     await live_events_db.delete_live_events_older_than(pool, seconds=LIVE_EVENTS_KEEP_S)
+    await memory_db.prune_expired_memory(pool)  # each organization's memory retention
     return failed
 
 

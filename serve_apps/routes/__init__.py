@@ -19,8 +19,8 @@ from serve_apps.routes import (
     sessions,
     voice,
     webhooks,
-    widgets,
     whatsapp,
+    widgets,
 )
 
 ROUTERS: list[APIRouter] = [
