@@ -4,6 +4,7 @@ Graph rate limits) by whichever replica claims it. Meta's statuses update its `s
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,24 @@ async def insert_outbox_messages(conn: Connection, *, org_id: UUID, number_id: U
             "INSERT INTO whatsapp_outbox (org_id, number_id, session_id, inbox_id, part, wa_user,"
             " body) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (inbox_id, part) DO NOTHING",
             org_id, number_id, session_id, inbox_id, part, wa_user, body)
+
+
+async def insert_outbound_message(conn: Conn, *, org_id: UUID, number_id: UUID, wa_user: str,
+                                  body: dict[str, Any]) -> int:
+    """A message an integration sends (a template, or text inside the window): no inbox row."""
+    async with org_transaction(conn, org_id) as c:
+        return int(await c.fetchval(
+            "INSERT INTO whatsapp_outbox (org_id, number_id, part, wa_user, body)"
+            " VALUES ($1, $2, 0, $3, $4) RETURNING id", org_id, number_id, wa_user, body))
+
+
+async def last_inbound_at(conn: Conn, *, org_id: UUID, number_id: UUID,
+                          wa_user: str) -> datetime | None:
+    """When the user last wrote to this number (Meta's timestamp): the 24-hour window's start."""
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchval(
+            "SELECT max(sent_at) FROM whatsapp_inbox WHERE org_id = $1 AND number_id = $2"
+            " AND wa_user = $3", org_id, number_id, wa_user)
 
 
 async def claim_outbox_message(conn: Connection) -> asyncpg.Record | None:

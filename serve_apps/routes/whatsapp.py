@@ -9,6 +9,7 @@ before it is parsed, stored in the durable inbox and acknowledged at once; this 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,17 +17,21 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import Conflict, Forbidden, NotFound
+from aico.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from db import flows as flows_db
 from db import whatsapp_numbers as numbers_db
+from db import whatsapp_outbox as outbox_db
+from flows.whatsapp_text import MAX_TEXT_CHARS
 from flows.whatsapp_webhook import receive_notification
 from flows.whatsapp_worker import WhatsAppWorker
 from providers.secrets import SECRET_NAME
-from serve_apps.deps import AdminDep, PoolDep, StateDep, ViewerDep
+from serve_apps.deps import AdminDep, EditorDep, PoolDep, StateDep, ViewerDep
 from serve_apps.state import ApiState
 
 router = APIRouter(prefix="/v1/channels/whatsapp", tags=["whatsapp"])
 
+# Meta's customer-service window: free-form messages only this long after the user's last one.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 SecretName = Annotated[str, Field(pattern=SECRET_NAME.pattern,
                                   description="the name of an organization secret")]
 
@@ -107,6 +112,58 @@ async def delete_number(number_id: UUID, principal: AdminDep, pool: PoolDep) -> 
                                                    number_id=number_id):
         raise NotFound(f"whatsapp number {number_id} not found")
     return Response(status_code=204)
+
+
+class TemplateLanguage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+class Template(BaseModel):
+    """Meta's template object: an approved template's name, language and parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: TemplateLanguage
+    components: list[dict[str, Any]] = Field(default=[], max_length=10)
+
+
+class OutboundMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number_id: UUID
+    to: str = Field(pattern=r"^[0-9]{6,20}$", description="the WhatsApp id (phone number)")
+    template: Template | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+@router.post("/messages", status_code=202)
+async def send_message(body: OutboundMessage, principal: EditorDep, pool: PoolDep,
+                       state: StateDep) -> dict[str, Any]:
+    """Start a conversation with a template, or send text inside the 24-hour window."""
+    if (body.template is None) == (body.text is None):
+        raise ValidationFailed("give exactly one of template or text",
+                               details=[{"field": "template"}, {"field": "text"}])
+    number = await numbers_db.get_whatsapp_number(pool, org_id=principal.org_id,
+                                                  number_id=body.number_id)
+    if number is None:
+        raise NotFound(f"number_id: whatsapp number {body.number_id} not found")
+    if body.template is not None:
+        message: dict[str, Any] = {"type": "template",
+                                   "template": body.template.model_dump(exclude_defaults=True)}
+    else:
+        last = await outbox_db.last_inbound_at(pool, org_id=principal.org_id,
+                                               number_id=body.number_id, wa_user=body.to)
+        if last is None or datetime.now(UTC) - last > CUSTOMER_SERVICE_WINDOW:
+            since = "has never written" if last is None else f"last wrote at {last.isoformat()}"
+            raise Conflict(f"text: {body.to} {since}; outside the 24-hour customer-service"
+                           " window only a template may be sent")
+        message = {"type": "text", "text": {"preview_url": False, "body": body.text}}
+    outbox_id = await outbox_db.insert_outbound_message(
+        pool, org_id=principal.org_id, number_id=body.number_id, wa_user=body.to, body=message)
+    worker = whatsapp_worker(state, pool)
+    if worker is not None:
+        worker.kick()
+    return {"id": outbox_id, "status": "pending"}
 
 
 @router.get("/conversations")
