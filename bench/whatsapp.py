@@ -2,12 +2,14 @@
 p50/p95, over real HTTP (uvicorn on 127.0.0.1) against the embedded PostgreSQL, with the Graph
 API stand-in of the tests on loopback and a deterministic echo flow (no model time).
 
-    .venv/bin/python bench/whatsapp.py [--turns 100]
+    .venv/bin/python bench/whatsapp.py [--turns 100] [--voice-turns 10]
 
 - ack: from sending a signed notification (one text message) to its 200, while the worker of
   the same replica applies earlier messages (as in production);
 - reply: from sending the notification to the stand-in receiving the echo of that message
-  (verify, store, ack, claim, step, outbox, Graph send), one message at a time.
+  (verify, store, ack, claim, step, outbox, Graph send), one message at a time;
+- voice: the same for a voice note (a Piper-spoken sentence, OGG/Opus): media URL and download
+  from the stand-in, PyAV decode, the packaged Whisper (in-process), step, send.
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ class TimedGraph(GraphStandIn):
         return answer
 
 
-async def main(turns: int) -> None:
+def _echo_after(graph: TimedGraph, t0: float) -> float:
+    """When the latest reply arrived, if it arrived after `t0` (0.0: none yet)."""
+    latest = max(graph.arrived.values(), default=0.0)
+    return latest if latest > t0 else 0.0
+
+
+async def main(turns: int, voice_turns: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="aico-bench-wa-"))
     pg = start_embedded_postgres(home / "pg", delete_on_stop=True)
     try:
@@ -117,6 +125,18 @@ async def main(turns: int) -> None:
                 assert ack.status_code == 200, ack.text
                 return t0
 
+            async def deliver_voice(i: int, media_id: str) -> float:
+                raw = json.dumps(notification(phone, messages=[{
+                    "from": "4915100000001", "id": f"wamid.V{i}",
+                    "timestamp": str(int(time.time())), "type": "audio",
+                    "audio": {"id": media_id, "mime_type": "audio/ogg; codecs=opus",
+                              "voice": True}}])).encode()
+                t0 = time.perf_counter()
+                ack = await api.post("/v1/channels/whatsapp/webhook", content=raw,
+                                     headers={"X-Hub-Signature-256": sign(app_secret, raw)})
+                assert ack.status_code == 200, ack.text
+                return t0
+
             acks: list[float] = []
             replies: list[float] = []
             for i in range(turns + 5):  # 5 warm-up turns
@@ -132,10 +152,30 @@ async def main(turns: int) -> None:
                 if i >= 5:
                     acks.append((acked - t0) * 1000)
                     replies.append((graph.arrived[f"Echo: {text}"] - t0) * 1000)
-        print(f"turns={turns}")
+            voice: list[float] = []
+            if voice_turns:
+                sys.path.insert(0, str(ROOT / "tests" / "whatsapp"))
+                from test_voice_notes import ogg_opus
+
+                from flows.sessions import default_configs
+                from providers.runtime import open_tts
+
+                tts = await open_tts(default_configs()["tts"], secrets={})
+                frames = [f async for f in tts.synthesize("What time do you open tomorrow?")]
+                note = ogg_opus(b"".join(f.pcm16 for f in frames), frames[0].sample_rate)
+                for i in range(voice_turns + 1):  # the first loads Whisper
+                    t0 = await deliver_voice(i, graph.add_media(note, "audio/ogg; codecs=opus"))
+                    while not _echo_after(graph, t0):
+                        await asyncio.sleep(0.002)
+                    if i >= 1:
+                        voice.append((_echo_after(graph, t0) - t0) * 1000)
+        print(f"turns={turns} voice_turns={voice_turns}")
         print(f"webhook ack       p50 {statistics.median(acks):6.1f} ms  p95 {pct(acks, .95):6.1f} ms")
         print(f"text -> reply sent p50 {statistics.median(replies):6.1f} ms"
               f"  p95 {pct(replies, .95):6.1f} ms")
+        if voice:
+            print(f"voice note -> reply sent p50 {statistics.median(voice):6.1f} ms"
+                  f"  p95 {pct(voice, .95):6.1f} ms")
         server.should_exit = True
         await serving
         await app_pool.close()
@@ -148,4 +188,6 @@ async def main(turns: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=100)
-    asyncio.run(main(parser.parse_args().turns))
+    parser.add_argument("--voice-turns", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.turns, args.voice_turns))
