@@ -85,6 +85,14 @@ async def mark_inbox_processed(conn: Connection, *, inbox_id: int, outcome: str)
         inbox_id, outcome)
 
 
+async def mark_inbox_retry(conn: Connection, *, inbox_id: int, delay_s: float,
+                           error: str) -> None:
+    await conn.execute(
+        "UPDATE whatsapp_inbox SET attempts = attempts + 1, outcome = $3,"
+        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+        inbox_id, delay_s, error)
+
+
 async def open_conversation(conn: Connection, *, org_id: UUID, wa_user: str,
                             flow_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(

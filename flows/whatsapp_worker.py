@@ -147,10 +147,22 @@ class WhatsAppWorker:
             if row is None:
                 return False
             try:
-                outcome, session_id, replies = await self._apply(conn, row)
+                async with conn.transaction():  # a savepoint: a fault undoes only this part
+                    outcome, session_id, replies = await self._apply(conn, row)
             except AicoError as exc:  # the flow cannot start (unpublished, missing secrets)
                 log.warning("whatsapp message %s not applied: %s", row["wamid"], exc)
                 outcome, session_id, replies = f"failed: {exc.code}", None, []
+            except Exception as exc:
+                # A fault (a bug, a lost connection): retried with backoff, then given up, so
+                # the user's later messages are not held up for ever.
+                log.exception("whatsapp message %s: applying it failed", row["wamid"])
+                attempts = row["attempts"] + 1
+                if attempts < self.settings.whatsapp.send_attempts:
+                    await inbox_db.mark_inbox_retry(
+                        conn, inbox_id=row["id"], error=f"retrying: {type(exc).__name__}",
+                        delay_s=self.settings.whatsapp.retry_base_s * 2 ** (attempts - 1))
+                    return True
+                outcome, session_id, replies = f"failed: {type(exc).__name__}", None, []
             bodies = text_messages(replies)
             if bodies:
                 await outbox_db.insert_outbox_messages(

@@ -295,3 +295,31 @@ async def test_two_replicas_share_the_inbox_and_answer_each_message_once_in_orde
         assert graph.texts_to(u) == ["Hi! I echo.", "Echo: m0", "Echo: m1", "Echo: m2",
                                      "Echo: m3"]
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 3
+
+
+async def test_a_message_that_keeps_failing_is_given_up_and_later_ones_are_answered(
+        wa_org, make_wa_app, graph, pool, monkeypatch):
+    import flows.whatsapp_worker as worker_module
+
+    real = worker_module.inbound_text
+
+    def faulty(payload):  # fault injection: applying this one message fails every time
+        if (payload.get("text") or {}).get("body") == "poison":
+            raise RuntimeError("injected fault")
+        return real(payload)
+
+    monkeypatch.setattr(worker_module, "inbound_text", faulty)
+    org = await wa_org(make_wa_app(send_attempts=3))
+    t = now()
+    await org.deliver(notification(org.phone_number_id, messages=[
+        text_message(USER, "wamid.POISON", "poison", t),
+        text_message(USER, "wamid.AFTER", "still there?", t + 1)]))
+    await eventually(lambda: _count(graph, USER, 2))
+    # The poison turn is never answered (nor its conversation kept); the next one is.
+    assert graph.texts_to(USER) == ["Hi! I echo.", "Echo: still there?"]
+    rows = {r["wamid"]: r for r in await pool.fetch(
+        "SELECT wamid, attempts, outcome, processed_at FROM whatsapp_inbox WHERE org_id = $1",
+        org.id)}
+    assert rows["wamid.POISON"]["attempts"] == 2
+    assert rows["wamid.POISON"]["outcome"] == "failed: RuntimeError"
+    assert rows["wamid.AFTER"]["outcome"] == "applied"
