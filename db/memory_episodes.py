@@ -58,8 +58,20 @@ async def delete_user_data(conn: Conn, *, org_id: UUID, user_id: str) -> dict[st
             "DELETE FROM memory_episodes WHERE org_id = $1 AND user_id = $2", org_id, user_id)
         facts = await c.execute(
             "DELETE FROM memory_facts WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+        ids = [r["id"] for r in await c.fetch(
+            "SELECT id FROM sessions WHERE org_id = $1 AND user_id = $2", org_id, user_id)]
+        # What other features copied out of the user's sessions without a cascading key: webhook
+        # deliveries (turn texts), WhatsApp messages sent, idempotent replies kept for retries.
+        await c.execute("DELETE FROM webhook_deliveries WHERE org_id = $1"
+                        " AND session_id = ANY($2::uuid[])", org_id, ids)
+        await c.execute("DELETE FROM whatsapp_outbox WHERE org_id = $1"
+                        " AND session_id = ANY($2::uuid[])", org_id, ids)
+        await c.execute(
+            "DELETE FROM idempotency_keys k WHERE org_id = $1 AND EXISTS (SELECT 1 FROM"
+            " unnest($2::uuid[]) s(id) WHERE k.response::text LIKE '%' || s.id::text || '%')",
+            org_id, ids)
         sessions = await c.execute(
-            "DELETE FROM sessions WHERE org_id = $1 AND user_id = $2", org_id, user_id)
+            "DELETE FROM sessions WHERE org_id = $1 AND id = ANY($2::uuid[])", org_id, ids)
     return {"episodes": int(episodes.split()[-1]), "facts": int(facts.split()[-1]),
             "sessions": int(sessions.split()[-1])}
 

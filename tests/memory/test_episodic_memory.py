@@ -107,9 +107,16 @@ async def test_an_llm_node_without_memory_recalls_nothing(make_org, scripted_llm
 async def test_erasing_a_users_memory_leaves_nothing_of_theirs(make_org, scripted_llm,
                                                                 pool: asyncpg.Pool):
     org = await make_org()
+    # A webhook copies turn texts into its deliveries (migration 0082's triggers).
+    await pool.execute(
+        "INSERT INTO webhooks (org_id, url, events, secret_key_id, secret_nonce,"
+        " secret_ciphertext) VALUES ($1, 'https://hooks.example/x', $2, 'k', '', '')",
+        org.id, ["session.started", "turn.completed", "session.ended"])
     flow = await publish(org.client, remembering_flow())
     await ask(org.client, flow, {"id": "ada", "cluster": "c"}, "My dog is Biscuit.",
               scripted_llm)
+    assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE org_id = $1"
+                               " AND payload::text LIKE '%Biscuit%'", org.id) >= 1
     await ask(org.client, flow, {"id": "bob", "cluster": "c"}, "My cat is Pepper.",
               scripted_llm)
     await remembered(org.client, "ada", 1)
@@ -130,6 +137,18 @@ async def test_erasing_a_users_memory_leaves_nothing_of_theirs(make_org, scripte
         " + (SELECT count(*) FROM transcript_turns t WHERE t.org_id = $1"
         "     AND t.text LIKE '%Biscuit%')", org.id)
     assert found == 0
+    # Nothing of hers in any organization table, whatever feature stored it.
+    tables = await pool.fetch(
+        "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t"
+        " USING (table_schema, table_name) WHERE c.table_schema = 'public'"
+        " AND c.column_name = 'org_id' AND t.table_type = 'BASE TABLE'")
+    assert len(tables) > 10
+    for table in tables:
+        name = table["table_name"]
+        left = await pool.fetchval(
+            f'SELECT count(*) FROM "{name}" t WHERE org_id = $1 AND t::text LIKE \'%Biscuit%\'',
+            org.id)
+        assert left == 0, name
     # Bob, in the same cluster, keeps his own memory; it no longer holds anything of Ada.
     assert (await org.client.get("/v1/users/bob/memory")).json()["total"] == 1
     system = await ask(org.client, flow, {"id": "bob", "cluster": "c"}, "What are my pets?",
