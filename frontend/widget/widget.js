@@ -1,7 +1,7 @@
 /*
  * AICO web widget: <script src="https://aico.example/widget.js" data-widget="wk_…"></script>
  * A launcher button that opens a chat with the widget's flow. Everything lives in a shadow root, so the host
- * page's styles and scripts do not reach it; theme it with CSS variables on the host element `#aico-widget`:
+ * page's styles and scripts do not reach it; theme it with CSS variables on the host element `aico-widget`:
  * --aico-accent, --aico-bg, --aico-fg, --aico-radius, --aico-font.
  */
 (function () {
@@ -10,13 +10,15 @@
   if (!script || !script.dataset.widget) return;
   var key = script.dataset.widget;
   var api = new URL(script.src).origin + '/v1/widget/' + encodeURIComponent(key);
-  var host = document.createElement('div');
+  // A tag of its own: the host page's rules for div, button… do not match the widget's element.
+  var host = document.createElement('aico-widget');
   host.id = 'aico-widget';
   var root = host.attachShadow({ mode: 'open' });
   root.innerHTML =
     '<style>' +
-    ':host{all:initial;position:fixed;right:20px;bottom:20px;z-index:2147483647;font-family:var(--aico-font,system-ui,sans-serif)}' +
-    '.launcher{background:var(--aico-accent,#4f46e5);color:#fff;border:0;border-radius:999px;padding:12px 18px;font:inherit;cursor:pointer}' +
+    ':host{all:initial;position:fixed;right:20px;bottom:20px;z-index:2147483647}' +
+    '.launcher,.panel{font-family:var(--aico-font,system-ui,sans-serif);font-size:15px;line-height:1.4}' +
+    '.launcher{background:var(--aico-accent,#4f46e5);color:#fff;border:0;border-radius:999px;padding:12px 18px;cursor:pointer}' +
     '.panel{position:absolute;right:0;bottom:56px;width:320px;height:420px;display:flex;flex-direction:column;' +
     'background:var(--aico-bg,#fff);color:var(--aico-fg,#111);border-radius:var(--aico-radius,12px);box-shadow:0 8px 30px rgba(0,0,0,.2);overflow:hidden}' +
     '.panel[hidden]{display:none}.log{flex:1;overflow:auto;padding:12px;display:flex;flex-direction:column;gap:8px}' +

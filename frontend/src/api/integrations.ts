@@ -14,7 +14,7 @@ export type Delivery = {
 
 export const ROLES = ['viewer', 'editor', 'admin'] as const;
 export const SCOPES = ['flows:read', 'flows:write', 'sessions:read', 'sessions:write', 'providers:read', 'providers:write',
-  'secrets:read', 'secrets:write', 'egress:read', 'egress:write', 'api_keys:read', 'api_keys:write', 'webhooks:read', 'webhooks:write'] as const;
+  'secrets:read', 'secrets:write', 'egress:read', 'egress:write', 'api_keys:read', 'api_keys:write', 'webhooks:read', 'webhooks:write', 'widgets:read', 'widgets:write'] as const;
 export const EVENTS = ['session.started', 'turn.completed', 'transfer.requested', 'session.ended'] as const;
 
 export const integrationsApi = {
