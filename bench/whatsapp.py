@@ -154,15 +154,13 @@ async def main(turns: int, voice_turns: int) -> None:
                     replies.append((graph.arrived[f"Echo: {text}"] - t0) * 1000)
             voice: list[float] = []
             if voice_turns:
-                sys.path.insert(0, str(ROOT / "tests" / "whatsapp"))
-                from test_voice_notes import ogg_opus
-
                 from flows.sessions import default_configs
+                from flows.whatsapp_media import encode_voice_note
                 from providers.runtime import open_tts
 
                 tts = await open_tts(default_configs()["tts"], secrets={})
                 frames = [f async for f in tts.synthesize("What time do you open tomorrow?")]
-                note = ogg_opus(b"".join(f.pcm16 for f in frames), frames[0].sample_rate)
+                note = encode_voice_note(b"".join(f.pcm16 for f in frames), frames[0].sample_rate)
                 for i in range(voice_turns + 1):  # the first loads Whisper
                     t0 = await deliver_voice(i, graph.add_media(note, "audio/ogg; codecs=opus"))
                     while not _echo_after(graph, t0):

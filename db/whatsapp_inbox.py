@@ -75,7 +75,8 @@ async def claim_inbox_message(conn: Connection) -> asyncpg.Record | None:
         return None
     await set_transaction_org(conn, claimed["org_id"])
     return await conn.fetchrow(
-        "SELECT i.*, n.flow_id, n.phone_number_id, n.access_token_secret FROM whatsapp_inbox i"
+        "SELECT i.*, n.flow_id, n.phone_number_id, n.access_token_secret, n.voice_replies"
+        " FROM whatsapp_inbox i"
         " JOIN whatsapp_numbers n ON n.id = i.number_id WHERE i.id = $1", claimed["id"])
 
 

@@ -13,10 +13,10 @@ import asyncpg
 from db.pool import Conn, lookup_transaction, org_transaction
 
 COLUMNS = ("id, org_id, phone_number_id, display_number, flow_id, app_secret_secret,"
-           " access_token_secret, last_error, created_at, updated_at")
+           " access_token_secret, voice_replies, last_error, created_at, updated_at")
 # What PATCH may change (the column for each field).
 UPDATABLE = ("display_number", "flow_id", "verify_token_hash", "app_secret_secret",
-             "access_token_secret")
+             "access_token_secret", "voice_replies")
 
 
 def hash_verify_token(token: str) -> str:
@@ -26,16 +26,17 @@ def hash_verify_token(token: str) -> str:
 async def insert_whatsapp_number(conn: Conn, *, org_id: UUID, phone_number_id: str,
                                  display_number: str, flow_id: UUID, verify_token: str,
                                  app_secret_secret: str,
-                                 access_token_secret: str) -> asyncpg.Record | None:
+                                 access_token_secret: str,
+                                 voice_replies: bool = False) -> asyncpg.Record | None:
     """The new row, or None when the phone number id is configured already (anywhere)."""
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
             "INSERT INTO whatsapp_numbers (org_id, phone_number_id, display_number, flow_id,"
-            " verify_token_hash, app_secret_secret, access_token_secret)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " verify_token_hash, app_secret_secret, access_token_secret, voice_replies)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             f" ON CONFLICT (phone_number_id) DO NOTHING RETURNING {COLUMNS}",
             org_id, phone_number_id, display_number, flow_id, hash_verify_token(verify_token),
-            app_secret_secret, access_token_secret)
+            app_secret_secret, access_token_secret, voice_replies)
 
 
 async def list_whatsapp_numbers(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:
@@ -110,6 +111,7 @@ def number_view(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": row["id"], "phone_number_id": row["phone_number_id"],
             "display_number": row["display_number"], "flow_id": row["flow_id"],
             "app_secret_secret": row["app_secret_secret"],
-            "access_token_secret": row["access_token_secret"], "last_error": row["last_error"],
+            "access_token_secret": row["access_token_secret"],
+            "voice_replies": row["voice_replies"], "last_error": row["last_error"],
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 

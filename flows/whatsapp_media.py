@@ -105,3 +105,74 @@ async def transcribe(pool: asyncpg.Pool, session_id: UUID, pcm16: bytes, *,
     finally:
         await stt.aclose()
     return str(result.text or "").strip()
+
+
+# --- voice notes out ---------------------------------------------------------------------------
+
+def encode_voice_note(pcm16: bytes, sample_rate: int) -> bytes:
+    """Mono 16-bit PCM as a WhatsApp voice note: Opus in an OGG container at 48 kHz."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=48000, layout="mono")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        samples = np.frombuffer(pcm16, dtype=np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(resampled):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+async def synthesize_voice_note(pool: asyncpg.Pool, session_id: UUID | None, text: str, *,
+                                org_id: UUID, settings: Settings) -> bytes:
+    """`text` spoken by the session's TTS (the server default when it pinned none), as OGG/Opus."""
+    from flows.sessions import open_provider, provider_usage
+
+    pinned: dict[str, object] = {}
+    if session_id is not None:
+        snap = await sessions_db.get_session_for_step(pool, session_id=session_id,
+                                                      event_id="whatsapp:synthesize")
+        pinned = dict((snap["providers"] if snap else None) or {})
+    tts = await open_provider("tts", pool, org_id=org_id, pinned=pinned, settings=settings)
+    try:
+        frames = [f async for f in tts.synthesize(text)]
+        if session_id is not None:
+            usage = {k: v for k, v in provider_usage(tts).items() if isinstance(v, int | float)}
+            await add_sessions_usage(pool, session_id=session_id, capability="tts",
+                                     kind=str(getattr(tts, "kind", "") or "tts"), counts=usage)
+    finally:
+        await tts.aclose()
+    if not frames:
+        raise ValueError("the TTS produced no audio")
+    pcm16 = b"".join(f.pcm16 for f in frames)
+    return await asyncio.to_thread(encode_voice_note, pcm16, frames[0].sample_rate)
+
+
+async def upload_media(settings: Settings, client: httpx.AsyncClient, *, phone_number_id: str,
+                       access_token: str, data: bytes, mime_type: str) -> str:
+    """`POST /{version}/{phone-number-id}/media` (multipart: file, type, messaging_product);
+    returns the media id a message may then send."""
+    wa = settings.whatsapp
+    url = f"{wa.graph_url.rstrip('/')}/{wa.graph_version}/{phone_number_id}/media"
+    response = await client.post(
+        url, headers={"Authorization": f"Bearer {access_token}"},
+        data={"messaging_product": "whatsapp", "type": mime_type},
+        files={"file": ("voice.ogg", data, mime_type)})
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if response.status_code >= 400 or not isinstance(answer, dict) or not answer.get("id"):
+        error = answer.get("error") if isinstance(answer, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code")
+        raise GraphError(code if isinstance(code, int) else None,
+                         str(error.get("message") or f"media upload: HTTP {response.status_code}"),
+                         http_status=response.status_code)
+    return str(answer["id"])

@@ -51,13 +51,19 @@ from flows.whatsapp_graph import (
     graph_client,
     send_message,
 )
-from flows.whatsapp_media import download_audio, transcribe
+from flows.whatsapp_media import (
+    download_audio,
+    synthesize_voice_note,
+    transcribe,
+    upload_media,
+)
 from flows.whatsapp_text import text_messages
 from providers.secrets import load_secrets
 
 log = logging.getLogger("aico.flows.whatsapp")
 
 CANNOT_READ = "Sorry, I can only read text and voice messages here."
+VOICE_REPLY = "aico_voice_reply"  # an outbox body spoken and uploaded when it is sent
 CANNOT_HEAR = "Sorry, I could not make out that voice message."
 
 
@@ -163,7 +169,11 @@ class WhatsAppWorker:
                         delay_s=self.settings.whatsapp.retry_base_s * 2 ** (attempts - 1))
                     return True
                 outcome, session_id, replies = f"failed: {type(exc).__name__}", None, []
-            bodies = text_messages(replies)
+            if row["kind"] == "audio" and row["voice_replies"] and outcome == "applied":
+                # Spoken at send time, by whichever replica sends it.
+                bodies = [{"type": VOICE_REPLY, "text": text} for text in replies]
+            else:
+                bodies = text_messages(replies)
             if bodies:
                 await outbox_db.insert_outbox_messages(
                     conn, org_id=row["org_id"], number_id=row["number_id"], session_id=session_id,
@@ -265,14 +275,22 @@ class WhatsAppWorker:
                                                number_id=row["number_id"],
                                                error={"code": None, "message": message})
             return
+        body = dict(row["body"])
         try:
+            if body.get("type") == VOICE_REPLY:
+                note = await synthesize_voice_note(self.pool, row["session_id"], body["text"],
+                                                   org_id=row["org_id"], settings=self.settings)
+                media_id = await upload_media(
+                    self.settings, self._graph_client(), phone_number_id=row["phone_number_id"],
+                    access_token=token, data=note, mime_type="audio/ogg")
+                body = {"type": "audio", "audio": {"id": media_id}}
             wamid = await send_message(self.settings, phone_number_id=row["phone_number_id"],
-                                       access_token=token, to=row["wa_user"], body=row["body"],
+                                       access_token=token, to=row["wa_user"], body=body,
                                        client=self._graph_client())
         except GraphError as err:
             await self._graph_failed(conn, row, err)
             return
-        except (httpx.HTTPError, OSError, AicoError) as exc:  # unreachable, timed out, refused
+        except (httpx.HTTPError, OSError, ValueError, AicoError) as exc:  # unreachable, refused
             await self._graph_failed(conn, row, GraphError(None, str(exc)[:500], http_status=599))
             return
         await outbox_db.mark_outbox_sent(conn, outbox_id=row["id"], wamid=wamid)

@@ -44,6 +44,8 @@ class NumberCreate(BaseModel):
     verify_token: str = Field(min_length=8, max_length=256, repr=False)
     app_secret_secret: SecretName
     access_token_secret: SecretName
+    voice_replies: bool = Field(default=False,
+                                description="answer a voice note with a voice note (the TTS)")
 
 
 class NumberUpdate(BaseModel):
@@ -53,6 +55,7 @@ class NumberUpdate(BaseModel):
     verify_token: str | None = Field(default=None, min_length=8, max_length=256, repr=False)
     app_secret_secret: SecretName | None = None
     access_token_secret: SecretName | None = None
+    voice_replies: bool | None = None
 
 
 async def _check_flow(pool: Any, org_id: UUID, flow_id: UUID) -> None:
@@ -67,7 +70,7 @@ async def create_number(body: NumberCreate, principal: AdminDep, pool: PoolDep) 
         pool, org_id=principal.org_id, phone_number_id=body.phone_number_id,
         display_number=body.display_number, flow_id=body.flow_id,
         verify_token=body.verify_token, app_secret_secret=body.app_secret_secret,
-        access_token_secret=body.access_token_secret)
+        access_token_secret=body.access_token_secret, voice_replies=body.voice_replies)
     if row is None:
         raise Conflict(f"phone_number_id: {body.phone_number_id} is configured already")
     return numbers_db.number_view(row)

@@ -10,6 +10,8 @@ may queue failures (`fail_next(130429)`), answered as Meta's error object
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import hashlib
 import hmac
 import itertools
@@ -39,6 +41,7 @@ class GraphStandIn:
         self._prefix = secrets.token_hex(4).upper()
         self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
         self.media_downloads: list[str] = []
+        self.uploads: list[str] = []
         self._lock = threading.Lock()
         outer = self
 
@@ -57,9 +60,14 @@ class GraphStandIn:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                payload = json.loads(self.rfile.read(length) or b"{}")
-                status, answer = outer._answer(self.path, self.headers.get("authorization"),
-                                               payload)
+                raw_body = self.rfile.read(length)
+                content_type = self.headers.get("content-type") or ""
+                if content_type.startswith("multipart/form-data"):
+                    status, answer = outer._upload(self.path, self.headers.get("authorization"),
+                                                   content_type, raw_body)
+                else:
+                    status, answer = outer._answer(self.path, self.headers.get("authorization"),
+                                                   json.loads(raw_body or b"{}"))
                 raw = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -92,6 +100,28 @@ class GraphStandIn:
                     "file_size": len(data), "id": parts[1]}
             return 200, "application/json", json.dumps(info).encode()
         return 404, "application/json", json.dumps(_error(100, "Unknown media", 404)[1]).encode()
+
+    def _upload(self, path: str, authorization: str | None, content_type: str,
+                raw: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /{version}/{phone-number-id}/media`, multipart: messaging_product, type, file."""
+        if authorization != f"Bearer {self.token}":
+            return _error(190, "Invalid token", 401)[0], _error(190, "Invalid token", 401)[1]
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[2] != "media":
+            return 404, _error(100, "Unknown path components", 404)[1]
+        message = email.message_from_bytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw,
+            policy=email.policy.HTTP)
+        fields: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields[str(name)] = (part.get_content_type(), part.get_payload(decode=True))
+        if "file" not in fields or fields.get("messaging_product", (None, b""))[1] != b"whatsapp":
+            return 400, _error(100, "Param file and messaging_product are required", 400)[1]
+        mime, data = fields["file"]
+        media_id = self.add_media(data, mime)
+        self.uploads.append(media_id)
+        return 200, {"id": media_id}
 
     def fail_next(self, code: int, times: int = 1) -> None:
         self._failures.extend([code] * times)

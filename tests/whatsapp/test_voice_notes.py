@@ -4,15 +4,14 @@ packaged Whisper) and the flow answers the words it heard."""
 
 from __future__ import annotations
 
-import io
 import time
 
-import numpy as np
 import pytest
 from graph_standin import eventually, notification
 
 from flows.sessions import default_configs
-from providers.runtime import open_tts
+from flows.whatsapp_media import decode_audio, encode_voice_note
+from providers.runtime import open_stt, open_tts
 
 pytestmark = pytest.mark.slow
 
@@ -20,29 +19,10 @@ USER = "4917600000042"
 SAID = "Please book a table for two people tomorrow evening."
 
 
-def ogg_opus(pcm16: bytes, sample_rate: int) -> bytes:
-    """PCM as a WhatsApp voice note: Opus in an OGG container, mono, 48 kHz."""
-    import av
-
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=48000, layout="mono")
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        samples = np.frombuffer(pcm16, dtype=np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = sample_rate
-        for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(resampled):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out.getvalue()
-
-
 async def test_a_voice_note_is_transcribed_and_answered(wa_org, graph, pool):
     tts = await open_tts(default_configs()["tts"], secrets={})
     frames = [f async for f in tts.synthesize(SAID)]
-    note = ogg_opus(b"".join(f.pcm16 for f in frames), frames[0].sample_rate)
+    note = encode_voice_note(b"".join(f.pcm16 for f in frames), frames[0].sample_rate)
     assert note[:4] == b"OggS"
     media_id = graph.add_media(note, "audio/ogg; codecs=opus")
 
@@ -78,6 +58,36 @@ async def test_an_undecodable_voice_note_gets_a_polite_answer(wa_org, graph):
     await eventually(lambda: _replies(graph, 2))
     assert graph.texts_to(USER) == ["Hi! I echo.",
                                     "Sorry, I could not make out that voice message."]
+
+
+async def test_a_voice_note_is_answered_with_a_voice_note_whisper_hears(wa_org, graph):
+    tts = await open_tts(default_configs()["tts"], secrets={})
+    frames = [f async for f in tts.synthesize("Do you have a table for two?")]
+    media_id = graph.add_media(encode_voice_note(b"".join(f.pcm16 for f in frames),
+                                                 frames[0].sample_rate), "audio/ogg")
+    org = await wa_org()
+    turned_on = await org.api.patch(f"/v1/channels/whatsapp/numbers/{org.number_id}",
+                                    json={"voice_replies": True})
+    assert turned_on.status_code == 200 and turned_on.json()["voice_replies"] is True
+    await org.deliver(notification(org.phone_number_id, messages=[
+        {"from": USER, "id": "wamid.VOICE3", "timestamp": str(int(time.time())), "type": "audio",
+         "audio": {"mime_type": "audio/ogg; codecs=opus", "id": media_id, "voice": True}}]))
+
+    async def audio_replies():
+        sent = [m for m in graph.sent if m["payload"].get("to") == USER]
+        return sent if len(sent) >= 2 else None
+    sent = await eventually(audio_replies, timeout_s=120)
+    assert [m["payload"]["type"] for m in sent] == ["audio", "audio"]
+    uploaded = [m["payload"]["audio"]["id"] for m in sent]
+    assert uploaded == graph.uploads
+    stt = await open_stt(default_configs()["stt"], secrets={})
+    heard = []
+    for media in uploaded:
+        data, mime = graph.media[media]
+        assert data[:4] == b"OggS" and mime == "audio/ogg"
+        heard.append((await stt.recognize(decode_audio(data), sample_rate=16000)).text.lower())
+    assert "echo" in heard[0] and "hi" in heard[0]
+    assert "echo" in heard[1] and "table" in heard[1] and "two" in heard[1], heard
 
 
 async def _replies(graph, n):
