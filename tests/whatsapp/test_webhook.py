@@ -34,6 +34,12 @@ async def test_a_text_turn_is_answered_and_its_statuses_are_stored(wa_org, graph
     session = await pool.fetchrow("SELECT id, channel, user_id FROM sessions WHERE org_id = $1",
                                   org.id)
     assert (session["channel"], session["user_id"]) == ("whatsapp", USER)
+    # Monitoring lists it under its channel, with the turn in its transcript.
+    listed = (await org.api.get("/v1/sessions", params={"channel": "whatsapp"})).json()
+    assert [s["id"] for s in listed["items"]] == [str(session["id"])]
+    shown = (await org.api.get(f"/v1/sessions/{session['id']}")).json()
+    assert [t["text"] for t in shown["transcript"]][-2:] == ["hello **there**",
+                                                             "Echo: hello **there**"]
     inbox = await pool.fetchrow("SELECT processed_at, outcome FROM whatsapp_inbox"
                                 " WHERE org_id = $1", org.id)
     assert inbox["processed_at"] is not None and inbox["outcome"] == "applied"

@@ -45,7 +45,7 @@ export function SessionsPage() {
           <option value="">all</option><option value="active">active</option><option value="waiting">waiting</option><option value="ended">ended</option><option value="failed">failed</option>
         </select></label>
         <label>Channel <select aria-label="Filter by channel" value={params.get('channel') ?? ''} onChange={(e) => set('channel', e.target.value)}>
-          <option value="">all</option><option value="chat">chat</option><option value="voice">voice</option>
+          <option value="">all</option><option value="chat">chat</option><option value="voice">voice</option><option value="whatsapp">whatsapp</option>
         </select></label>
         <label>From <input aria-label="Since" type="datetime-local" value={params.get('since') ?? ''} onChange={(e) => set('since', e.target.value)} /></label>
         <label>To <input aria-label="Until" type="datetime-local" value={params.get('until') ?? ''} onChange={(e) => set('until', e.target.value)} /></label>
