@@ -11,13 +11,17 @@ from db.pool import Conn, lookup_transaction, org_transaction, returned_row
 _WIDGET = "id, public_key, flow_id, allowed_origins, voice, created_at"
 
 
-async def insert_widget(conn: Conn, *, org_id: UUID, public_key: str, flow_id: UUID,
-                        allowed_origins: list[str], voice: bool) -> asyncpg.Record:
+async def insert_widget(conn: Conn, *, org_id: UUID, widget_id: UUID, public_key: str,
+                        flow_id: UUID, allowed_origins: list[str], voice: bool,
+                        identity_key_id: str, identity_nonce: bytes,
+                        identity_ciphertext: bytes) -> asyncpg.Record:
     async with org_transaction(conn, org_id) as c:
         return returned_row(await c.fetchrow(
-            "INSERT INTO widgets (org_id, public_key, flow_id, allowed_origins, voice)"
-            f" VALUES ($1, $2, $3, $4, $5) RETURNING {_WIDGET}",
-            org_id, public_key, flow_id, allowed_origins, voice))
+            "INSERT INTO widgets (id, org_id, public_key, flow_id, allowed_origins, voice,"
+            " identity_key_id, identity_nonce, identity_ciphertext)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_WIDGET}",
+            widget_id, org_id, public_key, flow_id, allowed_origins, voice, identity_key_id,
+            identity_nonce, identity_ciphertext))
 
 
 async def list_widgets(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:
@@ -35,8 +39,9 @@ async def delete_widget(conn: Conn, *, org_id: UUID, widget_id: UUID) -> bool:
 
 async def get_widget_by_key(conn: Conn, public_key: str) -> asyncpg.Record | None:
     async with lookup_transaction(conn, "aico_widget_org", public_key) as c:
-        return await c.fetchrow(f"SELECT org_id, {_WIDGET} FROM widgets WHERE public_key = $1",
-                                public_key)
+        return await c.fetchrow(
+            f"SELECT org_id, {_WIDGET}, identity_key_id, identity_nonce, identity_ciphertext"
+            " FROM widgets WHERE public_key = $1", public_key)
 
 
 async def insert_widget_session(conn: Conn, *, org_id: UUID, widget_id: UUID, session_id: UUID,

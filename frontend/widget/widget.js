@@ -2,7 +2,8 @@
  * AICO web widget: <script src="https://aico.example/widget.js" data-widget="wk_…"></script>
  * A launcher button that opens a chat with the widget's flow. Everything lives in a shadow root, so the host
  * page's styles and scripts do not reach it; theme it with CSS variables on the host element `aico-widget`:
- * --aico-accent, --aico-bg, --aico-fg, --aico-radius, --aico-font.
+ * --aico-accent, --aico-bg, --aico-fg, --aico-radius, --aico-font. `data-visitor-token` (signed by the host site's
+ * backend with the widget's identity secret) names the visitor, so the conversation is that user's.
  */
 (function () {
   'use strict';
@@ -58,7 +59,8 @@
   }
   function start() {
     if (!starting) {
-      starting = call('/sessions', {}).then(function (s) {
+      var visitor = script.dataset.visitorToken;
+      starting = call('/sessions', visitor ? { visitor_token: visitor } : {}).then(function (s) {
         session = s;
         s.messages.forEach(function (m) { add(m.text, 'agent'); });
       }).catch(function () {

@@ -8,14 +8,19 @@ token: a visitor reaches only the session it started, with the visitor token it 
 
 `/widget.js` is `frontend/widget/widget.js`: a launcher button and a chat panel in a shadow
 root (the host page's styles and scripts do not reach it; themable by CSS variables).
-Chat only: the voice option is stored but the widget has no voice yet.
+A host site may name its user: its backend signs a visitor token with the widget's identity
+secret (shown once at creation, `sign_visitor`), the page passes it as `data-visitor-token`, and
+the session is that user's. Chat only: the voice option is stored but the widget has no voice yet.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from aico.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from db import flows as flows_db
 from db import widgets as widgets_db
 from db.rate_limits import take_rate_limit_slot
 from flows.events import InboundEvent
 from flows.executor import StepContext, step
 from flows.sessions import create_session
+from providers.secrets import secret_box
+from providers.secrets_crypto import SealedSecret
 from serve_apps.deps import AdminDep, PoolDep, StateDep
 from serve_apps.routes.chat import messages_of
 
@@ -74,19 +81,59 @@ def _origin(value: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+class VisitorStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # `<user id>.<expiry, unix seconds>.<base64url HMAC-SHA256 of "<user id>.<expiry>">` keyed
+    # by the widget's identity secret: signed by the host site's backend to name its user.
+    visitor_token: str | None = Field(default=None, max_length=500)
+
+
+def sign_visitor(identity_secret: str, user_id: str, expires_at: int) -> str:
+    """What the host site's backend computes (here for tests and for Python backends)."""
+    mac = hmac.new(identity_secret.encode(), f"{user_id}.{expires_at}".encode(), hashlib.sha256)
+    return f"{user_id}.{expires_at}.{base64.urlsafe_b64encode(mac.digest()).decode().rstrip('=')}"
+
+
+def visitor_user(identity_secret: str, token: str) -> str:
+    """The user a visitor token names, or 401."""
+    signed = token.rpartition(".")[0]  # "<user id>.<expiry>"; a user id may hold dots
+    name, _, expires = signed.rpartition(".")
+    if not name or not expires.isdigit() or not hmac.compare_digest(
+            sign_visitor(identity_secret, name, int(expires)), token):
+        raise Unauthorized("the visitor token does not verify with this widget's identity secret")
+    if int(expires) <= time.time():
+        raise Unauthorized(f"the visitor token expired at {int(expires)}")
+    return name
+
+
+def _identity_secret(state: Any, widget: Any) -> str:
+    sealed = SealedSecret(widget["identity_key_id"], widget["identity_nonce"],
+                          widget["identity_ciphertext"])
+    return secret_box(state.settings).open(sealed, org_id=widget["org_id"],
+                                           name=f"widget:{widget['id']}")
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 @router.post("/v1/widgets", status_code=201)
-async def create_widget(body: WidgetCreate, principal: AdminDep, pool: PoolDep) -> WidgetOut:
+async def create_widget(body: WidgetCreate, principal: AdminDep, pool: PoolDep,
+                        state: StateDep) -> dict[str, Any]:
     if await flows_db.get_flow(pool, org_id=principal.org_id, flow_id=body.flow_id) is None:
         raise NotFound(f"flow {body.flow_id} not found")
     origins = sorted({_origin(o) for o in body.allowed_origins})
+    widget_id = uuid.uuid4()
+    identity_secret = "wis_" + secrets.token_urlsafe(32)
+    sealed = secret_box(state.settings).seal(identity_secret, org_id=principal.org_id,
+                                             name=f"widget:{widget_id}")
     row = await widgets_db.insert_widget(
-        pool, org_id=principal.org_id, public_key="wk_" + secrets.token_urlsafe(18),
-        flow_id=body.flow_id, allowed_origins=origins, voice=body.voice)
-    return WidgetOut(**dict(row))
+        pool, org_id=principal.org_id, widget_id=widget_id,
+        public_key="wk_" + secrets.token_urlsafe(18), flow_id=body.flow_id,
+        allowed_origins=origins, voice=body.voice, identity_key_id=sealed.key_id,
+        identity_nonce=sealed.nonce, identity_ciphertext=sealed.ciphertext)
+    # The identity secret is shown once: the host site's backend signs visitor tokens with it.
+    return {**WidgetOut(**dict(row)).model_dump(mode="json"), "identity_secret": identity_secret}
 
 
 @router.get("/v1/widgets")
@@ -145,14 +192,19 @@ async def widget_preflight(key: str, rest: str, request: Request, pool: PoolDep)
 
 @router.post("/v1/widget/{key}/sessions", status_code=201)
 async def start_visitor_session(key: str, request: Request, response: Response, pool: PoolDep,
-                                state: StateDep) -> dict[str, Any]:
+                                state: StateDep, body: VisitorStart | None = None
+                                ) -> dict[str, Any]:
     widget, origin = await _widget_for(pool, key, request)
+    user_id = None
+    if body is not None and body.visitor_token:
+        user_id = visitor_user(_identity_secret(state, widget), body.visitor_token)
     limits = state.settings.limits
     await _limit(pool, widget, bucket=f"widget:{widget['id']}",
                  limit=limits.widget_sessions_per_minute_per_key,
                  setting="widget_sessions_per_minute_per_key")
     new = await create_session(pool, settings=state.settings, org_id=widget["org_id"],
-                               flow_id=widget["flow_id"], channel="chat", variables={})
+                               flow_id=widget["flow_id"], channel="chat", variables={},
+                               user_id=user_id)
     visitor_token = secrets.token_urlsafe(24)
     await widgets_db.insert_widget_session(pool, org_id=widget["org_id"], widget_id=widget["id"],
                                            session_id=new.id, visitor_token_hash=_hash(visitor_token))

@@ -98,3 +98,34 @@ async def test_only_admins_manage_widgets_and_origins_are_checked(make_org, pool
     assert (await other.client.delete(f"/v1/widgets/{widget['id']}")).status_code == 404
     assert (await org.client.delete(f"/v1/widgets/{widget['id']}")).status_code == 204
     assert await pool.fetchval("SELECT count(*) FROM widgets WHERE id = $1", widget["id"]) == 0
+
+
+async def test_the_host_sites_backend_names_its_visitor(make_org, app, pool):
+    import time
+
+    from serve_apps.routes.widgets import sign_visitor
+
+    org = await make_org()
+    widget = await _widget(org)
+    secret, key = widget["identity_secret"], widget["public_key"]
+    assert secret.startswith("wis_")
+    stored = await pool.fetchval("SELECT identity_ciphertext FROM widgets WHERE id = $1",
+                                 widget["id"])
+    assert secret.encode() not in bytes(stored)
+    assert secret not in (await org.client.get("/v1/widgets")).text
+    soon = int(time.time()) + 600
+    async with _visitor(app, SITE) as visitor:
+        named = await visitor.post(f"/v1/widget/{key}/sessions", json={
+            "visitor_token": sign_visitor(secret, "customer.42", soon)})
+        assert named.status_code == 201, named.text
+        assert await pool.fetchval("SELECT user_id FROM sessions WHERE id = $1",
+                                   named.json()["session_id"]) == "customer.42"
+        before = await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id)
+        for token in (sign_visitor("wis_other", "customer.42", soon),
+                      sign_visitor(secret, "customer.42", soon).replace("42.", "43."),
+                      sign_visitor(secret, "customer.42", int(time.time()) - 1), "garbage"):
+            refused = await visitor.post(f"/v1/widget/{key}/sessions",
+                                         json={"visitor_token": token})
+            assert refused.status_code == 401, token
+        assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1",
+                                   org.id) == before
