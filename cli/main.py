@@ -228,7 +228,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     from db.pool import create_pool
-    from flows.webhook_outbox import rotate_webhook_secrets
+    from flows.webhook_outbox import rotate_webhook_secrets, rotate_widget_secrets
     from providers.secrets import rotate_secrets
 
     stop: Callable[[], None] | None = None
@@ -244,7 +244,9 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
         try:
             done = await rotate_secrets(pool, settings=settings)
             hooks = await rotate_webhook_secrets(pool, settings=settings)
-            print(f"re-encrypted {hooks} webhook signing secret(s)")
+            widgets = await rotate_widget_secrets(pool, settings=settings)
+            print(f"re-encrypted {hooks} webhook signing secret(s),"
+                  f" {widgets} widget identity secret(s)")
             return done
         finally:
             await pool.close()

@@ -59,3 +59,27 @@ async def get_widget_session(conn: Conn, *, org_id: UUID, widget_id: UUID,
             "SELECT visitor_token_hash FROM widget_sessions"
             " WHERE org_id = $1 AND widget_id = $2 AND session_id = $3",
             org_id, widget_id, session_id)
+
+
+# --- key rotation (the CLI, as the tables' owner) ----------------------------------------------
+
+async def list_org_ids_with_widget_secrets_not_under(conn: Conn, *, key_id: str) -> list[UUID]:
+    rows = await conn.fetch("SELECT DISTINCT org_id FROM widgets WHERE identity_key_id <> $1"
+                            " ORDER BY org_id", key_id)
+    return [r["org_id"] for r in rows]
+
+
+async def fetch_widget_secrets_not_under(conn: Conn, *, org_id: UUID,
+                                         key_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, identity_key_id, identity_nonce, identity_ciphertext FROM widgets"
+        " WHERE org_id = $1 AND identity_key_id <> $2 ORDER BY id", org_id, key_id)
+
+
+async def update_widget_secret(conn: Conn, *, org_id: UUID, widget_id: UUID, old_nonce: bytes,
+                               key_id: str, nonce: bytes, ciphertext: bytes) -> bool:
+    status = await conn.execute(
+        "UPDATE widgets SET identity_key_id = $3, identity_nonce = $4, identity_ciphertext = $5"
+        " WHERE org_id = $1 AND id = $2 AND identity_nonce = $6",
+        org_id, widget_id, key_id, nonce, ciphertext, old_nonce)
+    return status.endswith(" 1")

@@ -210,3 +210,28 @@ async def rotate_webhook_secrets(pool: asyncpg.Pool, *, settings: Settings) -> i
                     old_nonce=bytes(row["secret_nonce"]), key_id=sealed.key_id,
                     nonce=sealed.nonce, ciphertext=sealed.ciphertext)
     return rotated
+
+
+async def rotate_widget_secrets(pool: asyncpg.Pool, *, settings: Settings) -> int:
+    """Re-seal every web widget's identity secret not under the current key (as
+    `rotate_webhook_secrets`; run by `aico secrets rotate`)."""
+    from db import widgets as widgets_db
+    from db.pool import org_transaction
+
+    box = secret_box(settings)
+    current = box.current_key_id
+    rotated = 0
+    for org_id in await widgets_db.list_org_ids_with_widget_secrets_not_under(
+            pool, key_id=current):
+        async with org_transaction(pool, org_id) as conn:
+            for row in await widgets_db.fetch_widget_secrets_not_under(
+                    conn, org_id=org_id, key_id=current):
+                name = f"widget:{row['id']}"
+                old = SealedSecret(row["identity_key_id"], bytes(row["identity_nonce"]),
+                                   bytes(row["identity_ciphertext"]))
+                sealed = box.seal(box.open(old, org_id=org_id, name=name), org_id=org_id,
+                                  name=name)
+                rotated += await widgets_db.update_widget_secret(
+                    conn, org_id=org_id, widget_id=row["id"], old_nonce=old.nonce,
+                    key_id=sealed.key_id, nonce=sealed.nonce, ciphertext=sealed.ciphertext)
+    return rotated

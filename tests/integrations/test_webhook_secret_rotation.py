@@ -9,11 +9,13 @@ import os
 import secrets as pysecrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from integration_flows import ECHO
 from standardwebhooks import Webhook
 from webhook_receiver import WebhookReceiver
 
@@ -24,6 +26,7 @@ from db.organizations import insert_organization
 from db.pool import create_app_pool, create_pool
 from flows.webhook_outbox import WebhookOutbox, open_signing_secret
 from providers.secrets_crypto import SecretKeyError
+from serve_apps.routes.widgets import sign_visitor
 
 
 def _key() -> str:
@@ -67,6 +70,10 @@ async def test_rotation_re_seals_webhook_secrets_and_deliveries_still_verify(tmp
                                   json={"hosts": ["127.0.0.1"]})).status_code == 200
             hook = (await api.post("/v1/webhooks", json={
                 "url": receiver.url, "events": ["session.started"]})).json()
+            flow = (await api.post("/v1/flows", json={"name": "e", "document": ECHO})).json()
+            assert (await api.post(f"/v1/flows/{flow['id']}/publish")).status_code == 201
+            widget = (await api.post("/v1/widgets", json={
+                "flow_id": flow["id"], "allowed_origins": ["http://shop.example"]})).json()
         assert await owner.fetchval("SELECT secret_key_id FROM webhooks") == "old"
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AICO_", "RAY_"))}
@@ -76,8 +83,10 @@ async def test_rotation_re_seals_webhook_secrets_and_deliveries_still_verify(tmp
             subprocess.run, [str(Path(sys.executable).parent / "aico"), "secrets", "rotate"],
             env=env, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
-        assert "re-encrypted 1 webhook signing secret(s)" in done.stdout
+        assert "re-encrypted 1 webhook signing secret(s), 1 widget identity secret(s)" \
+            in done.stdout
         assert await owner.fetchval("SELECT secret_key_id FROM webhooks") == "new"
+        assert await owner.fetchval("SELECT identity_key_id FROM widgets") == "new"
 
         # Only the new key now: an event is delivered, signed with the secret shown at creation.
         await owner.execute(
@@ -92,6 +101,15 @@ async def test_rotation_re_seals_webhook_secrets_and_deliveries_still_verify(tmp
                                    " secret_ciphertext FROM webhooks")
         with pytest.raises(SecretKeyError):
             open_signing_secret(before, row, org_id=org["id"])
+
+        # The widget's visitor tokens still verify with the secret shown at creation.
+        async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(after, pool=app_pool)),
+                base_url="http://aico.test", headers={"Origin": "http://shop.example"}) as site:
+            named = await site.post(f"/v1/widget/{widget['public_key']}/sessions", json={
+                "visitor_token": sign_visitor(widget["identity_secret"], "u1",
+                                              int(time.time()) + 60)})
+            assert named.status_code == 201, named.text
     finally:
         receiver.close()
         await app_pool.close()
