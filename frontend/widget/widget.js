@@ -43,6 +43,7 @@
     p.textContent = text;
     log.appendChild(p);
     log.scrollTop = log.scrollHeight;
+    return p;
   }
   function note(text) {
     var p = document.createElement('div');
@@ -55,6 +56,46 @@
       .then(function (r) {
         if (!r.ok) throw new Error('HTTP ' + r.status);
         return r.json();
+      });
+  }
+  // The reply as it is produced: Server-Sent Events read from the response body, one bubble per message.
+  function stream(path, body) {
+    return fetch(api + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      .then(function (r) {
+        if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
+        var reader = r.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = '';
+        var bubbles = {};
+        function handle(block) {
+          var name = '';
+          var data = '';
+          block.split('\n').forEach(function (line) {
+            if (line.indexOf('event: ') === 0) name = line.slice(7);
+            else if (line.indexOf('data: ') === 0) data += line.slice(6);
+          });
+          if (!data) return;
+          var payload = JSON.parse(data);
+          if (name === 'chunk') {
+            var bubble = bubbles[payload.message];
+            if (!bubble) { bubble = bubbles[payload.message] = add('', 'agent'); }
+            bubble.textContent += payload.text;
+            log.scrollTop = log.scrollHeight;
+          } else if (name === 'error') {
+            note('The reply failed.');
+          }
+        }
+        function pump() {
+          return reader.read().then(function (part) {
+            if (part.done) return;
+            buffer += decoder.decode(part.value, { stream: true });
+            var blocks = buffer.split('\n\n');
+            buffer = blocks.pop();
+            blocks.forEach(handle);
+            return pump();
+          });
+        }
+        return pump();
       });
   }
   function start() {
@@ -82,8 +123,8 @@
     add(text, 'visitor');
     start().then(function () {
       if (!session) return;
-      return call('/sessions/' + session.session_id + '/messages', { visitor_token: session.visitor_token, text: text })
-        .then(function (r) { r.messages.forEach(function (m) { add(m.text, 'agent'); }); });
+      return stream('/sessions/' + session.session_id + '/messages?stream=true',
+        { visitor_token: session.visitor_token, text: text });
     }).catch(function () { note('The message could not be sent.'); });
   });
   (document.body || document.documentElement).appendChild(host);

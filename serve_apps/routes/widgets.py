@@ -10,7 +10,8 @@ token: a visitor reaches only the session it started, with the visitor token it 
 root (the host page's styles and scripts do not reach it; themable by CSS variables).
 A host site may name its user: its backend signs a visitor token with the widget's identity
 secret (shown once at creation, `sign_visitor`), the page passes it as `data-visitor-token`, and
-the session is that user's. Chat only: the voice option is stored but the widget has no voice yet.
+the session is that user's. Replies stream (`?stream=true`: Server-Sent Events). Chat only: the
+voice option is stored but the widget has no voice yet.
 """
 
 from __future__ import annotations
@@ -18,24 +19,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aico.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from aico.errors import AicoError, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from db import flows as flows_db
 from db import widgets as widgets_db
 from db.rate_limits import take_rate_limit_slot
-from flows.events import InboundEvent
+from flows.events import Action, InboundEvent, Say, SayChunk
 from flows.executor import StepContext, step
 from flows.sessions import create_session
 from providers.secrets import secret_box
@@ -215,9 +218,11 @@ async def start_visitor_session(key: str, request: Request, response: Response, 
     return {"session_id": new.id, "visitor_token": visitor_token, "messages": messages}
 
 
-@router.post("/v1/widget/{key}/sessions/{session_id}/messages")
+@router.post("/v1/widget/{key}/sessions/{session_id}/messages", response_model=None)
 async def visitor_message(key: str, session_id: UUID, body: VisitorMessage, request: Request,
-                          response: Response, pool: PoolDep, state: StateDep) -> dict[str, Any]:
+                          response: Response, pool: PoolDep, state: StateDep,
+                          stream: bool = Query(default=False)
+                          ) -> dict[str, Any] | StreamingResponse:
     widget, origin = await _widget_for(pool, key, request)
     owned = await widgets_db.get_widget_session(pool, org_id=widget["org_id"],
                                                 widget_id=widget["id"], session_id=session_id)
@@ -227,11 +232,39 @@ async def visitor_message(key: str, session_id: UUID, body: VisitorMessage, requ
     await _limit(pool, widget, bucket=f"widget-visitor:{widget['id']}:{_visitor(request)}",
                  limit=state.settings.limits.widget_messages_per_minute_per_visitor,
                  setting="widget_messages_per_minute_per_visitor")
-    actions = [a async for a in step(pool, session_id, InboundEvent.user_turn(body.text),
-                                     context=_context(state, pool))]
-    messages, _ = messages_of(actions)
+    actions = step(pool, session_id, InboundEvent.user_turn(body.text),
+                   context=_context(state, pool))
+    if stream:
+        return StreamingResponse(
+            _visitor_stream(actions), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": origin,
+                     "Vary": "Origin"})
+    messages, _ = messages_of([a async for a in actions])
     _cors(response, origin)
     return {"messages": messages}
+
+
+async def _visitor_stream(actions: AsyncIterator[Action]) -> AsyncIterator[str]:
+    """Server-Sent Events for the widget: `chunk` (text as it is produced, per message), then
+    `final` with the joined messages, or `error`. Only what the visitor sees: no actions."""
+    collected: list[Action] = []
+    try:
+        async for action in actions:
+            collected.append(action)
+            if isinstance(action, Say):
+                yield _event("chunk", {"text": action.text, "message": action.node_id,
+                                       "final": True})
+            elif isinstance(action, SayChunk):
+                yield _event("chunk", {"text": action.text, "message": action.stream_id,
+                                       "final": action.final})
+    except AicoError as exc:
+        yield _event("error", {"message": exc.message})
+        return
+    yield _event("final", {"messages": messages_of(collected)[0]})
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
 def _context(state: Any, pool: Any) -> StepContext:

@@ -129,3 +129,22 @@ async def test_the_host_sites_backend_names_its_visitor(make_org, app, pool):
             assert refused.status_code == 401, token
         assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1",
                                    org.id) == before
+
+
+async def test_a_visitor_reply_streams_as_server_sent_events(make_org, app):
+    org = await make_org()
+    key = (await _widget(org))["public_key"]
+    async with _visitor(app, SITE) as visitor:
+        body = (await visitor.post(f"/v1/widget/{key}/sessions", json={})).json()
+        async with visitor.stream(
+                "POST", f"/v1/widget/{key}/sessions/{body['session_id']}/messages?stream=true",
+                json={"visitor_token": body["visitor_token"], "text": "hi"}) as streamed:
+            assert streamed.status_code == 200
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            assert streamed.headers["access-control-allow-origin"] == SITE
+            text = "".join([chunk async for chunk in streamed.aiter_text()])
+    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    names = [lines[0].removeprefix("event: ") for lines in events]
+    assert names == ["chunk", "final"]
+    assert '"text": "You said hi"' in events[0][1]
+    assert '"messages": [{"role": "assistant", "text": "You said hi"}]' in events[1][1]
