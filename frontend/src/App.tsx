@@ -13,6 +13,7 @@ const ProvidersPage = named(() => import('./pages/ProvidersPage'), 'ProvidersPag
 const SecretsPage = named(() => import('./pages/SecretsPage'), 'SecretsPage');
 const SessionPage = named(() => import('./pages/SessionPage'), 'SessionPage');
 const SessionsPage = named(() => import('./pages/SessionsPage'), 'SessionsPage');
+const WhatsAppPage = named(() => import('./pages/WhatsAppPage'), 'WhatsAppPage');
 
 export function App() {
   return (
@@ -25,6 +26,7 @@ export function App() {
           <NavLink to="/providers">Providers</NavLink>
           <NavLink to="/secrets">Secrets</NavLink>
           <NavLink to="/integrations">Integrations</NavLink>
+          <NavLink to="/whatsapp">WhatsApp</NavLink>
         </nav>
         <main className="content">
           <Suspense fallback={<p className="muted">Loading…</p>}>
@@ -38,6 +40,7 @@ export function App() {
             <Route path="/providers" element={<ProvidersPage />} />
             <Route path="/secrets" element={<SecretsPage />} />
             <Route path="/integrations" element={<IntegrationsPage />} />
+            <Route path="/whatsapp" element={<WhatsAppPage />} />
             <Route path="*" element={<p>Page not found.</p>} />
           </Routes>
           </Suspense>
