@@ -205,6 +205,9 @@ async def start_visitor_session(key: str, request: Request, response: Response, 
     await _limit(pool, widget, bucket=f"widget:{widget['id']}",
                  limit=limits.widget_sessions_per_minute_per_key,
                  setting="widget_sessions_per_minute_per_key")
+    # Widget sessions count against the organization's session limit too, as API triggers do.
+    await _limit(pool, widget, bucket="sessions", limit=limits.sessions_per_minute_per_org,
+                 setting="sessions_per_minute_per_org")
     new = await create_session(pool, settings=state.settings, org_id=widget["org_id"],
                                flow_id=widget["flow_id"], channel="chat", variables={},
                                user_id=user_id)
