@@ -33,7 +33,7 @@ import httpx
 import uvicorn
 from webhook_receiver import Received, WebhookReceiver
 
-from aico.settings import Settings
+from aico.settings import LimitSettings, Settings
 from db.api_clients import insert_api_client, new_token
 from db.embedded import start_embedded_postgres
 from db.migrate import prepare_database
@@ -65,7 +65,9 @@ async def main(turns: int) -> None:
     receiver = WebhookReceiver()
     try:
         await prepare_database(pg.dsn)
-        settings = Settings(home=home, database_url=pg.dsn)
+        # Turns back to back: lift the per-session message limit (60 a minute by default).
+        settings = Settings(home=home, database_url=pg.dsn, limits=LimitSettings(
+            messages_per_minute_per_session=100_000))
         owner = await create_pool(pg.dsn)
         app_pool = await create_app_pool(settings, min_size=2, max_size=10)
         from serve_apps.api import create_app
