@@ -53,6 +53,9 @@ async def test_a_text_turn_is_answered_and_its_statuses_are_stored(wa_org, graph
     await eventually(lambda: _count(graph, USER, 3))
     assert graph.texts_to(USER)[-1] == "Echo: again"
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 1
+    conversations = (await org.api.get("/v1/channels/whatsapp/conversations")).json()["items"]
+    assert [(c["wa_user"], c["session_id"], c["closed_at"]) for c in conversations] == \
+        [(USER, str(session["id"]), None)]
 
     # Meta reports delivery and reading of the reply, and a failure with its code.
     first, second = rows
