@@ -131,7 +131,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
             ray.init(
                 address=settings.ray_address, include_dashboard=False,
-                runtime_env={"env_vars": worker_environment(settings, database_url=database_url)},
+                runtime_env={"env_vars": worker_environment(
+                    settings, database_url=serving_database_url(settings, database_url))},
                 logging_level=logging.WARNING, log_to_driver=args.verbose,
             )
             cleanups.append(("Ray", ray.shutdown))
@@ -154,7 +155,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"    listening on {settings.host}:{settings.port}", flush=True)
             _deploy_models(settings)
             serve.run(
-                build_api_app(env_vars=worker_environment(settings, database_url=database_url),
+                build_api_app(env_vars=worker_environment(
+                    settings, database_url=serving_database_url(settings, database_url)),
                               replicas=settings.api_replicas),
                 name="api", route_prefix="/", blocking=False,
             )
@@ -260,6 +262,14 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
           + (f"; {done.skipped} changed meanwhile (already under the new key)"
              if done.skipped else ""))
     return 0
+
+
+def serving_database_url(settings: Settings, owner_dsn: str) -> str:
+    """What Ray workers and Serve replicas connect with: the application role, never the
+    migrating owner (its password must not travel in their environment)."""
+    from db.pool import app_database_url
+
+    return app_database_url(settings.model_copy(update={"database_url": owner_dsn}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,3 +79,15 @@ def test_nothing_outside_the_settings_module_reads_an_aico_variable():
                         _reads_an_aico_variable(node):
                     found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}")
     assert not found, "read AICO_* through aico.settings instead:\n" + "\n".join(found)
+
+
+def test_workers_connect_as_the_application_role_without_the_owners_password(monkeypatch):
+    from cli.main import serving_database_url
+
+    owner = "postgresql://aico_owner:owner-pw@db.internal:5432/aico"
+    url = serving_database_url(Settings(), owner)
+    assert "owner-pw" not in url and "aico_owner" not in url
+    assert url == "postgresql://aico_app@db.internal:5432/aico"
+    monkeypatch.setenv("AICO_DATABASE_APP_URL", "postgresql://aico_app:app-pw@db.internal/aico")
+    assert serving_database_url(Settings(), owner) == \
+        "postgresql://aico_app:app-pw@db.internal/aico"
