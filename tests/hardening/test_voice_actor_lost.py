@@ -69,8 +69,8 @@ async def test_a_call_whose_actor_dies_for_good_fails_its_session(api, ray_serve
     print(f"session failed {time.monotonic() - killed:.1f} s after its actor was killed"
           f" (reattach timeout {REATTACH_TIMEOUT_S} s)")
     assert status["ended_reason"].startswith("host_failed")
-    assert await pool.fetchval("SELECT count(*) FROM voice_leases WHERE session_id = $1",
-                               session_id) == 0
+    # The call's end releases the lease right after recording the failure.
+    assert await wait_for(lambda: _lease_released(pool, session_id), timeout=30)
     events = await pool.fetch("SELECT type, payload FROM session_events WHERE session_id = $1"
                               " ORDER BY seq", session_id)
     assert [e["type"] for e in events].count("session.failed") == 1
@@ -80,3 +80,8 @@ async def test_a_call_whose_actor_dies_for_good_fails_its_session(api, ray_serve
 async def _failed(pool: Any, session_id: Any) -> dict[str, Any] | None:
     row = await pool.fetchrow("SELECT status, state FROM sessions WHERE id = $1", session_id)
     return row["state"] if row["status"] == "failed" else None
+
+
+async def _lease_released(pool: Any, session_id: Any) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM voice_leases WHERE session_id = $1",
+                               session_id) == 0
