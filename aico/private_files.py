@@ -38,3 +38,13 @@ def ensure_key_file(path: Path, *, nbytes: int, error: type[AicoError]) -> str:
     if path.stat().st_mode & 0o077:
         raise error(f"{path} must not be readable by group or others (chmod 600)")
     return path.read_text().strip()
+
+
+def decode_key(text: str) -> bytes:
+    """Key material written as url-safe base64 (padding optional); b"" when it is not base64,
+    so the caller's length check names the setting."""
+    text = text.strip()
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return b""

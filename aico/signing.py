@@ -15,7 +15,6 @@ check `aico up` makes before starting.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import time
@@ -41,11 +40,7 @@ class SigningKeyError(AicoError):
 
 
 def _decode_key(text: str) -> bytes:
-    text = text.strip()
-    try:
-        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        key = b""
+    key = private_files.decode_key(text)
     if len(key) < MIN_KEY_BYTES:
         raise SigningKeyError(
             f"AICO_SIGNING_KEY must hold keys of at least {MIN_KEY_BYTES} bytes in url-safe base64"

@@ -10,7 +10,6 @@ organization and name (AES-GCM associated data), so rows cannot be swapped.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -39,11 +38,7 @@ class SealedSecret:
 
 
 def _decode_key(text: str) -> bytes:
-    text = text.strip()
-    try:
-        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        key = b""
+    key = private_files.decode_key(text)
     if len(key) != 32:
         raise SecretKeyError("AICO_SECRET_KEY must be 32 bytes in url-safe base64 "
                              "(python -c 'import secrets,base64;print(base64.urlsafe_b64encode("
