@@ -152,6 +152,8 @@ class LimitSettings(BaseSettings):
         60, ge=1, description="sessions a web widget key may start per minute")
     widget_messages_per_minute_per_visitor: int = Field(
         30, ge=1, description="widget messages per visitor (client address) per minute")
+    widget_voice_calls_per_minute_per_visitor: int = Field(
+        5, ge=1, description="widget voice calls a visitor (client address) may start per minute")
 
 
 class WhatsAppSettings(BaseSettings):
