@@ -10,6 +10,7 @@
 | `default_providers` | `AICO_PROVIDERS` (JSON: the server's default provider per capability) |
 | `security` | `AICO_SECRET_KEY`, `AICO_SIGNING_KEY` |
 | `limits` | `AICO_LIMIT_*` (flow bounds, rate limits, caps) |
+| `observability` | `AICO_OBSERVABILITY_*` (the /metrics scrape token, traces exporter) |
 """
 
 from __future__ import annotations
@@ -172,6 +173,32 @@ class WhatsAppSettings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0, description="first backoff after a Graph rate limit")
 
 
+class ObservabilitySettings(BaseSettings):
+    """Metrics and traces for operators (`AICO_OBSERVABILITY_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_OBSERVABILITY_", extra="ignore")
+
+    # Prometheus scrapes GET /metrics with `Authorization: Bearer <token>`; unset: admins only.
+    metrics_token: str | None = None
+    metrics_push_s: float = Field(2.0, gt=0, le=60, description="processes push to the hub")
+    # OpenTelemetry spans per session and turn: off, console (stdout) or otlp (HTTP/protobuf).
+    traces: Literal["off", "console", "otlp"] = "off"
+    otlp_endpoint: str | None = Field(None, description="e.g. http://collector:4318/v1/traces")
+    service_name: str = "aico"
+
+
+class LiveKitSettings(BaseSettings):
+    """The LiveKit server that carries SIP calls (`AICO_LIVEKIT_*`): its API, its webhooks."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_LIVEKIT_", extra="ignore")
+
+    url: str | None = Field(None, description="ws(s):// or http(s)://; unset: no LiveKit SIP")
+    api_key: str | None = None
+    api_secret: str | None = Field(None, repr=False)
+    room_prefix: str = Field("call-", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    ringing_timeout_s: int = Field(30, ge=5, le=120, description="an outbound call rings")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")
 
@@ -214,6 +241,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    livekit: LiveKitSettings = Field(default_factory=LiveKitSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @property
     def pg_dir(self) -> Path:
