@@ -11,6 +11,7 @@
 | `security` | `AICO_SECRET_KEY`, `AICO_SIGNING_KEY` |
 | `limits` | `AICO_LIMIT_*` (flow bounds, rate limits, caps) |
 | `observability` | `AICO_OBSERVABILITY_*` (the /metrics scrape token, traces exporter) |
+| `telephony` | `AICO_TELEPHONY_*` (carrier REST base URLs, phone stream tokens) |
 """
 
 from __future__ import annotations
@@ -155,6 +156,11 @@ class LimitSettings(BaseSettings):
         30, ge=1, description="widget messages per visitor (client address) per minute")
     widget_voice_calls_per_minute_per_visitor: int = Field(
         5, ge=1, description="widget voice calls a visitor (client address) may start per minute")
+    # Phone (flows/telephony.py): the toll-fraud guard's caps on outbound calls.
+    outbound_calls_per_org: int = Field(
+        10, ge=1, description="outbound phone calls in progress at once per organization")
+    outbound_calls_per_minute_per_org: int = Field(
+        20, ge=1, description="outbound phone calls placed per minute per organization")
 
 
 class WhatsAppSettings(BaseSettings):
@@ -199,6 +205,16 @@ class LiveKitSettings(BaseSettings):
     ringing_timeout_s: int = Field(30, ge=5, le=120, description="an outbound call rings")
 
 
+class TelephonySettings(BaseSettings):
+    """Phone carriers (`AICO_TELEPHONY_*`): where their REST APIs are (loopback fakes in tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="AICO_TELEPHONY_", extra="ignore")
+
+    twilio_api_url: str = "https://api.twilio.com"
+    # A phone stream token (the <Parameter> of Twilio's <Stream>) attaches once, within this.
+    stream_token_ttl_s: int = Field(120, ge=10, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AICO_", extra="ignore")
 
@@ -241,6 +257,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
     livekit: LiveKitSettings = Field(default_factory=LiveKitSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
