@@ -1,4 +1,5 @@
-"""Web widgets (migration 0084): public keys, allowed origins, and visitors' sessions."""
+"""Web widgets (migrations 0084, 0085): public keys, allowed origins, and visitors' sessions
+(chat and voice)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,15 @@ async def get_widget_session(conn: Conn, *, org_id: UUID, widget_id: UUID,
             "SELECT visitor_token_hash FROM widget_sessions"
             " WHERE org_id = $1 AND widget_id = $2 AND session_id = $3",
             org_id, widget_id, session_id)
+
+
+async def get_widget_session_origins(conn: Conn, *, org_id: UUID,
+                                     session_id: UUID) -> list[str] | None:
+    """The allowed origins of the widget that started a session; None for any other session."""
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetchval(
+            "SELECT w.allowed_origins FROM widget_sessions ws JOIN widgets w ON w.id = ws.widget_id"
+            " WHERE ws.org_id = $1 AND ws.session_id = $2", org_id, session_id)
 
 
 # --- key rotation (the CLI, as the tables' owner) ----------------------------------------------

@@ -43,6 +43,7 @@ from aico.signing import mint_voice_token, verify_voice_token
 from db import session_failures
 from db import sessions as sessions_db
 from db import voice_leases as leases_db
+from db import widgets as widgets_db
 from db.pool import app_database_url
 from serve_apps.auth import authenticate
 from serve_apps.deps import EditorDep, PoolDep, StateDep, oidc_verifier
@@ -203,6 +204,15 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
         await _refuse(ws, CloseCode.ENDED, "conflict", f"session {session_id} has {row['status']}")
         return
     org_id = row["org_id"]
+    # A web widget's call: the page's Origin must be on the widget's allow-list, checked before
+    # the token is spent, so that nothing starts and the visitor's own page can still use it.
+    origins = await widgets_db.get_widget_session_origins(pool, org_id=org_id,
+                                                          session_id=session_id)
+    if origins is not None and ws.headers.get("origin", "") not in origins:
+        page = ws.headers.get("origin") or "a page without Origin"
+        await _refuse(ws, CloseCode.POLICY, "origin_refused",
+                      f"this widget may not be used on {page}")
+        return
     first_use = await leases_db.insert_voice_token_uses_row(
         pool, token_id=_token_id(token), org_id=org_id, session_id=session_id,
         expires_at=datetime.now(UTC) + timedelta(seconds=settings.voice.token_ttl_s))

@@ -6,12 +6,18 @@ token: a visitor reaches only the session it started, with the visitor token it 
 
     <script src="https://aico.example/widget.js" data-widget="wk_…"></script>
 
-`/widget.js` is `frontend/widget/widget.js`: a launcher button and a chat panel in a shadow
-root (the host page's styles and scripts do not reach it; themable by CSS variables).
+`/widget.js` is built from `frontend/src/widget/` into `frontend/dist/widget.js` (`npm run
+build`): a launcher button and a chat panel in a shadow root (the host page's styles and scripts
+do not reach it; themable by CSS variables).
 A host site may name its user: its backend signs a visitor token with the widget's identity
 secret (shown once at creation, `sign_visitor`), the page passes it as `data-visitor-token`, and
-the session is that user's. Replies stream (`?stream=true`: Server-Sent Events). Chat only: the
-voice option is stored but the widget has no voice yet.
+the session is that user's. Replies stream (`?stream=true`: Server-Sent Events).
+
+Voice, for a widget created with `"voice": true`: `POST /v1/widget/{key}/voice` (same Origin
+check, rate limits per visitor and per key, optional visitor token) creates a voice session and
+returns its single-use voice WebSocket URL (docs/voice-protocol.md). The session is recorded as
+the widget's, so the socket's handshake `Origin` is checked against the same allow-list
+(serve_apps/routes/voice.py: refused with 1008 `origin_refused` before anything starts).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from providers.secrets import secret_box
 from providers.secrets_crypto import SealedSecret
 from serve_apps.deps import AdminDep, PoolDep, StateDep
 from serve_apps.routes.chat import messages_of
+from serve_apps.routes.voice import ensure_voice_capacity, voice_session_info
 
 router = APIRouter(tags=["widgets"])
 
@@ -187,7 +194,7 @@ async def widget_preflight(key: str, rest: str, request: Request, pool: PoolDep)
     _, origin = await _widget_for(pool, key, request)
     response = Response(status_code=204)
     _cors(response, origin)
-    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST"
     response.headers["Access-Control-Allow-Headers"] = "content-type"
     response.headers["Access-Control-Max-Age"] = "600"
     return response
@@ -219,6 +226,54 @@ async def start_visitor_session(key: str, request: Request, response: Response, 
     messages, _ = messages_of(actions)
     _cors(response, origin)
     return {"session_id": new.id, "visitor_token": visitor_token, "messages": messages}
+
+
+@router.get("/v1/widget/{key}")
+async def widget_for_visitor(key: str, request: Request, response: Response,
+                             pool: PoolDep) -> dict[str, Any]:
+    """What the script offers on this page: chat always, the microphone when voice is on."""
+    widget, origin = await _widget_for(pool, key, request)
+    _cors(response, origin)
+    return {"voice": widget["voice"]}
+
+
+@router.post("/v1/widget/{key}/voice", status_code=201)
+async def start_visitor_call(key: str, request: Request, response: Response, pool: PoolDep,
+                             state: StateDep, body: VisitorStart | None = None
+                             ) -> dict[str, Any]:
+    """A voice session for a visitor, and its single-use voice WebSocket URL."""
+    widget, origin = await _widget_for(pool, key, request)
+    if not widget["voice"]:
+        raise Forbidden("this widget has no voice: an admin turns it on with \"voice\": true"
+                        " (POST /v1/widgets)")
+    user_id = None
+    if body is not None and body.visitor_token:
+        user_id = visitor_user(_identity_secret(state, widget), body.visitor_token)
+    limits = state.settings.limits
+    await _limit(pool, widget, bucket=f"widget-voice:{widget['id']}:{_visitor(request)}",
+                 limit=limits.widget_voice_calls_per_minute_per_visitor,
+                 setting="widget_voice_calls_per_minute_per_visitor")
+    await _limit(pool, widget, bucket=f"widget:{widget['id']}",
+                 limit=limits.widget_sessions_per_minute_per_key,
+                 setting="widget_sessions_per_minute_per_key")
+    await _limit(pool, widget, bucket="sessions", limit=limits.sessions_per_minute_per_org,
+                 setting="sessions_per_minute_per_org")
+    await ensure_voice_capacity(pool, state, widget["org_id"])  # 429 before anything is stored
+    new = await create_session(pool, settings=state.settings, org_id=widget["org_id"],
+                               flow_id=widget["flow_id"], channel="voice", variables={},
+                               user_id=user_id)
+    # The row makes it the widget's session: the voice socket checks its Origin by it. The
+    # call is reached only through its single-use URL, so this visitor token is never handed out.
+    await widgets_db.insert_widget_session(
+        pool, org_id=widget["org_id"], widget_id=widget["id"], session_id=new.id,
+        visitor_token_hash=_hash(secrets.token_urlsafe(24)))
+    info = state.voice_session_info or voice_session_info
+    voice = await info(request, {"id": new.id, "org_id": new.org_id, "flow_id": new.flow_id,
+                                 "flow_version_id": new.flow_version_id, "channel": "voice",
+                                 "status": new.status})
+    _cors(response, origin)
+    return {"session_id": new.id, "voice": {"url": voice["url"],
+                                            "expires_at": voice["expires_at"]}}
 
 
 @router.post("/v1/widget/{key}/sessions/{session_id}/messages", response_model=None)
@@ -277,6 +332,7 @@ def _context(state: Any, pool: Any) -> StepContext:
 @router.get("/widget.js", include_in_schema=False)
 async def widget_script() -> FileResponse:
     if not WIDGET_JS.exists():
-        raise NotFound("the widget script is missing (frontend/widget/widget.js)")
+        raise NotFound("the widget script is not built: run `npm run build` in frontend/"
+                       " (it writes frontend/dist/widget.js)")
     return FileResponse(WIDGET_JS, media_type="text/javascript",
                         headers={"Cache-Control": "public, max-age=300"})

@@ -18,9 +18,12 @@ PUBLIC = {
     ("GET", "/widget.js"): "the public web widget script",
     ("OPTIONS", "/v1/widget/{key}/{rest:path}"): "CORS preflight: the widget's allowed origins",
     ("POST", "/v1/widget/{key}/sessions"): "a widget key and an allowed Origin",
+    ("GET", "/v1/widget/{key}"): "a widget key and an allowed Origin",
+    ("POST", "/v1/widget/{key}/voice"): "a widget key and an allowed Origin",
     ("POST", "/v1/widget/{key}/sessions/{session_id}/messages"): "the visitor token",
     ("GET", "/v1/channels/whatsapp/webhook"): "Meta's handshake: a configured number's verify token",
     ("POST", "/v1/channels/whatsapp/webhook"): "X-Hub-Signature-256 with a number's app secret",
+    ("GET", "/metrics"): "AICO_OBSERVABILITY_METRICS_TOKEN, or an admin's token (in the route)",
 }
 
 # The README's role matrix, route by route.

@@ -1,11 +1,22 @@
 """The web widget's public endpoints: a visitor on an allowed site chats with the flow; another
 origin is refused with nothing stored; a visitor reaches only its own session; the widget key
-is rate-limited; admins manage widgets, nobody else."""
+is rate-limited; admins manage widgets, nobody else. Voice: a widget with voice on hands an
+allowed page a single-use voice URL, whose WebSocket checks the page's Origin again."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
+import pytest
 from integration_flows import publish_echo
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from aico.settings import LimitSettings
 
@@ -148,3 +159,123 @@ async def test_a_visitor_reply_streams_as_server_sent_events(make_org, app):
     assert names == ["chunk", "final"]
     assert '"text": "You said hi"' in events[0][1]
     assert '"messages": [{"role": "assistant", "text": "You said hi"}]' in events[1][1]
+
+
+# --- voice ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+async def served(settings, app_pool) -> AsyncIterator[str]:
+    """The API on a loopback port (a WebSocket needs a real server); its base URL."""
+    import uvicorn
+
+    from serve_apps.api import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, pool=app_pool), host="127.0.0.1",
+                                           port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert not task.done() and time.monotonic() < deadline, "the test server did not start"
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    await task
+
+
+async def _socket(url: str, origin: str | None, first: dict[str, Any] | None = None
+                  ) -> tuple[list[dict[str, Any]], int | None]:
+    """What a page on `origin` gets from the voice socket before it closes, and the close code."""
+    messages: list[dict[str, Any]] = []
+    async with asyncio.timeout(30), connect(url, origin=origin) as ws:  # type: ignore[arg-type]
+        if first is not None:
+            with contextlib.suppress(ConnectionClosed):  # a refused socket may be closed already
+                await ws.send(json.dumps(first))
+        try:
+            async for message in ws:
+                messages.append(json.loads(message) if isinstance(message, str) else {})
+        except ConnectionClosed:
+            pass
+        return messages, ws.close_code
+
+
+async def test_a_visitor_starts_a_voice_call_only_where_the_widget_allows_it(
+        make_org, served, pool):
+    org = await make_org()
+    chat_only = (await _widget(org))["public_key"]
+    key = (await _widget(org, voice=True))["public_key"]
+    async with httpx.AsyncClient(base_url=served, headers={"Origin": SITE}) as visitor:
+        offered = await visitor.get(f"/v1/widget/{chat_only}")
+        assert offered.status_code == 200 and offered.json() == {"voice": False}
+        assert offered.headers["access-control-allow-origin"] == SITE
+        assert (await visitor.get(f"/v1/widget/{key}")).json() == {"voice": True}
+        off = await visitor.post(f"/v1/widget/{chat_only}/voice", json={})
+        assert off.status_code == 403 and "voice" in off.json()["message"]
+        for origin in ("http://evil.example", None):
+            headers = {"Origin": origin} if origin else {}
+            async with httpx.AsyncClient(base_url=served, headers=headers) as stranger:
+                assert (await stranger.get(f"/v1/widget/{key}")).status_code == 403
+                refused = await stranger.post(f"/v1/widget/{key}/voice", json={})
+                assert refused.status_code == 403, origin
+                assert "access-control-allow-origin" not in refused.headers
+        assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1",
+                                   org.id) == 0
+
+        started = await visitor.post(f"/v1/widget/{key}/voice", json={})
+        assert started.status_code == 201, started.text
+        assert started.headers["access-control-allow-origin"] == SITE
+        body = started.json()
+        assert set(body) == {"session_id", "voice"} and set(body["voice"]) == {"url",
+                                                                               "expires_at"}
+        url = body["voice"]["url"]
+        assert url.startswith(f"ws://{served.removeprefix('http://')}/v1/sessions/"
+                              f"{body['session_id']}/voice?token=")
+    stored = await pool.fetchrow(
+        "SELECT s.channel, s.status, w.public_key FROM sessions s JOIN widget_sessions ws"
+        " ON ws.session_id = s.id JOIN widgets w ON w.id = ws.widget_id WHERE s.id = $1",
+        body["session_id"])
+    assert tuple(stored) == ("voice", "active", key)
+
+    # The voice socket checks the page's Origin too: another page (or none) is closed with the
+    # policy code before anything starts, and the token is not spent.
+    for origin in ("http://evil.example", "http://shop.example:9090", None):
+        messages, code = await _socket(url, origin, {"type": "start", "sample_rate": 16000})
+        assert code == 1008, (origin, code, messages)
+        assert [(m["type"], m["code"]) for m in messages] == [("error", "origin_refused")]
+    assert await pool.fetchval("SELECT count(*) FROM voice_token_uses WHERE session_id = $1",
+                               body["session_id"]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM voice_leases WHERE session_id = $1",
+                               body["session_id"]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM session_events WHERE session_id = $1",
+                               body["session_id"]) == 0
+    # The allowed page's socket passes the check and reaches the call's protocol (here a bad
+    # `start`, answered by the protocol, so that no voice models are needed).
+    messages, code = await _socket(url, SITE, {"type": "start", "sample_rate": 12345})
+    assert [(m["type"], m["code"]) for m in messages] == [("error", "bad_start")], messages
+    assert await pool.fetchval("SELECT count(*) FROM voice_token_uses WHERE session_id = $1",
+                               body["session_id"]) == 1
+
+
+async def test_widget_voice_calls_are_rate_limited_per_visitor_and_name_the_user(
+        make_org, settings, app_pool, pool):
+    from serve_apps.api import create_app
+    from serve_apps.routes.widgets import sign_visitor
+
+    org = await make_org()
+    widget = await _widget(org, voice=True)
+    key = widget["public_key"]
+    limited = create_app(settings.model_copy(update={"limits": LimitSettings(
+        widget_voice_calls_per_minute_per_visitor=2)}), pool=app_pool)
+    soon = int(time.time()) + 600
+    async with _visitor(limited, SITE) as visitor:
+        bad = await visitor.post(f"/v1/widget/{key}/voice", json={"visitor_token": "garbage"})
+        assert bad.status_code == 401
+        named = await visitor.post(f"/v1/widget/{key}/voice", json={
+            "visitor_token": sign_visitor(widget["identity_secret"], "customer.7", soon)})
+        assert named.status_code == 201, named.text
+        assert await pool.fetchval("SELECT user_id FROM sessions WHERE id = $1",
+                                   named.json()["session_id"]) == "customer.7"
+        codes = [(await visitor.post(f"/v1/widget/{key}/voice", json={})).status_code
+                 for _ in range(2)]
+        assert codes == [201, 429]
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1"
+                               " AND channel = 'voice'", org.id) == 2
