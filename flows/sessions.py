@@ -56,6 +56,7 @@ log = logging.getLogger("aico.flows.sessions")
 # want of an STT or TTS secret.
 CHANNEL_CAPABILITIES: dict[str, tuple[str, ...]] = {
     "chat": ("llm",), "voice": ("stt", "llm", "tts"), "whatsapp": ("stt", "llm"),
+    "phone": ("stt", "llm", "tts"),
 }
 LLMOpener = Callable[[dict[str, Any]], Awaitable[Any]]  # provider config -> ChatLLM
 
