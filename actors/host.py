@@ -24,13 +24,16 @@ from uuid import UUID
 
 import asyncpg
 
+from actors.call_metrics import observing
 from actors.outbox import items_until
 from actors.pipeline import VoicePipeline
+from aico import metrics
 from aico.settings import Settings
 
 log = logging.getLogger("aico.actors.host")
 
 _CLOSED = object()
+LOCAL_NODE = "local"  # the node label of calls whose pipeline runs in the API process
 
 
 class Call(Protocol):
@@ -46,9 +49,18 @@ class VoiceHost(Protocol):
 
 
 class LocalCall:
-    def __init__(self, pipeline_factory: Any) -> None:
+    def __init__(self, pipeline_factory: Any, *, session_id: UUID | str,
+                 settings: Settings) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.pipeline: VoicePipeline = pipeline_factory(self._queue.put_nowait)
+        self.pipeline: VoicePipeline = pipeline_factory(observing(
+            self._queue.put_nowait, session_id=session_id, node=LOCAL_NODE, settings=settings))
+        self._live = True
+        metrics.count_live_call(LOCAL_NODE, 1)
+
+    def _not_live(self) -> None:
+        if self._live:
+            self._live = False
+            metrics.count_live_call(LOCAL_NODE, -1)
 
     def push_audio(self, pcm16: bytes) -> None:
         self.pipeline.push_audio(pcm16)
@@ -57,15 +69,19 @@ class LocalCall:
         await self.pipeline.control(message)
 
     async def hang_up(self, reason: str = "hangup") -> None:
+        self._not_live()
         await self.pipeline.hang_up(reason)
         self._queue.put_nowait(_CLOSED)
 
     async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
-        async for batch in items_until(self._queue, self.pipeline.ended.wait()):
-            for item in batch:
-                if item is _CLOSED:
-                    return
-                yield item
+        try:
+            async for batch in items_until(self._queue, self.pipeline.ended.wait()):
+                for item in batch:
+                    if item is _CLOSED:
+                        return
+                    yield item
+        finally:
+            self._not_live()
 
 
 class LocalVoiceHost:
@@ -78,8 +94,13 @@ class LocalVoiceHost:
                    connected_at: float | None = None) -> LocalCall:
         call = LocalCall(lambda send: VoicePipeline(pool=self.pool, settings=self.settings,
                                                     session_id=session_id, send=send,
-                                                    open_llm=self.open_llm))
-        await call.pipeline.start(sample_rate=sample_rate, connected_at=connected_at)
+                                                    open_llm=self.open_llm),
+                         session_id=session_id, settings=self.settings)
+        try:
+            await call.pipeline.start(sample_rate=sample_rate, connected_at=connected_at)
+        except BaseException:
+            call._not_live()
+            raise
         return call
 
 

@@ -35,6 +35,7 @@ class VoiceActorPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = {"warm": 0, "cold": 0, "retired": 0}
         self.last_error: BaseException | None = None
+        self._sampled = False  # its idle actors are read into aico_voice_actors_idle
 
     def _new_actor(self) -> Any:
         from actors.voice_session import VoiceSession
@@ -49,6 +50,12 @@ class VoiceActorPool:
 
     def fill(self) -> None:
         """Start actors in the background until `size` are idle or starting."""
+        if not self._sampled:
+            from actors.call_metrics import node_label
+            from aico import metrics
+
+            self._sampled = True
+            metrics.sample_idle_actors(node_label(), lambda: float(len(self._idle)))
         while len(self._idle) + self._starting < self.size:
             self._starting += 1
             task = asyncio.get_running_loop().create_task(self._add())

@@ -33,6 +33,8 @@ class VoiceSession:
         self._outbox: asyncio.Queue[Any] | None = None
         self._warm: asyncio.Task[None] | None = None
         self.calls = 0
+        self._live = False  # counted in aico_live_calls
+        self.node = ""
 
     async def warm(self) -> int:
         """Ready to take a call at once. Returns the worker's pid."""
@@ -42,11 +44,18 @@ class VoiceSession:
         return os.getpid()
 
     async def _warm_up(self) -> None:
+        from actors.call_metrics import node_label
         from actors.call_providers import warm_default_providers
+        from actors.metrics_hub import start_metrics_push
+        from aico import metrics
         from aico.settings import get_settings
         from db.pool import create_app_pool
 
         settings = get_settings()
+        self.node = node_label()
+        metrics.sample_queue("voice_outbox", lambda: self._outbox.qsize() if self._outbox else 0)
+        metrics.sample_queue("voice_events", self._pending_events)
+        start_metrics_push(settings.observability.metrics_push_s)
         if not (settings.database_app_url or settings.database_url):
             raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
         self._pool = await create_app_pool(settings, min_size=1, max_size=4)
@@ -54,6 +63,7 @@ class VoiceSession:
 
     async def attach(self, session_id: str, sample_rate: int, resume: bool,
                      connected_ago_s: float) -> dict[str, Any]:
+        from actors.call_metrics import observing
         from actors.pipeline import VoicePipeline
         from aico.settings import get_settings
 
@@ -61,9 +71,13 @@ class VoiceSession:
         if self._pipeline is not None:
             await self._pipeline.detach()
         self._outbox = asyncio.Queue()
-        self._pipeline = VoicePipeline(pool=self._pool, settings=get_settings(),
-                                       session_id=session_id, send=self._outbox.put_nowait)
+        settings = get_settings()
+        send = observing(self._outbox.put_nowait, session_id=session_id, node=self.node,
+                         settings=settings)
+        self._pipeline = VoicePipeline(pool=self._pool, settings=settings,
+                                       session_id=session_id, send=send)
         self.calls += 1
+        self._count_live(True)
         return await self._pipeline.start(sample_rate=sample_rate, resume=resume,
                                           connected_at=time.monotonic() - connected_ago_s)
 
@@ -95,7 +109,22 @@ class VoiceSession:
             await self._pipeline.detach()
         self._pipeline = None
         self._outbox = None
+        self._count_live(False)
         return self.calls
+
+    def _count_live(self, live: bool) -> None:
+        from aico import metrics
+
+        if live != self._live:
+            self._live = live
+            metrics.count_live_call(self.node, 1 if live else -1)
+
+    def _pending_events(self) -> float:
+        events = getattr(self._pipeline, "_events", None)  # inbound events awaiting a step
+        return float(events.qsize()) if isinstance(events, asyncio.Queue) else 0.0
+
+    def node_id(self) -> str:
+        return self.node
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{os.getpid()}/status") as f:

@@ -49,6 +49,7 @@ from uuid import UUID
 import asyncpg
 
 from aico.errors import Conflict, NotFound
+from aico.metrics import record_executor_step
 from aico.settings import Settings, get_settings
 from db import flows as flows_db
 from db import session_events as session_events_db
@@ -108,8 +109,16 @@ async def step(
     """Apply `event` to the session and yield the actions it produces (see module docstring)."""
     ctx = context or StepContext(pool=pool, settings=settings or get_settings(),
                                  open_llm=open_llm)
-    async for action in _step(ctx, UUID(str(session_id)), event):
-        yield action
+    started, outcome = time.monotonic(), "failed"
+    try:
+        async for action in _step(ctx, UUID(str(session_id)), event):
+            yield action
+        outcome = "ok"
+    except (GeneratorExit, asyncio.CancelledError):
+        outcome = "abandoned"  # the caller stopped reading (a barge-in cancels the reply)
+        raise
+    finally:
+        record_executor_step(time.monotonic() - started, outcome=outcome)
 
 
 async def run_step(pool: asyncpg.Pool, session_id: UUID | str, event: InboundEvent,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from aico.metrics import record_provider_call, record_provider_error
 from providers.errors import ProviderError, ProviderTimeout
 
 log = logging.getLogger("aico.providers")
@@ -37,15 +39,20 @@ async def call_with_retries(fn: Callable[[], Awaitable[T]], *, policy: CallPolic
                             on_retry: Callable[[], None] | None = None) -> T:
     """Await `fn()` under the policy's timeout, retrying retryable provider errors."""
     attempt = 0
+    started = time.monotonic()
     while True:
         try:
-            return await asyncio.wait_for(fn(), timeout=policy.timeout_s)
+            result = await asyncio.wait_for(fn(), timeout=policy.timeout_s)
+            record_provider_call(provider, what, time.monotonic() - started)
+            return result
         except TimeoutError:
             err: ProviderError = ProviderTimeout(
                 f"{provider} {what} took longer than {policy.timeout_s:g}s", provider=provider)
         except ProviderError as exc:
             err = exc
+        record_provider_error(provider, what, err.code)
         if not err.retryable or attempt >= policy.max_retries:
+            record_provider_call(provider, what, time.monotonic() - started)
             raise err
         log.warning("%s %s failed (%s), retry %d/%d", provider, what, err.code, attempt + 1,
                     policy.max_retries)

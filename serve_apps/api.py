@@ -16,6 +16,7 @@ from aico.settings import Settings, get_settings
 from serve_apps.body_limit import BodySizeLimit
 from serve_apps.errors import install_error_handlers
 from serve_apps.routes import ROUTERS
+from serve_apps.routes.metrics import start_metrics_push_on_ray
 from serve_apps.state import ApiState, VoiceSessionInfo, app_state
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _start_voice_sweeper(app)
+        start_metrics_push_on_ray(app_state(app).settings)
         await _start_whatsapp_worker(app)
         outbox = await _start_webhook_outbox(app)
         yield

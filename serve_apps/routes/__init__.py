@@ -13,6 +13,7 @@ from serve_apps.routes import (
     health,
     knowledge,
     memory,
+    metrics,
     provider_models,
     providers,
     secrets,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     memory.router,
     memory.retention_router,
     whatsapp.router,
+    metrics.router,
 ]
