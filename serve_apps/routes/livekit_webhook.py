@@ -1,0 +1,197 @@
+"""LiveKit's webhook: `POST /v1/channels/livekit/webhook`, how a SIP call reaches a flow.
+
+LiveKit signs each webhook with the server's API secret: a JWT in `Authorization` whose
+`sha256` claim is the body's hash. `livekit-api`'s `WebhookReceiver` checks both over the raw
+bytes BEFORE anything is parsed; a bad or missing signature is 401 and nothing is started.
+
+* `participant_joined` of a SIP caller on an AICO number → the number's flow, a `phone`
+  session (`flows.sessions.create_session`: providers resolved, secrets checked), the call
+  recorded → the agent joins that room with an agent token for it alone and the call runs on
+  the same pipeline as every voice call (`actors.transports.run_call`), on a pre-warmed voice
+  actor when the API runs on Ray.
+* The flow's providers lack secrets (or the flow cannot start): the call is recorded as failed
+  with why, no session and no actor; a short apology is spoken into the room by the local TTS
+  when the room can be joined, and the room is closed, which hangs the caller up.
+* `participant_joined` of the callee of an outbound call (`POST /v1/calls`): its session's
+  agent joins, once. `participant_left` of a SIP caller: the call is completed.
+* A `transfer` from the flow goes through the toll-fraud guard, then the carrier
+  (`flows.livekit_calls`: TransferSIPParticipant, or a warm transfer's dial-in); a refused one
+  is recorded on the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Request
+
+from actors.transports import HOST_FAILED, CallTransport, run_call
+from actors.transports.livekit import LiveKitTransport, agent_token
+from aico.errors import Unauthorized
+from aico.settings import LiveKitSettings
+from db import phone_calls as calls_db
+from db import session_failures
+from flows.livekit_calls import (
+    LiveKitNotConfigured,
+    SipArrival,
+    SipRefused,
+    livekit_api,
+    sip_participant_arrived,
+    sip_participant_left,
+    transfer_live_call,
+)
+from serve_apps.deps import PoolDep, StateDep
+from serve_apps.state import ApiState
+
+log = logging.getLogger("aico.routes.livekit_webhook")
+router = APIRouter(prefix="/v1/channels/livekit", tags=["phone"])
+
+APOLOGY = "Sorry, this number cannot take your call right now. Please try again later."
+AGENT_IDENTITY = "aico-agent"
+# Room calls in flight on this replica (kept so the loop does not drop their tasks).
+_CALLS: set[asyncio.Task[Any]] = set()
+
+
+async def join_room(url: str, token: str) -> CallTransport:
+    """Join a LiveKit room as the agent (a seam: a test without a LiveKit server replaces it)."""
+    return await LiveKitTransport.join(url=url, token=token)
+
+
+def verify_webhook(settings: LiveKitSettings, raw: bytes, authorization: str | None) -> Any:
+    """The verified `WebhookEvent`, or Unauthorized (401): nothing is parsed before this."""
+    from livekit import api
+
+    if not (settings.api_key and settings.api_secret):
+        raise LiveKitNotConfigured("LiveKit webhooks need AICO_LIVEKIT_API_KEY and"
+                                   " AICO_LIVEKIT_API_SECRET")
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not token:
+        raise Unauthorized("Authorization: LiveKit's signed webhook token is required")
+    receiver = api.WebhookReceiver(api.TokenVerifier(settings.api_key, settings.api_secret))
+    try:
+        return receiver.receive(raw.decode("utf-8"), token)
+    except Exception:  # noqa: BLE001 - a bad JWT, a hash mismatch, bytes that are not UTF-8
+        raise Unauthorized("Authorization: the webhook's signature or body hash does not"
+                           " verify with the LiveKit API secret") from None
+
+
+@router.post("/webhook")
+async def livekit_webhook(request: Request, pool: PoolDep, state: StateDep) -> dict[str, Any]:
+    event = verify_webhook(state.settings.livekit, await request.body(),
+                           request.headers.get("authorization"))
+    if event.event == "participant_left":
+        ended = await sip_participant_left(pool, event)
+        return {"event": event.event, "call_id": str(ended["id"]) if ended else None}
+    outcome = await sip_participant_arrived(pool, state.settings, event)
+    if isinstance(outcome, SipArrival):
+        _spawn(_room_call(state, pool, outcome))
+        return {"event": event.event, "call_id": str(outcome.call_id),
+                "session_id": str(outcome.session_id)}
+    if isinstance(outcome, SipRefused):
+        _spawn(_apologise_and_close(state, outcome))
+        return {"event": event.event, "call_id": str(outcome.call_id), "refused": True}
+    return {"event": event.event}
+
+
+def _spawn(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    _CALLS.add(task)
+    task.add_done_callback(_CALLS.discard)
+
+
+async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -> None:
+    """The agent joins the call's room and carries the call to its end."""
+    from serve_apps.routes.voice import voice_host
+
+    lk = state.settings.livekit
+    assert lk.url and lk.api_key and lk.api_secret  # the webhook verified with them
+    token = agent_token(api_key=lk.api_key, api_secret=lk.api_secret, room=arrival.room,
+                        identity=AGENT_IDENTITY)
+    try:
+        transport = await join_room(lk.url, token)
+    except Exception as err:  # noqa: BLE001 - whatever the SDK raises, the call cannot go on
+        reason = f"livekit: the agent could not join room {arrival.room}: {err}"[:400]
+        log.warning("%s", reason)
+        await _fail(pool, arrival, reason, "room_join_failed")
+        return
+    transfers: list[asyncio.Task[Any]] = []
+
+    async def observe(event: dict[str, Any]) -> None:
+        if event.get("type") == "transfer":
+            transfers.append(asyncio.create_task(transfer_live_call(
+                pool, state.settings, org_id=arrival.org_id, call_id=arrival.call_id,
+                to=str(event.get("to") or ""), warm=event.get("mode") == "warm",
+                summary=event.get("summary"))))
+
+    try:
+        host = await voice_host(state)
+        reason = await run_call(transport, host, arrival.session_id, observe=observe)
+    except Exception as err:
+        log.exception("LiveKit call %s failed", arrival.session_id)
+        reason = f"{HOST_FAILED}: {type(err).__name__}"
+        with contextlib.suppress(Exception):
+            await transport.close("error", code=1011)
+    for task in transfers:
+        with contextlib.suppress(Exception):
+            await task
+    if reason.startswith(HOST_FAILED):
+        await _fail(pool, arrival, reason, "call_failed")
+        return
+    with contextlib.suppress(Exception):
+        await calls_db.update_phone_calls_row(pool, org_id=arrival.org_id,
+                                              call_id=arrival.call_id, status="completed")
+
+
+async def _fail(pool: asyncpg.Pool, arrival: SipArrival, reason: str, error: str) -> None:
+    try:
+        await session_failures.fail_sessions_row(pool, session_id=arrival.session_id,
+                                                 reason=reason)
+        await calls_db.update_phone_calls_row(
+            pool, org_id=arrival.org_id, call_id=arrival.call_id, status="failed",
+            failure={"error": error, "message": reason})
+    except Exception:  # the sweeper closes a session left open; the log says why
+        log.exception("LiveKit call %s: could not record its failure", arrival.session_id)
+
+
+async def _apologise_and_close(state: ApiState, refused: SipRefused) -> None:
+    """Tell the caller the number cannot take the call (local TTS, best effort), then close
+    the room: LiveKit hangs the SIP caller up when its room is deleted."""
+    from livekit import api
+
+    lk = state.settings.livekit
+    assert lk.url and lk.api_key and lk.api_secret
+    token = agent_token(api_key=lk.api_key, api_secret=lk.api_secret, room=refused.room,
+                        identity="aico-apology")
+    try:
+        transport = await join_room(lk.url, token)
+    except Exception as err:  # noqa: BLE001 - no room to speak into: the call still ends
+        log.warning("LiveKit room %s: the apology could not be spoken: %s", refused.room, err)
+    else:
+        try:
+            await _speak(transport, APOLOGY)
+        except Exception:  # the apology is a courtesy; the hang-up must follow
+            log.warning("LiveKit room %s: the apology failed", refused.room, exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await transport.close("refused")
+    try:
+        async with livekit_api(lk) as client:
+            await client.room.delete_room(api.DeleteRoomRequest(room=refused.room))
+    except Exception:  # LiveKit ends an empty room itself, later
+        log.warning("LiveKit room %s could not be closed", refused.room, exc_info=True)
+
+
+async def _speak(transport: CallTransport, text: str) -> None:
+    """`text` in the packaged offline voice, into the room."""
+    from flows.sessions import default_configs
+    from providers import runtime
+
+    tts = await runtime.open_tts(default_configs()["tts"], secrets={})
+    async for frame in tts.synthesize(text):
+        await transport.send_audio(frame.pcm16, frame.sample_rate)
+
