@@ -1,20 +1,24 @@
 """The agent's voice: text in (whole utterances or LLM deltas), paced PCM frames out.
 
-Text is cut into sentences; each sentence goes to the TTS as soon as it is complete (the first
-one of a reply is also cut at a comma when that gives a short first clause), and the next is
-synthesized while the current one plays. Frames leave in real time with a small lead
-(`lead_s`), so a barge-in silences the caller's speaker within that lead plus one frame: the
-client drops what it buffered on `interrupted`.
+Text is cut into sentences; each sentence goes to the TTS as soon as it is complete, and the
+next is synthesized while the current one plays. The opening of an LLM reply does not wait for
+its sentence to end: its first clause (a comma, semicolon, colon or dash after a few words, or
+`clause_max_words` words) is spoken while the LLM writes the rest. Frames leave in real time
+with a small lead (`lead_s`), so a barge-in silences the caller's speaker within that lead plus
+one frame: the client drops what it buffered on `interrupted`.
 
 Every sentence remembers how much of its audio has been played, so `interrupt()` can say what
-the caller actually heard. A small per-process cache keeps the audio of flow texts (greetings,
-prompts), which are the same on every call.
+the caller actually heard. The greeting (the flow's `say` texts before the agent first falls
+quiet) is the same on every call of a flow version: its audio is kept in a bounded per-process
+LRU (`greeting_cache`), keyed by the TTS configuration and the text, so a later call plays it
+without synthesis. `cache_greeting` fills it ahead of the first call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -29,27 +33,122 @@ log = logging.getLogger("aico.actors.speech_out")
 
 FRAME_S = 0.02
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
-_CACHE_MAX_BYTES = 16 * 1024 * 1024
-_cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-_cache_bytes = 0
+# Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
+CLAUSE_MIN_WORDS = 3
+CLAUSE_MAX_WORDS = 8
 
 
-def _cache_get(key: tuple[str, str]) -> bytes | None:
-    pcm = _cache.get(key)
-    if pcm is not None:
-        _cache.move_to_end(key)
-    return pcm
+class GreetingCache:
+    """A bounded LRU of synthesized audio, by total bytes, for this process.
+
+    The key names everything that shapes the sound (TTS kind, its whole configuration: model,
+    voice, speaker, speed; the output rate) and the text. `synthesized` counts the texts that
+    had to be synthesized because they were missing, `hits` the ones played from memory."""
+
+    def __init__(self, *, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: tuple[str, str]) -> bytes | None:
+        pcm = self._items.get(key)
+        if pcm is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return pcm
+
+    def put(self, key: tuple[str, str], pcm: bytes) -> None:
+        # One item may take at most an eighth: a long text must not flush every greeting.
+        if key in self._items or not pcm or len(pcm) > self.max_bytes // 8:
+            return
+        self._items[key] = pcm
+        self._bytes += len(pcm)
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= len(old)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
 
 
-def _cache_put(key: tuple[str, str], pcm: bytes) -> None:
-    global _cache_bytes
-    if key in _cache or len(pcm) > _CACHE_MAX_BYTES // 8:
-        return
-    _cache[key] = pcm
-    _cache_bytes += len(pcm)
-    while _cache_bytes > _CACHE_MAX_BYTES:
-        _, old = _cache.popitem(last=False)
-        _cache_bytes -= len(old)
+greeting_cache = GreetingCache()
+
+
+def tts_cache_key(tts: TTS) -> str:
+    """What identifies the sound a TTS makes: its kind, output rate and whole configuration
+    (a voice or speaker that `model_key` leaves out still changes the audio)."""
+    model_dump = getattr(getattr(tts, "config", None), "model_dump", None)
+    dump = model_dump(mode="json") if callable(model_dump) else {}
+    return json.dumps([tts.kind, tts.sample_rate, dump], sort_keys=True, default=str)
+
+
+def say_pieces(text: str) -> list[str]:
+    """How `SpeechOut.say` cuts a text into pieces it synthesizes one by one."""
+    sentences, rest = split_sentences(text.strip() + " ")
+    if rest.strip():
+        sentences.append(rest.strip())
+    return first_clause(sentences[0]) + sentences[1:] if sentences else []
+
+
+async def cache_greeting(tts: TTS, text: str) -> int:
+    """Synthesize a greeting into `greeting_cache` ahead of the first call (for a warm pool or
+    a flow's publication). Returns how many pieces had to be synthesized."""
+    made = 0
+    namespace = tts_cache_key(tts)
+    for piece in say_pieces(text):
+        key = (namespace, piece)
+        if key in greeting_cache:
+            continue
+        pcm = b"".join([frame.pcm16 async for frame in tts.synthesize(piece)])
+        greeting_cache.put(key, pcm)
+        made += 1
+    return made
+
+
+def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
+                   max_words: int = CLAUSE_MAX_WORDS) -> tuple[str, str] | None:
+    """The first clause of an LLM reply that is still being written, and the rest; None to
+    keep waiting for more text.
+
+    A clause ends at a comma, semicolon, colon or dash inside the first sentence after at least
+    `min_words` words. With no such boundary and no finished sentence, `max_words` complete
+    words are a clause. A short first sentence goes whole (None here: the sentence path)."""
+    sentences, _ = split_sentences(text)
+    first_end = len(text)
+    if sentences:
+        first_end = text.find(sentences[0]) + len(sentences[0])
+    for m in _CLAUSE_END.finditer(text):
+        if m.start() >= first_end:
+            break
+        head = text[:m.start()].strip()
+        if len(head.split()) >= min_words:
+            return head, text[m.end():]
+    if sentences:
+        return None
+    words = text.split()
+    complete = words if text[-1:].isspace() else words[:-1]
+    if len(complete) < max_words:
+        return None
+    cut = 0
+    for word in complete[:max_words]:  # to the end of the max_words-th word
+        cut = text.index(word, cut) + len(word)
+    return text[:cut].strip(), text[cut:].lstrip()
 
 
 def first_clause(sentence: str, *, min_words: int = 3, max_words: int = 12) -> list[str]:
@@ -95,13 +194,16 @@ class SpeechOut:
     def __init__(self, tts: TTS, *, send_audio: Callable[[bytes], Any],
                  send_event: Callable[[dict[str, Any]], Any],
                  on_first_audio: Callable[[Sentence, float], Any] | None = None,
-                 lead_s: float = 0.12) -> None:
+                 lead_s: float = 0.12, clause_min_words: int = CLAUSE_MIN_WORDS,
+                 clause_max_words: int = CLAUSE_MAX_WORDS) -> None:
         self.tts = tts
         self.sample_rate = tts.sample_rate
         self._send_audio = send_audio
         self._send_event = send_event
         self._on_first_audio = on_first_audio
         self.lead_s = lead_s
+        self.clause_min_words = clause_min_words
+        self.clause_max_words = clause_max_words
         self._frame_bytes = int(self.sample_rate * FRAME_S) * 2
         self._todo: deque[Sentence] = deque()
         self._todo_ready = asyncio.Event()
@@ -114,28 +216,32 @@ class SpeechOut:
         self._speaking = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._cache_ns = f"{tts.kind}:{getattr(getattr(tts, 'config', None), 'model_key', lambda: '')()}"
+        self._cache_ns = tts_cache_key(tts)
+        # The flow's `say` texts until the agent first falls quiet are its greeting: cached.
+        self._opening = True
         self._synth_task = asyncio.create_task(self._synthesize_loop(), name="tts")
         self._play_task = asyncio.create_task(self._playout_loop(), name="playout")
 
     # --- input -------------------------------------------------------------------------
 
     def say(self, text: str, *, interruptible: bool = True) -> None:
-        sentences, rest = split_sentences(text.strip() + " ")
-        if rest.strip():
-            sentences.append(rest.strip())
-        pieces = first_clause(sentences[0]) + sentences[1:] if sentences else []
-        for piece in pieces:
-            self._enqueue(Sentence(piece, None, interruptible, cacheable=True))
+        for piece in say_pieces(text):
+            self._enqueue(Sentence(piece, None, interruptible, cacheable=self._opening))
 
     def push_stream(self, stream_id: str, text: str, *, interruptible: bool = True) -> None:
+        self._opening = False
         stream = self._stream(stream_id, interruptible)
         stream.pending += text
+        if not stream.sentences:
+            # The reply's opening goes to the TTS at its first clause, not its first full stop.
+            clause = opening_clause(stream.pending, min_words=self.clause_min_words,
+                                    max_words=self.clause_max_words)
+            if clause is not None:
+                head, stream.pending = clause
+                self._add_to_stream(stream, head)
         sentences, stream.pending = split_sentences(stream.pending)
         for sentence in sentences:
-            pieces = first_clause(sentence) if not stream.sentences else [sentence]
-            for piece in pieces:
-                self._add_to_stream(stream, piece)
+            self._add_to_stream(stream, sentence)
 
     def end_stream(self, stream_id: str, *, interruptible: bool = True) -> None:
         stream = self._stream(stream_id, interruptible)
@@ -184,6 +290,7 @@ class SpeechOut:
             if sentence.audio_s > 0 and sentence.sent_s > 0:
                 frac = sentence.sent_s / sentence.audio_s if sentence.synthesized else 0.0
                 parts.append(sentence.text if frac >= 0.98 else heard_words(sentence.text, frac))
+        self._opening = False
         self._burst.clear()
         self._todo.clear()
         self._frames.clear()
@@ -257,7 +364,7 @@ class SpeechOut:
 
     async def _synthesize(self, sentence: Sentence) -> None:
         key = (self._cache_ns, sentence.text)
-        cached = _cache_get(key) if sentence.cacheable else None
+        cached = greeting_cache.get(key) if sentence.cacheable else None
         if cached is not None:
             self._first_audio(sentence)
             self._add_audio(sentence, cached)
@@ -269,7 +376,7 @@ class SpeechOut:
             chunks.append(frame.pcm16)
             self._add_audio(sentence, frame.pcm16)
         if sentence.cacheable and chunks:
-            _cache_put(key, b"".join(chunks))
+            greeting_cache.put(key, b"".join(chunks))
 
     def _first_audio(self, sentence: Sentence) -> None:
         if self._on_first_audio is not None:
@@ -326,6 +433,7 @@ class SpeechOut:
         if speaking:
             self._send_event({"type": "agent_speech_started"})
         else:
+            self._opening = False
             self._send_event({"type": "agent_speech_ended"})
 
     def _check_streams(self) -> None:
