@@ -122,3 +122,11 @@ def call_view(row: asyncpg.Record) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "number_id", "session_id", "provider", "direction",
                                 "call_ref", "from_number", "to_number", "status", "answered_at",
                                 "ended_at", "failure", "created_at")}
+
+
+async def voice_lease_live_for_session(conn: Conn, *, session_id: UUID) -> bool:
+    """Whether a stream (an API replica's lease in `voice_leases`) still carries the session."""
+    async with session_transaction(conn, session_id) as c:
+        return bool(await c.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM voice_leases WHERE session_id = $1"
+            " AND expires_at > now())", session_id))

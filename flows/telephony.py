@@ -146,7 +146,7 @@ class PhoneNumber:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> PhoneNumber:
+    def from_row(cls, row: Any) -> PhoneNumber:
         return cls(id=row["id"], org_id=row["org_id"], number=row["number"],
                    flow_id=row["flow_id"], provider=row["provider"],
                    settings=dict(row["settings"] or {}))
