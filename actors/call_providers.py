@@ -4,6 +4,7 @@ process's VAD. A call's own providers are opened by the session service
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from providers import runtime
@@ -28,6 +29,9 @@ async def warm_default_providers(*, llm: bool = False) -> tuple[STT, TTS]:
         async for _ in model.chat([ChatMessage(role="user", content="Hi")], max_tokens=2):
             pass
     load_vad()
+    from actors.turns import load_end_of_turn_model
+
+    await asyncio.to_thread(load_end_of_turn_model)
     return stt, tts
 
 

@@ -18,8 +18,11 @@ from aico.settings import VoiceSettings, get_settings
 class VoiceOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    # End of turn: this much silence after speech ends the caller's turn.
+    # End of turn: this much silence after speech ends the caller's turn (the fallback
+    # maximum when the end-of-turn model is on: a turn it judges finished ends sooner).
     end_of_turn_silence_s: float = Field(0.45, ge=0.1, le=5)
+    # Ask the smart-turn model at each pause whether the caller has finished.
+    end_of_turn_model: bool = True
     # Speech shorter than this (a click, a breath) is not a turn.
     min_speech_s: float = Field(0.12, ge=0.03, le=2)
     vad_activation: float = Field(0.5, gt=0, lt=1)

@@ -31,7 +31,7 @@ import asyncpg
 from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
 from actors.speech_out import Sentence, SpeechOut
-from actors.turns import RATE, TurnDetector, TurnTimings, Utterance
+from actors.turns import RATE, TurnDetector, TurnTimings, Utterance, load_end_of_turn_model
 from aico.errors import NotFound
 from aico.settings import Settings
 from db import session_metrics
@@ -93,10 +93,16 @@ class VoicePipeline:
             settings=self.settings)
         self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
                                 on_first_audio=self._first_audio)
+        end_of_turn_model = None
+        if self.options.end_of_turn_model:
+            # Loaded once per process, never on the event loop.
+            end_of_turn_model = load_end_of_turn_model(load=False) or \
+                await asyncio.to_thread(load_end_of_turn_model)
         self.turns = TurnDetector(
             load_vad(), stt, self.options, agent_speaking=lambda: self._agent_busy(),
             on_speech_start=self._on_speech_start, on_barge_in=self._on_barge_in,
-            on_turn=self._on_turn, on_interim=self._on_interim, on_discard=self._on_discard)
+            on_turn=self._on_turn, on_interim=self._on_interim, on_discard=self._on_discard,
+            end_of_turn_model=end_of_turn_model)
         ready = {"type": "ready", "sample_rate": tts.sample_rate,
                  "session_id": str(self.session_id), "resumed": bool(resume)}
         self._send(ready)
@@ -326,6 +332,9 @@ class VoicePipeline:
         self._turn = {
             "speech_s": round(timings.speech_s, 3),
             "end_of_turn_ms": _ms(timings.end_of_turn - timings.speech_end),
+            "end_of_turn_by": timings.ended_by,
+            "turn_complete_p": None if timings.completeness is None
+            else round(timings.completeness, 3),
             "stt_final_ms": _ms(timings.stt_final - timings.speech_end),
             "llm_ttft_ms": None, "tts_ttfb_ms": None, "voice_to_voice_ms": None,
             "_speech_end": timings.speech_end,

@@ -1,11 +1,14 @@
-"""Turn taking on the caller's audio: Silero VAD, end of turn, early STT, barge-in.
+"""Turn taking on the caller's audio: Silero VAD, semantic end of turn, streaming STT, barge-in.
 
-The transcript is made while the caller is still on the line: at every pause the VAD sees
-(`PAUSE_S` of silence) the utterance so far is decoded. If the caller stays silent until the
-end-of-turn silence has passed, that decode is the final transcript, and it was started
-`end_of_turn_silence_s - PAUSE_S` earlier than a decode at end of turn would have been. If
-the caller speaks again, the decode becomes an interim transcript and the next pause starts
-another.
+Each utterance the caller makes is fed, as it comes, into its own `STT.stream()` (a streaming
+service transcribes as it hears; a non-streaming provider gets the buffered adapter). At every
+pause the VAD hears (`PAUSE_S` of silence) the stream is told (`pause()`: the adapter decodes
+the utterance so far) and the end-of-turn model (smart-turn) is asked whether what was said is
+a finished turn. Finished: the turn ends as soon as it answers. Not finished, or no model: the
+turn ends once the silence reaches `end_of_turn_silence_s`, the fallback maximum. The audio
+of the pause itself is held back from the stream until the caller speaks again, so an
+utterance that ends at the pause ends with nothing new after the adapter's pause decode, and
+that decode is the final. If the caller goes on, the pause decode becomes an interim.
 
 Speech that starts while the agent is talking is a barge-in once it lasts
 `barge_in_min_speech_s` (and, when `barge_in_min_words` > 0, the STT hears that many words);
@@ -20,11 +23,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from actors.options import VoiceOptions
-from providers.stt import STT
+from providers.stt import STT, SpeechStream
+from providers.turn_model import COMPLETE_ABOVE, WINDOW_S, EndOfTurnModel
 from providers.vad import SileroVAD, VADOptions
 
 log = logging.getLogger("aico.actors.turns")
@@ -40,6 +44,8 @@ class TurnTimings:
     end_of_turn: float  # when the silence made it a turn
     stt_final: float  # when the final transcript was ready
     speech_s: float
+    ended_by: str = "silence"  # "model": the end-of-turn model judged the turn finished
+    completeness: float | None = None  # the model's last verdict on this turn
 
 
 @dataclass(eq=False)
@@ -50,10 +56,13 @@ class Utterance:
     segment_start: float
     speech_s: float = 0.0
     paused_at: float | None = None
-    decode: asyncio.Task[str] | None = None  # of the audio up to the current pause
+    stream: SpeechStream | None = None
+    transcript: asyncio.Task[str] | None = None  # drains the stream: the final text
+    sent: int = 0  # bytes of `audio` fed into the stream
+    verdict: asyncio.Task[float] | None = None  # the end-of-turn model on the current pause
+    completeness: float | None = None
     barged: bool = False
     word_check: asyncio.Task[str] | None = None
-    interims: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def voiced_s(self, now: float) -> float:
         return self.speech_s + (0.0 if self.paused_at is not None else now - self.segment_start)
@@ -66,9 +75,11 @@ class TurnDetector:
                  on_barge_in: Callable[[Utterance], Any],
                  on_turn: Callable[[str, TurnTimings, Utterance], Any],
                  on_interim: Callable[[str], Any],
-                 on_discard: Callable[[Utterance, str], Any]) -> None:
+                 on_discard: Callable[[Utterance, str], Any],
+                 end_of_turn_model: EndOfTurnModel | None = None) -> None:
         self.options = options
         self.stt = stt
+        self.end_of_turn_model = end_of_turn_model if options.end_of_turn_model else None
         self._detector = SileroVAD(vad._session, options=VADOptions(
             activation_threshold=options.vad_activation,
             deactivation_threshold=options.vad_deactivation,
@@ -82,6 +93,7 @@ class TurnDetector:
         self._preroll: deque[bytes] = deque(maxlen=int(PREROLL_S / 0.02) + 1)
         self.utterance: Utterance | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams: set[SpeechStream] = set()
 
     def push(self, pcm16: bytes) -> None:
         """One frame of 16 kHz PCM16 from the caller (any size)."""
@@ -100,17 +112,22 @@ class TurnDetector:
             return
         if utt.paused_at is None:
             self._check_barge_in(utt, now)
+            self._feed(utt)
         elif now - utt.paused_at >= self.options.end_of_turn_silence_s:
             self._end_of_turn(utt, now)
 
     def reset(self) -> None:
         """Forget the utterance in progress (the call moved on without it)."""
+        if self.utterance is not None:
+            self._drop(self.utterance)
         self.utterance = None
         self._preroll.clear()
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for stream in list(self._streams):
+            await stream.aclose()
 
     # --- VAD decisions -----------------------------------------------------------------
 
@@ -125,10 +142,11 @@ class TurnDetector:
                                              segment_start=started)
             self._on_speech_start(utt)
         else:
-            # The caller went on: the pause decode is only an interim now.
-            if utt.decode is not None:
-                utt.interims.append(utt.decode)
-                utt.decode = None
+            # The caller went on: the pause's verdict no longer holds (the stream learns it
+            # from the held-back audio that follows).
+            if utt.verdict is not None:
+                utt.verdict.cancel()
+                utt.verdict = None
             utt.paused_at = None
             utt.segment_start = started
 
@@ -138,8 +156,12 @@ class TurnDetector:
             return
         utt.paused_at = now - PAUSE_S
         utt.speech_s += max(0.0, utt.paused_at - utt.segment_start)
-        if utt.speech_s >= self.options.min_speech_s and (not utt.during_agent or utt.barged):
-            utt.decode = self._decode(bytes(utt.audio), interim_of=utt)
+        if utt.speech_s >= self.options.min_speech_s and self._transcribing(utt):
+            self._feed(utt)
+            assert utt.stream is not None
+            utt.stream.pause()
+            if self.end_of_turn_model is not None:
+                utt.verdict = self._judge(utt, self.end_of_turn_model)
 
     def _check_barge_in(self, utt: Utterance, now: float) -> None:
         if utt.barged or not utt.during_agent:
@@ -163,27 +185,41 @@ class TurnDetector:
         utt.barged = True
         self._on_barge_in(utt)
 
-    def _end_of_turn(self, utt: Utterance, now: float) -> None:
+    def _end_of_turn(self, utt: Utterance, now: float, *, by: str = "silence") -> None:
         self.utterance = None
+        if utt.verdict is not None and not utt.verdict.done():
+            utt.verdict.cancel()
         if utt.speech_s < self.options.min_speech_s:
+            self._drop(utt)
             self._on_discard(utt, "too_short")
             return
         if utt.during_agent and not utt.barged and self._agent_speaking():
+            self._drop(utt)
             self._on_discard(utt, "backchannel")
             return
-        decode = utt.decode or self._decode(bytes(utt.audio))
+        if utt.stream is None:
+            utt.during_agent = False  # the agent finished while the caller paused
+            self._feed(utt)
+        assert utt.stream is not None and utt.transcript is not None
+        # The audio after the pause is silence: it stays out of the stream (see the module
+        # docstring), so a buffered stream's pause decode is its final.
+        utt.stream.end_input()
+        transcript = utt.transcript
         assert utt.paused_at is not None
         speech_end = utt.paused_at
 
         async def finish() -> None:
             try:
-                text = await decode
+                text = await transcript
             except Exception as err:  # noqa: BLE001 - a failed decode loses one turn, not the call
                 log.warning("STT failed: %s", err)
                 self._on_discard(utt, "stt_failed")
                 return
+            finally:
+                self._close_stream(utt)
             timings = TurnTimings(speech_end=speech_end, end_of_turn=now,
-                                  stt_final=time.monotonic(), speech_s=utt.speech_s)
+                                  stt_final=time.monotonic(), speech_s=utt.speech_s,
+                                  ended_by=by, completeness=utt.completeness)
             if not text.strip():
                 self._on_discard(utt, "no_words")
                 return
@@ -191,25 +227,106 @@ class TurnDetector:
 
         self._spawn(finish())
 
+    # --- end-of-turn model -------------------------------------------------------------
+
+    def _judge(self, utt: Utterance, model: EndOfTurnModel) -> asyncio.Task[float]:
+        """Ask the model about the utterance up to this pause; a finished turn ends now."""
+        pause = utt.paused_at
+        window = RATE * WINDOW_S * 2
+        task = self._spawn(model.completeness(bytes(utt.audio[-window:])))
+
+        def decide(t: asyncio.Task[float]) -> None:
+            if t.cancelled():
+                return
+            if t.exception() is not None:
+                # Without a verdict the silence decides, as it does with no model.
+                log.warning("end-of-turn model failed: %s", t.exception())
+                return
+            utt.completeness = t.result()
+            if self.utterance is utt and utt.paused_at == pause and \
+                    utt.completeness > COMPLETE_ABOVE:
+                self._end_of_turn(utt, time.monotonic(), by="model")
+
+        task.add_done_callback(decide)
+        return task
+
     # --- STT ---------------------------------------------------------------------------
 
-    def _decode(self, pcm: bytes, *, interim_of: Utterance | None = None) -> asyncio.Task[str]:
+    @staticmethod
+    def _transcribing(utt: Utterance) -> bool:
+        # Speech over the agent is transcribed once it is a barge-in (or the agent stopped):
+        # a backchannel costs no STT at all.
+        return not utt.during_agent or utt.barged
+
+    def _feed(self, utt: Utterance) -> None:
+        """Open the utterance's STT stream if it is to be transcribed, and feed it the audio
+        it has not had yet."""
+        if not self._transcribing(utt):
+            return
+        if utt.stream is None:
+            utt.stream = self.stt.stream(sample_rate=RATE)
+            self._streams.add(utt.stream)
+            utt.transcript = self._spawn(self._read(utt, utt.stream))
+        if len(utt.audio) > utt.sent:
+            utt.stream.push_frame(bytes(utt.audio[utt.sent:]))
+            utt.sent = len(utt.audio)
+
+    async def _read(self, utt: Utterance, stream: SpeechStream) -> str:
+        """The stream's events: interims go to the caller's screen, finals make the text."""
+        finals: list[str] = []
+        async for event in stream:
+            text = event.text.strip()
+            if not text:
+                continue
+            if event.type == "final":
+                finals.append(text)
+            elif self.utterance is utt:
+                self._on_interim(text)
+        return " ".join(finals)
+
+    def _drop(self, utt: Utterance) -> None:
+        if utt.verdict is not None:
+            utt.verdict.cancel()
+        if utt.transcript is not None:
+            utt.transcript.cancel()
+        self._close_stream(utt)
+
+    def _close_stream(self, utt: Utterance) -> None:
+        stream, utt.stream = utt.stream, None
+        if stream is not None:
+            self._streams.discard(stream)
+            self._spawn(stream.aclose())
+
+    def _decode(self, pcm: bytes) -> asyncio.Task[str]:
+        """One-shot decode (the barge-in word check: the caller is still talking)."""
         async def run() -> str:
             result = await self.stt.recognize(pcm, sample_rate=RATE)
             return result.text
 
-        task = self._spawn(run())
-        if interim_of is not None:
-            def report(t: asyncio.Task[str], utt: Utterance = interim_of) -> None:
-                if t.cancelled() or t.exception() is not None:
-                    return
-                if t in utt.interims and t.result().strip():
-                    self._on_interim(t.result().strip())
-            task.add_done_callback(report)
-        return task
+        return self._spawn(run())
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+_model_unavailable = False
+
+
+def load_end_of_turn_model(*, load: bool = True) -> EndOfTurnModel | None:
+    """The process's end-of-turn model, loaded and run once (blocking: call off the event
+    loop unless `load=False`, which only returns it when already loaded). Without the weight
+    package the silence alone ends turns."""
+    global _model_unavailable
+    if EndOfTurnModel._shared is not None or _model_unavailable or not load:
+        return EndOfTurnModel._shared
+    try:
+        model = EndOfTurnModel.load()
+    except (FileNotFoundError, ImportError) as err:
+        _model_unavailable = True
+        log.warning("end-of-turn model unavailable, turns end on silence alone: %s", err)
+        return None
+    model.completeness_sync(b"\0\0" * RATE)  # the first run allocates
+    return model

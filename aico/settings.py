@@ -50,6 +50,7 @@ class VoiceSettings(BaseSettings):
     calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
     token_ttl_s: int = Field(300, ge=10, le=86400)
     end_of_turn_silence_s: float | None = None
+    end_of_turn_model: bool | None = None
     barge_in_min_speech_s: float | None = None
     barge_in_min_words: int | None = None
     no_input_s: float | None = None

@@ -8,10 +8,13 @@ Life of a stream (the livekit-agents shape):
         stream.end_input()              # no more audio; iteration ends after the last final
         async for ev in stream: ...     # SpeechEvent(type='interim'|'final', text, ...)
 
-A provider fills in `_recognize_impl` (one-shot) and, if it streams natively, returns its own
-`SpeechStream` subclass from `_stream_impl`. Non-streaming providers (Whisper, OpenAI) get
-`BufferedSpeechStream`, which decodes buffered audio on `flush` and, if `interim_every_s` is
-set, also while the caller is still speaking, so the final lands sooner after end of speech.
+A provider fills in `_recognize_impl` (one-shot) and, if it streams natively
+(`capabilities.streaming`), returns its own `SpeechStream` subclass from `_stream_impl`.
+Non-streaming providers (Whisper, OpenAI) get the one adapter, `BufferedSpeechStream`, which
+decodes buffered audio on `flush`; at every `pause()` the turn detector signals (the caller
+went quiet), so that when the turn ends there with nothing new, that decode is the final and
+was started before the end of turn was decided; and, if `interim_every_s` is set, also while
+the caller is still speaking.
 """
 
 from __future__ import annotations
@@ -131,6 +134,10 @@ class SpeechStream(ProviderStream[SpeechEvent]):
         if pcm16:
             self._input.put_nowait(pcm16)
 
+    def pause(self) -> None:
+        """Hint: the caller paused here. Streaming services ignore it; the buffered adapter
+        decodes what it has, to be reused as the final if no more audio comes before it."""
+
     async def flush(self) -> None:
         """Mark the end of an utterance. Buffered streams return once its final is queued;
         streaming services once the mark is sent (their final follows, if there were words)."""
@@ -152,51 +159,87 @@ class SpeechStream(ProviderStream[SpeechEvent]):
         the end mark from `frames`; call `emit(SpeechEvent)`. Return at the end mark."""
 
 
+class _Pause:
+    """A pause mark on a buffered stream's input queue."""
+
+
 class BufferedSpeechStream(SpeechStream):
-    """Streams over a one-shot `recognize`: final on flush, optional interim while speaking."""
+    """Streams over a one-shot `recognize`: final on flush (the pause decode, when the
+    utterance ended at the pause), interim while speaking and when a pause decode is
+    overtaken by more speech."""
 
     def __init__(self, stt: STT, *, sample_rate: int, language: str | None,
                  interim_every_s: float | None = None) -> None:
         self._interim_every_s = interim_every_s
+        self.pause_decodes_reused = 0  # finals that were a pause decode (nothing to wait for)
         super().__init__(stt, sample_rate=sample_rate, language=language)
+
+    def pause(self) -> None:
+        if not self._input_ended:
+            self._input.put_nowait(_Pause())
+
+    def _decode(self, pcm16: bytes) -> asyncio.Task[Transcript]:
+        return asyncio.create_task(self._stt.recognize(pcm16, sample_rate=self.sample_rate,
+                                                       language=self.language))
 
     async def _run(self, frames: asyncio.Queue, emit: Callable[[SpeechEvent], None]) -> None:
         buf = bytearray()
         offset_s = 0.0  # where the current utterance started in the stream
         interim_at = 0  # buffer length at the last interim decode
         interim: asyncio.Task[Transcript] | None = None
+        paused: tuple[int, asyncio.Task[Transcript]] | None = None  # decode of buf[:n]
         utterance = 0
         step = int((self._interim_every_s or 0) * self.sample_rate * BYTES_PER_SAMPLE)
-        while True:
-            item = await frames.get()
-            if isinstance(item, bytes):
-                buf.extend(item)
-                # One interim decode at a time: on a busy box they must not queue up.
-                if step and len(buf) - interim_at >= step and (interim is None or interim.done()):
-                    interim_at = len(buf)
-                    interim = asyncio.create_task(self._stt.recognize(
-                        bytes(buf), sample_rate=self.sample_rate, language=self.language))
-                    interim.add_done_callback(
-                        lambda t, gen=utterance, off=offset_s: self._emit_interim(  # type: ignore[misc]
-                            t, off, emit, current=lambda: gen == utterance))  # noqa: B023 - reads the live value
-                continue
-            utterance += 1  # interims of this utterance that finish late are dropped
-            if interim is not None:
-                interim.cancel()
-                interim = None
-            if buf:
-                duration = len(buf) / (BYTES_PER_SAMPLE * self.sample_rate)
-                result = await self._stt.recognize(bytes(buf), sample_rate=self.sample_rate,
-                                                   language=self.language)
-                emit(SpeechEvent("final", result.text, start_s=offset_s,
-                                 end_s=offset_s + duration, language=result.language))
-                offset_s += duration
-                buf.clear()
-                interim_at = 0
-            if isinstance(item, _Flush):
-                item.done.set_result(None)
-            else:
-                return
+
+        def as_interim(task: asyncio.Task[Transcript], gen: int, off: float) -> None:
+            task.add_done_callback(lambda t: self._emit_interim(
+                t, off, emit, current=lambda: gen == utterance))
+
+        try:
+            while True:
+                item = await frames.get()
+                if isinstance(item, bytes):
+                    buf.extend(item)
+                    if paused is not None:
+                        # The caller went on: the pause decode is only an interim now.
+                        as_interim(paused[1], utterance, offset_s)
+                        paused = None
+                    # One interim decode at a time: on a busy box they must not queue up.
+                    if step and len(buf) - interim_at >= step and \
+                            (interim is None or interim.done()):
+                        interim_at = len(buf)
+                        interim = self._decode(bytes(buf))
+                        as_interim(interim, utterance, offset_s)
+                    continue
+                if isinstance(item, _Pause):
+                    if buf and paused is None:
+                        paused = (len(buf), self._decode(bytes(buf)))
+                    continue
+                utterance += 1  # interims of this utterance that finish late are dropped
+                if interim is not None:
+                    interim.cancel()
+                    interim = None
+                if buf:
+                    duration = len(buf) / (BYTES_PER_SAMPLE * self.sample_rate)
+                    if paused is not None and paused[0] == len(buf):
+                        self.pause_decodes_reused += 1
+                        result = await paused[1]
+                    else:
+                        result = await self._decode(bytes(buf))
+                    emit(SpeechEvent("final", result.text, start_s=offset_s,
+                                     end_s=offset_s + duration, language=result.language))
+                    offset_s += duration
+                    buf.clear()
+                    interim_at = 0
+                paused = None
+                if isinstance(item, _Flush):
+                    item.done.set_result(None)
+                else:
+                    return
+        finally:
+            for task in (interim, paused[1] if paused else None):
+                if task is not None and not task.done():
+                    task.cancel()
 
     @staticmethod
     def _emit_interim(task: asyncio.Task[Transcript], offset_s: float,

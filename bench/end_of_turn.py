@@ -1,0 +1,177 @@
+"""End of turn on finished and trailing utterances: smart-turn v3.2 next to silence alone.
+
+    .venv/bin/python bench/end_of_turn.py [--speeds 0.9 1.0 1.2]
+
+Each utterance is spoken by Piper (joe, at each speed), put behind 0.3 s of silence and followed
+by silence, and fed in 20 ms frames to the Silero VAD with the turn detector's settings. Where
+the VAD reports the pause (`PAUSE_S` of silence), the audio so far goes to the end-of-turn model,
+as the turn detector does. A trailing utterance ("my account number is") judged complete is a
+FALSE CUT-OFF (the caller would be interrupted while thinking); a finished one judged incomplete
+is a FALSE HOLD (the turn waits for the fallback silence, `end_of_turn_silence_s`). Silence
+alone cuts off every trailing utterance whose thinking pause is longer than that silence.
+Trailing utterances are spoken twice: as bare words, and ending in a comma (Piper then keeps
+the voice up, as a caller who is not done does). Prints counts, the end-of-turn delay each
+policy gives (speech end → turn ended) and the model's inference time. Figures vary ±30-50 %
+with what else runs on the box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.turns import PAUSE_S, PREROLL_S, RATE
+from providers.pcm import resample_pcm16
+from providers.turn_model import COMPLETE_ABOVE, EndOfTurnModel
+from providers.vad import SileroVAD, VADOptions
+
+COMPLETE = [
+    "My account number is four five six seven.",
+    "I'd like to book a table for two.",
+    "What time do you open tomorrow?",
+    "Yes, please.",
+    "No, thank you.",
+    "I want to cancel my order.",
+    "Can you tell me about the pricing?",
+    "My name is John Smith.",
+    "That's all, goodbye.",
+    "I need to speak with a manager.",
+    "The address is twelve Main Street.",
+    "Please send it to my email.",
+    "How much does it cost?",
+    "I was charged twice for the same order.",
+    "Thanks, that's perfect.",
+    "Could you repeat that?",
+    "Book it for Friday at seven.",
+    "I'm calling about my bill.",
+    "Yes.",
+    "Okay, sounds good.",
+]
+TRAILING = [
+    "My account number is",
+    "I'd like to book a table for",
+    "The address is twelve",
+    "I was wondering if",
+    "Can you tell me about the",
+    "My name is John and I",
+    "I want to change my",
+    "Well, um, I think that",
+    "So the problem is that",
+    "I need to speak with",
+    "The card ends in four five",
+    "I'm calling because",
+    "Could you send it to",
+    "My date of birth is March",
+    "I would like to",
+    "It happened on",
+    "And then",
+    "The order number is seven two",
+    "I was charged twice for",
+    "What I really want is",
+]
+FRAME = int(0.02 * RATE) * 2
+
+
+def speak(voice, text: str, length_scale: float) -> bytes:
+    from piper import SynthesisConfig
+
+    pcm = b"".join(c.audio_int16_bytes for c in voice.synthesize(
+        text, syn_config=SynthesisConfig(length_scale=length_scale)))
+    return resample_pcm16(pcm, voice.config.sample_rate, RATE)
+
+
+def audio_at_pause(pcm: bytes, vad: SileroVAD) -> tuple[bytes, float] | None:
+    """The audio up to where the VAD reports the pause, and the speech end (s) it implies."""
+    detector = vad.detector(sample_rate=RATE)
+    stream = b"\0\0" * int(PREROLL_S * RATE) + pcm + b"\0\0" * int(1.0 * RATE)
+    started = False
+    for i in range(0, len(stream), FRAME):
+        for event in detector.push(stream[i:i + FRAME]):
+            if event.type == "speech_start":
+                started = True
+            elif started:
+                end = i + FRAME
+                return stream[:end], end / (2 * RATE) - PAUSE_S
+    return None
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--speeds", type=float, nargs="+", default=[0.9, 1.0, 1.2])
+    parser.add_argument("--fallback", type=float, nargs="+", default=[0.45, 0.8, 1.2])
+    args = parser.parse_args()
+
+    from piper import PiperVoice
+
+    from providers.piper_tts import packaged_voice_path
+
+    voice = PiperVoice.load(packaged_voice_path())
+    vad = SileroVAD.load(options=VADOptions(min_speech_s=0.06, min_silence_s=PAUSE_S))
+    model = EndOfTurnModel.load()
+    model.completeness_sync(b"\0\0" * RATE)  # the first run allocates
+
+    sets = {"complete": [(t, t) for t in COMPLETE],
+            "trailing": [(t, t) for t in TRAILING],
+            "trailing,": [(t, t + ",") for t in TRAILING]}
+    results: dict[str, list[tuple[str, float, float]]] = {k: [] for k in sets}
+    infer_s: list[float] = []
+    for speed in args.speeds:
+        for name, items in sets.items():
+            for label, text in items:
+                cut = audio_at_pause(speak(voice, text, speed), vad)
+                if cut is None:
+                    print(f"  no pause found: {text!r} @ {speed}")
+                    continue
+                pcm, _speech_end = cut
+                started = time.perf_counter()
+                p = model.completeness_sync(pcm)
+                infer_s.append(time.perf_counter() - started)
+                results[name].append((f"{label} @{speed}", p, infer_s[-1]))
+
+    print(f"\nutterances: {len(COMPLETE)} finished, {len(TRAILING)} trailing (×2 spoken forms), "
+          f"Piper joe at speeds {args.speeds}; complete above p = {COMPLETE_ABOVE}")
+    model_s = med(infer_s)
+    print(f"model inference: p50 {med(infer_s) * 1000:.0f} ms, p95 {pct(infer_s, 95) * 1000:.0f} "
+          f"ms (n={len(infer_s)}, one onnxruntime thread)")
+    fin = results["complete"]
+    holds = [r for r in fin if r[1] <= COMPLETE_ABOVE]
+    print(f"\nfinished utterances judged incomplete (false holds): {len(holds)}/{len(fin)}")
+    for label, p, _ in holds:
+        print(f"    p={p:.2f}  {label}")
+    for name in ("trailing", "trailing,"):
+        rows = results[name]
+        cuts = [r for r in rows if r[1] > COMPLETE_ABOVE]
+        print(f"trailing utterances ({'comma' if name.endswith(',') else 'bare'}) judged complete "
+              f"(false cut-offs): {len(cuts)}/{len(rows)}")
+        for label, p, _ in cuts:
+            print(f"    p={p:.2f}  {label}")
+
+    print("\nend-of-turn delay after the caller's last word, finished utterances "
+          "(the model's verdict arrives PAUSE_S + inference after speech end):")
+    for fallback in args.fallback:
+        delays = [PAUSE_S + model_s if p > COMPLETE_ABOVE else fallback for _, p, _ in fin]
+        trailing = results["trailing"] + results["trailing,"]
+        cut = sum(1 for _, p, _ in trailing if p > COMPLETE_ABOVE)
+        print(f"  silence {fallback:.2f} s alone: every turn {fallback * 1000:.0f} ms; trailing "
+              f"cut off only when the caller pauses longer than {fallback:.2f} s")
+        print(f"  model + fallback {fallback:.2f} s: p50 {med(delays) * 1000:.0f} ms, "
+              f"p95 {pct(delays, 95) * 1000:.0f} ms; trailing cut off at the first pause: "
+              f"{cut}/{len(trailing)}")
+
+if __name__ == "__main__":
+    main()
