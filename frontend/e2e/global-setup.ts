@@ -39,7 +39,7 @@ function tail(path: string): string {
 export default async function globalSetup(): Promise<void> {
   mkdirSync(join(here, '.tmp'), { recursive: true });
   mkdirSync(join(here, 'screenshots'), { recursive: true });
-  if (!existsSync(join(frontend, 'dist', 'index.html'))) {
+  if (!existsSync(join(frontend, 'dist', 'index.html')) || !existsSync(join(frontend, 'dist', 'widget.js'))) {
     console.log('[e2e] building the dashboard (frontend/dist is missing)…');
     execFileSync('npm', ['run', 'build'], { cwd: frontend, stdio: 'inherit' });
   }

@@ -55,7 +55,7 @@ from serve_apps.routes.voice import ensure_voice_capacity, voice_session_info
 
 router = APIRouter(tags=["widgets"])
 
-WIDGET_JS = Path(__file__).resolve().parents[2] / "frontend" / "widget" / "widget.js"
+WIDGET_JS = Path(__file__).resolve().parents[2] / "frontend" / "dist" / "widget.js"
 
 
 class WidgetCreate(BaseModel):
