@@ -45,9 +45,15 @@ class VoiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AICO_VOICE_", extra="ignore")
 
-    pool_size: int = Field(2, ge=0, le=256, description="pre-warmed session actors per replica")
+    pool_size: int = Field(2, ge=0, le=256, description="pre-warmed session actors per node")
     max_restarts: int = Field(3, ge=0)
     calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
+    # Placement on Ray (actors/call_placement.py): each call actor holds one unit of this node
+    # resource where the cluster declares it; `aico up` gives its local Ray `calls_per_node`.
+    call_resource: str = Field("aico_calls", min_length=1)
+    calls_per_node: int = Field(64, ge=1, description="the local Ray's aico_calls (aico up)")
+    orphan_after_s: float = Field(
+        30.0, ge=5, description="a call with no caller audio this long is hung up")
     token_ttl_s: int = Field(300, ge=10, le=86400)
     end_of_turn_silence_s: float | None = None
     end_of_turn_model: bool | None = None
