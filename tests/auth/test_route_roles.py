@@ -23,6 +23,9 @@ PUBLIC = {
     ("POST", "/v1/widget/{key}/sessions/{session_id}/messages"): "the visitor token",
     ("GET", "/v1/channels/whatsapp/webhook"): "Meta's handshake: a configured number's verify token",
     ("POST", "/v1/channels/whatsapp/webhook"): "X-Hub-Signature-256 with a number's app secret",
+    ("POST", "/v1/channels/twilio/voice"): "X-Twilio-Signature with the number's auth token",
+    ("POST", "/v1/channels/twilio/status"): "X-Twilio-Signature with the number's auth token",
+    ("WS", "/v1/channels/twilio/media"): "the single-use stream token in Twilio's start message",
     ("GET", "/metrics"): "AICO_OBSERVABILITY_METRICS_TOKEN, or an admin's token (in the route)",
 }
 
@@ -87,6 +90,17 @@ ROLES = {
     ("DELETE", "/v1/channels/whatsapp/numbers/{number_id}"): "admin",
     ("GET", "/v1/channels/whatsapp/conversations"): "viewer",
     ("POST", "/v1/channels/whatsapp/messages"): "editor",
+    ("POST", "/v1/phone-numbers"): "admin",
+    ("GET", "/v1/phone-numbers"): "viewer",
+    ("GET", "/v1/phone-numbers/{number_id}"): "viewer",
+    ("PATCH", "/v1/phone-numbers/{number_id}"): "admin",
+    ("DELETE", "/v1/phone-numbers/{number_id}"): "admin",
+    ("GET", "/v1/phone-numbers/{number_id}/calls"): "viewer",
+    ("GET", "/v1/org/dialing-policy"): "admin",
+    ("PUT", "/v1/org/dialing-policy"): "admin",
+    ("POST", "/v1/calls"): "editor",
+    ("GET", "/v1/calls"): "viewer",
+    ("GET", "/v1/calls/{call_id}"): "viewer",
 }
 
 

@@ -1,0 +1,178 @@
+"""Phone test fixtures: a fake Twilio (REST API and phone network) on loopback, the API served by
+uvicorn (Media Streams need a real WebSocket server) at the public URL Twilio signs, the offline
+models loaded once, and an organization with a Twilio number answered by a phone flow.
+
+The models' mode is pinned (`AICO_MODELS=inprocess`, in the server's settings too), as the voice
+tests pin it, so a call takes the same path whatever other test packages left running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+from fake_twilio import PhoneLine, TwilioRest
+from phone_api import add_number, allow_dialing, publish_flow, put_secret
+from phone_flows import phone_flow
+
+from aico.settings import ModelSettings, Settings, TelephonySettings, get_settings
+from db.api_clients import insert_api_client, new_token
+from db.organizations import insert_organization
+
+MODELS_MODE = "inprocess"
+
+@pytest.fixture(autouse=True, scope="module")
+def _pinned_models_mode() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AICO_MODELS", MODELS_MODE)
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+async def twilio_rest() -> AsyncIterator[TwilioRest]:
+    rest = TwilioRest()
+    await rest.start()
+    yield rest
+    await rest.close()
+
+
+@dataclass
+class PhoneServer:
+    url: str
+    settings: Settings
+    app: Any
+
+
+@pytest.fixture(scope="session")
+async def phone_models() -> Any:
+    from actors.call_providers import warm_default_providers
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AICO_MODELS", MODELS_MODE)
+        get_settings.cache_clear()
+        stt, tts = await warm_default_providers()
+    get_settings.cache_clear()
+    return stt, tts
+
+
+@pytest.fixture(scope="session")
+async def phone_server(settings: Settings, app_pool: asyncpg.Pool, twilio_rest: TwilioRest,
+                       phone_models: Any) -> AsyncIterator[PhoneServer]:
+    """The API at its public URL (what Twilio signs and calls back), its Twilio REST base URL
+    the fake's. The socket is bound first (port 0) so the URL is known before the app."""
+    import uvicorn
+
+    from actors.host import LocalVoiceHost
+    from serve_apps.api import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    served = settings.model_copy(update={
+        "public_url": url, "serving": ModelSettings(mode=MODELS_MODE),
+        "telephony": TelephonySettings(twilio_api_url=twilio_rest.url)})
+    app = create_app(served, pool=app_pool, voice_host=LocalVoiceHost(app_pool, served))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert not task.done(), "the phone test server did not start"
+        assert time.monotonic() < deadline, "the phone test server did not start in 60 s"
+        await asyncio.sleep(0.02)
+    yield PhoneServer(url=url, settings=served, app=app)
+    server.should_exit = True
+    await task
+
+
+class Voices:
+    """The caller's voice (Piper, made 8 kHz like a phone line) and an ear (Whisper)."""
+
+    def __init__(self, stt: Any, tts: Any) -> None:
+        self.stt, self.tts = stt, tts
+        self._said: dict[str, bytes] = {}
+
+    async def caller_8k(self, text: str) -> bytes:
+        from providers.pcm import resample_pcm16
+
+        if text not in self._said:
+            chunks = [f.pcm16 async for f in self.tts.synthesize(text)]
+            self._said[text] = resample_pcm16(b"".join(chunks), self.tts.sample_rate, 8000)
+        return self._said[text]
+
+    async def hear(self, pcm16: bytes, sample_rate: int) -> str:
+        if len(pcm16) < sample_rate // 5:
+            return ""
+        result = await self.stt.recognize(pcm16, sample_rate=sample_rate)
+        return str(result.text).lower()
+
+
+@pytest.fixture(scope="session")
+def voices(phone_models: Any) -> Voices:
+    return Voices(*phone_models)
+
+
+@dataclass
+class TwilioOrg:
+    id: UUID
+    api: httpx.AsyncClient  # admin token
+    number: str
+    number_id: str
+    flow_id: str
+    account_sid: str
+    auth_token: str
+    server: PhoneServer
+    rest: TwilioRest
+
+    def line(self, remote: str = "+12125550123", **options: Any) -> PhoneLine:
+        return PhoneLine(app_url=self.server.url, account_sid=self.account_sid,
+                         auth_token=self.auth_token, our_number=self.number, remote=remote,
+                         rest=self.rest, **options)
+
+
+def fresh_number() -> str:
+    return f"+1555{secrets.randbelow(10**7):07d}"
+
+
+@pytest.fixture
+async def twilio_org(phone_server: PhoneServer, pool: asyncpg.Pool, twilio_rest: TwilioRest
+                     ) -> AsyncIterator[Callable[..., Awaitable[TwilioOrg]]]:
+    """An organization with the phone flow published, its Twilio auth token stored as a
+    secret, a Twilio number, and a dialing policy that allows +1 (not premium)."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def make(*, store_token: bool = True, flow: dict[str, Any] | None = None) -> TwilioOrg:
+        slug = "tw-" + secrets.token_hex(5)
+        org = await insert_organization(pool, slug=slug, name=slug)
+        token = new_token()
+        await insert_api_client(pool, org_id=org["id"], name="test", token=token, role="admin")
+        api = httpx.AsyncClient(base_url=phone_server.url, timeout=60,
+                                headers={"Authorization": f"Bearer {token}"})
+        opened.append(api)
+        flow_id = await publish_flow(api, flow or phone_flow())
+        account_sid, auth_token = twilio_rest.add_account()
+        if store_token:
+            await put_secret(api, "TWILIO_AUTH_TOKEN", auth_token)
+        number = fresh_number()
+        made = await add_number(api, number=number, flow_id=flow_id, settings={
+            "account_sid": account_sid, "auth_token_secret": "TWILIO_AUTH_TOKEN"})
+        await allow_dialing(api, country_codes=["1"])
+        return TwilioOrg(id=org["id"], api=api, number=number, number_id=made["id"],
+                         flow_id=flow_id, account_sid=account_sid, auth_token=auth_token,
+                         server=phone_server, rest=twilio_rest)
+
+    yield make
+    for client in opened:
+        with contextlib.suppress(Exception):
+            await client.aclose()
