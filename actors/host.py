@@ -160,6 +160,8 @@ class RayCall:
                 yield {"type": "resumed"}
 
     async def _reattach(self) -> None:
+        """The same actor once Ray has restarted it; or, when it is gone for good (its node
+        died, and its supervisor with it), a new one from the pool, on a node that is alive."""
         import ray
 
         deadline = time.monotonic() + self.host.reattach_timeout_s
@@ -168,6 +170,9 @@ class RayCall:
                 await self.actor.warm.remote()
                 await self.actor.attach.remote(self.session_id, self.sample_rate, True, 0.0)
                 return
+            except ray.exceptions.ActorDiedError:
+                log.warning("voice actor for %s is gone; resuming on a new one", self.session_id)
+                await self.host.replace(self)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 if time.monotonic() > deadline:
                     raise
@@ -193,3 +198,9 @@ class RayVoiceHost:
             if call.actor is actor:
                 del self.calls[sid]
         await self.actor_pool.release(actor)
+
+    async def replace(self, call: RayCall) -> None:
+        """Give `call` a new actor (its own is dead: nothing to hand back but the bookkeeping)."""
+        with contextlib.suppress(Exception):
+            await self.actor_pool.release(call.actor)
+        call.actor = await self.actor_pool.acquire()

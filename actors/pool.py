@@ -25,11 +25,14 @@ log = logging.getLogger("aico.actors.pool")
 class VoiceActorPool:
     def __init__(self, *, size: int | None = None, max_restarts: int | None = None,
                  calls_per_actor: int | None = None,
-                 settings: VoiceSettings | None = None) -> None:
+                 settings: VoiceSettings | None = None,
+                 actor_options: dict[str, Any] | None = None) -> None:
         settings = settings or get_settings().voice
         self.size = settings.pool_size if size is None else size
         self.max_restarts = settings.max_restarts if max_restarts is None else max_restarts
         self.calls_per_actor = calls_per_actor or settings.calls_per_actor
+        # Ray options of every actor: its node, its `aico_calls` unit (actors.call_placement).
+        self.actor_options = actor_options or {}
         self._idle: list[Any] = []
         self._starting = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -41,7 +44,7 @@ class VoiceActorPool:
         from actors.voice_session import VoiceSession
 
         return VoiceSession.options(  # type: ignore[attr-defined]  # @ray.remote: an ActorClass
-            max_restarts=self.max_restarts).remote()
+            max_restarts=self.max_restarts, **self.actor_options).remote()
 
     async def _start_one(self) -> Any:
         actor = self._new_actor()

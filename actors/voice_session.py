@@ -34,6 +34,7 @@ class VoiceSession:
         self._warm: asyncio.Task[None] | None = None
         self.calls = 0
         self._live = False  # counted in aico_live_calls
+        self._last_audio = time.monotonic()  # a call's transport sends audio all the time
         self.node = ""
 
     async def warm(self) -> int:
@@ -77,11 +78,13 @@ class VoiceSession:
         self._pipeline = VoicePipeline(pool=self._pool, settings=settings,
                                        session_id=session_id, send=send)
         self.calls += 1
+        self._last_audio = time.monotonic()
         self._count_live(True)
         return await self._pipeline.start(sample_rate=sample_rate, resume=resume,
                                           connected_at=time.monotonic() - connected_ago_s)
 
     async def push_audio(self, pcm16: bytes) -> None:
+        self._last_audio = time.monotonic()
         if self._pipeline is not None:
             self._pipeline.push_audio(pcm16)
 
@@ -125,6 +128,10 @@ class VoiceSession:
 
     def node_id(self) -> str:
         return self.node
+
+    def quiet_for_s(self) -> float:
+        """Seconds since the call's transport last sent audio (0 without a call)."""
+        return time.monotonic() - self._last_audio if self._pipeline is not None else 0.0
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{os.getpid()}/status") as f:

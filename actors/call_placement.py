@@ -1,0 +1,213 @@
+"""Where calls run on a Ray cluster: one `CallSupervisor` per node, and `CallPlacement`, the API
+replica's view of them all.
+
+    placement = CallPlacement(settings.voice)      # in an API replica (or `aico up`, to warm)
+    actor = await placement.acquire()              # a warm VoiceSession on the node with room
+    ...
+    await placement.release(actor)
+
+* **Ownership.** A supervisor is a detached, named actor pinned to its node
+  (`aico-calls-<node id>`); it creates that node's `VoiceSession` actors, so it owns them. An
+  API replica only borrows a handle: when the replica (or its node) dies, calls whose actors
+  live elsewhere keep running, and a call whose transport is gone is hung up by its
+  supervisor once its caller has been silent for `voice.orphan_after_s` (the session's lease
+  lapses and the sweeper closes it with a reason).
+* **Placement.** When the cluster declares the node resource `voice.call_resource`
+  (`aico_calls`: cluster.yaml's call workers, `aico up`'s local Ray), every actor, warm or
+  live, holds one unit of it, so a node takes at most that many; a call goes to the node with
+  the most room left. Without the resource (a bare `ray start`, the tests' Ray), every alive
+  node is used and the call goes to the node with the fewest live calls.
+* **Warm pool per node.** Each supervisor keeps `voice.pool_size` actors warm (database pool,
+  VAD, the default models loaded and run once), so the first call is answered like the tenth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.pool import VoiceActorPool
+from aico.settings import VoiceSettings, get_settings
+
+log = logging.getLogger("aico.actors.call_placement")
+
+NAMESPACE = "aico"
+
+
+class NoCallCapacity(RuntimeError):
+    """No alive node has room for another call (every `aico_calls` unit is taken)."""
+
+
+def supervisor_name(node_id: str) -> str:
+    return f"aico-calls-{node_id[:16]}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)  # type: ignore[call-overload]
+class CallSupervisor:
+    """One node's call actors: its warm pool, the calls it carries, and their clean-up."""
+
+    def __init__(self, node_id: str, capacity: int | None, settings: VoiceSettings) -> None:
+        self.node_id = node_id
+        self.capacity = capacity
+        self.settings = settings
+        options: dict[str, Any] = {"scheduling_strategy": NodeAffinitySchedulingStrategy(
+            node_id, soft=False)}
+        if capacity is not None:
+            options["resources"] = {settings.call_resource: 1}
+        self.pool = VoiceActorPool(settings=settings, actor_options=options)
+        self.live: dict[str, tuple[Any, float]] = {}  # actor id -> (actor, acquired at)
+        self._reaper: asyncio.Task[None] | None = None
+
+    def _start(self) -> None:
+        if self._reaper is None:
+            from actors.metrics_hub import start_metrics_push
+
+            start_metrics_push(get_settings().observability.metrics_push_s)
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_orphans())
+            self.pool.fill()
+
+    async def wait_warm(self, timeout_s: float = 300.0) -> int:
+        self._start()
+        await self.pool.wait_warm(timeout_s)
+        return len(self.pool._idle)
+
+    async def load(self) -> dict[str, Any]:
+        self._start()
+        return {"node_id": self.node_id, "capacity": self.capacity, "live": len(self.live),
+                "idle": len(self.pool._idle), "starting": self.pool._starting}
+
+    async def acquire(self) -> Any:
+        self._start()
+        if self.capacity is not None and len(self.live) >= self.capacity:
+            raise NoCallCapacity(f"node {self.node_id[:12]} carries {len(self.live)} calls,"
+                                 f" its {self.settings.call_resource}")
+        actor = await self.pool.acquire()
+        self.live[actor._actor_id.hex()] = (actor, time.monotonic())
+        return actor
+
+    async def release(self, actor: Any) -> None:
+        if self.live.pop(actor._actor_id.hex(), None) is not None:
+            await self.pool.release(actor)
+
+    async def _reap_orphans(self) -> None:
+        """Hang up calls whose transport went away with its API replica (no caller audio, no
+        reader for `orphan_after_s`), and take their actors back."""
+        every = max(1.0, self.settings.orphan_after_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            for key, (actor, _) in list(self.live.items()):
+                try:
+                    quiet = await actor.quiet_for_s.remote()
+                except ray.exceptions.ActorDiedError:
+                    self.live.pop(key, None)  # gone for good: its unit is free again
+                    continue
+                except ray.exceptions.RayError as err:  # restarting: look again next round
+                    log.debug("call actor %s: %s", key[:12], err)
+                    continue
+                if quiet < self.settings.orphan_after_s:
+                    continue
+                log.warning("call actor %s has had no transport for %.0f s: hanging up",
+                            key[:12], quiet)
+                with contextlib.suppress(Exception):
+                    await actor.hang_up.remote("transport_lost")
+                if self.live.pop(key, None) is not None:
+                    await self.pool.release(actor)
+
+
+def _call_nodes(resource: str) -> dict[str, int | None]:
+    """Alive nodes that take calls, with their capacity (None: the resource is not in use)."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    declared = any(n["Resources"].get(resource) for n in alive)
+    return {n["NodeID"]: (int(n["Resources"].get(resource, 0)) if declared else None)
+            for n in alive if not declared or n["Resources"].get(resource, 0) >= 1}
+
+
+class CallPlacement:
+    """An API replica's pool of calls over every node's supervisor (VoiceActorPool's interface:
+    `acquire`, `release`, `fill`, `wait_warm`, `aclose`, `stats`)."""
+
+    def __init__(self, settings: VoiceSettings | None = None, *,
+                 refresh_every_s: float = 10.0) -> None:
+        self.settings = settings or get_settings().voice
+        self.refresh_every_s = refresh_every_s
+        self.supervisors: dict[str, Any] = {}  # node id -> supervisor handle
+        self._refreshed = 0.0
+        self._owner: dict[str, Any] = {}  # actor id -> its supervisor
+        self.stats = {"acquired": 0, "released": 0}
+
+    def _refresh(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._refreshed < self.refresh_every_s:
+            return
+        nodes = _call_nodes(self.settings.call_resource)
+        for node_id, capacity in nodes.items():
+            if node_id not in self.supervisors:
+                self.supervisors[node_id] = CallSupervisor.options(  # type: ignore[attr-defined]
+                    name=supervisor_name(node_id), namespace=NAMESPACE, lifetime="detached",
+                    get_if_exists=True, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                        node_id, soft=False)).remote(node_id, capacity, self.settings)
+        for node_id in set(self.supervisors) - set(nodes):
+            del self.supervisors[node_id]  # a dead node: its supervisor died with it
+        self._refreshed = time.monotonic()
+
+    def fill(self) -> None:
+        self._refresh()
+
+    async def wait_warm(self, timeout_s: float = 300.0) -> dict[str, int]:
+        """Until every node's warm pool is full (`aico up`, benchmarks): warm actors by node."""
+        self._refresh(force=True)
+        ids = list(self.supervisors)
+        warm = await asyncio.wait_for(asyncio.gather(
+            *(self.supervisors[n].wait_warm.remote(timeout_s) for n in ids)), timeout_s + 10)
+        return dict(zip(ids, warm, strict=True))
+
+    async def loads(self) -> list[dict[str, Any]]:
+        self._refresh()
+        results = await asyncio.gather(*(s.load.remote() for s in self.supervisors.values()),
+                                       return_exceptions=True)
+        return [r for r in results if isinstance(r, dict)]
+
+    async def acquire(self) -> Any:
+        loads = await self.loads()
+        if not loads:
+            self._refresh(force=True)
+            loads = await self.loads()
+
+        def room(load: dict[str, Any]) -> tuple[int, int]:
+            """Calls the node can still take (or fewer live calls first), then warm actors."""
+            if load["capacity"] is None:
+                return (-load["live"], load["idle"])
+            return (load["capacity"] - load["live"], load["idle"])
+
+        for load in sorted(loads, key=room, reverse=True):
+            if load["capacity"] is not None and room(load)[0] <= 0:
+                continue
+            supervisor = self.supervisors.get(load["node_id"])
+            if supervisor is None:
+                continue
+            try:
+                actor = await supervisor.acquire.remote()
+            except (NoCallCapacity, ray.exceptions.RayError) as err:
+                log.warning("node %s could not take a call: %s", load["node_id"][:12], err)
+                continue
+            self._owner[actor._actor_id.hex()] = supervisor
+            self.stats["acquired"] += 1
+            return actor
+        raise NoCallCapacity("no node has room for another call: add call workers or raise"
+                             f" their {self.settings.call_resource}")
+
+    async def release(self, actor: Any) -> None:
+        supervisor = self._owner.pop(actor._actor_id.hex(), None)
+        # A call this replica did not start (it reattached it): its supervisor is one of all.
+        targets = [supervisor] if supervisor is not None else list(self.supervisors.values())
+        self.stats["released"] += 1
+        await asyncio.gather(*(s.release.remote(actor) for s in targets),
+                             return_exceptions=True)  # a node gone: nothing to give back
+
+    async def aclose(self) -> None:
+        """The supervisors and their calls outlive this replica: nothing to stop here."""

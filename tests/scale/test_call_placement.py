@@ -1,0 +1,107 @@
+"""A call's actor belongs to its node's supervisor, not to the API replica that took the call:
+the replica goes away and the call's actor carries on; a call whose transport went with the
+replica is hung up by the supervisor once its caller has been silent for `orphan_after_s`, and
+its session is closed with the reason `transport_lost`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+import ray
+
+from actors.call_placement import CallPlacement
+from aico.settings import VoiceSettings
+
+# The supervisor of this node is created once per Ray (named, detached) with these settings.
+VOICE = VoiceSettings(pool_size=1, orphan_after_s=5)
+MODELS = {"env_vars": {"AICO_MODELS": "inprocess"}}  # the actors load the packaged models
+
+
+@ray.remote(num_cpus=0)
+class ReplicaStandIn:
+    """Where an API replica takes a call: a process of its own that the test can end."""
+
+    async def take_call(self, session_id: str | None) -> tuple[list[Any], int]:
+        self.placement = CallPlacement(VOICE)
+        actor = await self.placement.acquire()
+        pid = await actor.warm.remote()
+        if session_id is not None:
+            await actor.attach.remote(session_id, 16000, False, 0.0)
+        return [actor], pid  # a handle inside a list: returned as a borrowed reference
+
+
+async def until(check: Any, *, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def placement(ray_cluster: None) -> CallPlacement:
+    return CallPlacement(VOICE)
+
+
+async def publish_voice_flow(api: Any) -> str:
+    document = {"name": "front desk", "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "greet", "type": "say", "text": "Hello."},
+        {"id": "listen", "type": "listen", "into": "said"},
+        {"id": "end", "type": "end", "reason": "caller_done"}],
+        "edges": [{"from": "start", "to": "greet"}, {"from": "greet", "to": "listen"},
+                  {"from": "listen", "to": "end"}]}
+    r = await api.post("/v1/flows", json={"name": document["name"], "document": document})
+    assert r.status_code == 201, r.text
+    flow_id = r.json()["id"]
+    assert (await api.post(f"/v1/flows/{flow_id}/publish")).status_code == 201
+    return flow_id
+
+
+async def test_the_call_actor_outlives_the_replica_that_took_the_call(placement):
+    replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
+    [actor], pid = await replica.take_call.remote(None)
+    loads = await placement.loads()
+    assert sum(load["live"] for load in loads) >= 1
+    ray.kill(replica)  # the API replica (its process) is gone
+
+    async def replica_gone() -> bool:
+        try:
+            await replica.take_call.remote(None)
+        except ray.exceptions.RayActorError:
+            return True
+        return False
+
+    await until(replica_gone, timeout=60)
+    assert await actor.warm.remote() == pid  # the same actor, in the same process
+    await placement.release(actor)  # any replica can hand it back to its node's pool
+    assert sum(load["live"] for load in await placement.loads()) == \
+        sum(load["live"] for load in loads) - 1
+
+
+async def test_a_call_left_without_its_transport_is_hung_up_and_closed(placement, api):
+    flow_id = await publish_voice_flow(api)
+    r = await api.post(f"/v1/flows/{flow_id}/sessions", json={"channel": "voice"})
+    assert r.status_code == 201, r.text
+    session_id = UUID(r.json()["id"])
+    replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
+    [_actor], _ = await replica.take_call.remote(str(session_id))
+    ray.kill(replica)  # its socket went with it: no caller audio reaches the actor again
+
+    async def closed() -> dict[str, Any] | None:
+        record = (await api.get(f"/v1/sessions/{session_id}")).json()
+        return record if record["status"] in ("ended", "failed") else None
+
+    record = await until(closed, timeout=VOICE.orphan_after_s + 60)
+    assert record["status"] == "ended"
+    events = (await api.get(f"/v1/sessions/{session_id}/events")).json()["items"]
+    ended = [e for e in events if e["type"] == "session.ended"]
+    assert len(ended) == 1 and ended[0]["payload"]["reason"] == "transport_lost", ended
+    # The supervisor took the actor back: no call is left live on any node.
+    assert sum(load["live"] for load in await placement.loads()) == 0
