@@ -97,6 +97,8 @@ test('a visitor talks to the flow through the widget; another site is refused (H
     await asked;
     await expect(page.getByRole('button', { name: 'Open chat' })).toBeVisible();
     await expect(page.getByRole('button', { name: 'Start voice call' })).toBeHidden();
+    await page.getByRole('button', { name: 'Open chat' }).click();
+    await expect(page.locator('#aico-widget .note')).toHaveText('Chat is not available on this page.');
     for (const [method, path] of [['GET', ''], ['POST', '/voice']]) {
       const refused = await request.fetch(`${baseURL}/v1/widget/${key}${path}`, { method, data: method === 'POST' ? {} : undefined, headers: { Origin: other.origin } });
       expect(refused.status()).toBe(403);

@@ -23,10 +23,10 @@ from aico.settings import LimitSettings
 SITE = "http://shop.example:8080"
 
 
-def _visitor(app, origin: str | None) -> httpx.AsyncClient:
+def _visitor(app, origin: str | None, address: str = "127.0.0.1") -> httpx.AsyncClient:
     headers = {"Origin": origin} if origin else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aico.test",
-                             headers=headers)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+                             base_url="http://aico.test", headers=headers)
 
 
 async def _widget(org, **extra) -> dict:
@@ -264,7 +264,8 @@ async def test_widget_voice_calls_are_rate_limited_per_visitor_and_name_the_user
     widget = await _widget(org, voice=True)
     key = widget["public_key"]
     limited = create_app(settings.model_copy(update={"limits": LimitSettings(
-        widget_voice_calls_per_minute_per_visitor=2)}), pool=app_pool)
+        widget_voice_calls_per_minute_per_visitor=2, widget_sessions_per_minute_per_key=3)}),
+        pool=app_pool)
     soon = int(time.time()) + 600
     async with _visitor(limited, SITE) as visitor:
         bad = await visitor.post(f"/v1/widget/{key}/voice", json={"visitor_token": "garbage"})
@@ -277,5 +278,10 @@ async def test_widget_voice_calls_are_rate_limited_per_visitor_and_name_the_user
         codes = [(await visitor.post(f"/v1/widget/{key}/voice", json={})).status_code
                  for _ in range(2)]
         assert codes == [201, 429]
+    # Another visitor has calls left, until the widget key's own limit (shared with chat).
+    async with _visitor(limited, SITE, address="10.1.2.3") as neighbour:
+        assert (await neighbour.post(f"/v1/widget/{key}/voice", json={})).status_code == 201
+        over = await neighbour.post(f"/v1/widget/{key}/voice", json={})
+        assert over.status_code == 429 and "widget_sessions_per_minute_per_key" in over.text
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1"
-                               " AND channel = 'voice'", org.id) == 2
+                               " AND channel = 'voice'", org.id) == 3

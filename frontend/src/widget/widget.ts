@@ -83,9 +83,11 @@ function mount(script: HTMLScriptElement, key: string): void {
   // --- voice (offered only when the widget has it) ---------------------------------------------
   let call: VoiceCall | null = null;
   let calling = false;
+  let attempt = 0; // a call that connects after its visitor hung up (or called again) is dropped
   const idle = (): void => {
     call = null;
     calling = false;
+    attempt++;
     talk.classList.remove('live');
     talk.textContent = 'Talk';
     talk.setAttribute('aria-label', 'Start voice call');
@@ -98,12 +100,16 @@ function mount(script: HTMLScriptElement, key: string): void {
     talk.textContent = 'Hang up';
     talk.setAttribute('aria-label', 'Hang up');
     status.textContent = 'Connecting…';
-    api.post<VisitorCall>('/voice', visitor)
+    const mine = ++attempt;
+    // The microphone first: a visitor who does not allow it starts no session.
+    navigator.mediaDevices.getUserMedia({ audio: true })
+      .then((mic) => { mic.getTracks().forEach((t) => t.stop()); return api.post<VisitorCall>('/voice', visitor); })
       .then((c) => startCall(c.voice.url, {
-        log, note, ended: idle, status: (text) => { status.textContent = text; },
+        log, note, ended: () => { if (mine === attempt) idle(); }, status: (text) => { status.textContent = text; },
       }))
-      .then((c) => { if (calling) call = c; else c.stop(); })
+      .then((c) => { if (mine === attempt) call = c; else c.stop(); })
       .catch((e: unknown) => {
+        if (mine !== attempt) return;
         idle();
         status.textContent = '';
         note(e instanceof DOMException && e.name === 'NotAllowedError'

@@ -65,6 +65,12 @@ export async function startCall(url: string, view: CallView): Promise<VoiceCall>
       }
     },
   });
-  await call.start();
+  try {
+    await call.start();
+  } catch (e) {
+    ended = true; // the caller says why: this is not a call that ended
+    call.stop(); // lets go of the microphone
+    throw e;
+  }
   return call;
 }
