@@ -46,7 +46,7 @@ async def list_sessions(
     pool: PoolDep,
     flow_id: UUID | None = None,
     status: SessionStatus | None = None,
-    channel: Literal["chat", "voice", "whatsapp"] | None = None,
+    channel: Literal["chat", "voice", "whatsapp", "phone"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(default=50, ge=1, le=200),
