@@ -4,6 +4,13 @@
 concurrent sequence, JSON-Schema constrained output) and also listens for OpenAI-compatible
 HTTP on 127.0.0.1 (`listening_address`). We call it in-process: a streaming request blocks
 its calling thread and hands chunks to a callback, which we forward to the event loop.
+
+A call's turns share a long prefix (instructions, history): llama.cpp keeps each slot's prompt
+in the KV cache (`cache_prompt`), picks the slot whose cached prompt is most like the new one,
+and parks idle slots' prompts in a bounded host-memory cache (`cache_ram_mib`), so a turn reads
+only its new tokens. The `n_parallel` slots share one KV cache of `n_ctx` tokens (`kv_unified`):
+an idle slot reserves nothing, and one long conversation may use the whole context.
+`prompt_cache` counts, per provider object, how many prompt tokens came from that cache.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import importlib.util
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,12 @@ def gpu_available() -> bool:
     except Exception:  # noqa: BLE001 - no CUDA runtime at all
         return False
 
+@dataclass
+class PromptCacheTotals:
+    prompt_tokens: int = 0  # every prompt token of every request
+    cached_tokens: int = 0  # of those, the ones llama.cpp reused instead of reading again
+
+
 class LlamaCppLLM(ChatLLM):
     kind = "llamacpp"
     capabilities = LLMCapabilities(streaming=True, tools=True, json_schema=True)
@@ -48,6 +62,7 @@ class LlamaCppLLM(ChatLLM):
         super().__init__(policy=config.policy())
         self.config = config
         self._server = model
+        self.prompt_cache = PromptCacheTotals()
 
     @staticmethod
     def load_model(config: LlamaCppConfig) -> Any:
@@ -60,6 +75,9 @@ class LlamaCppLLM(ChatLLM):
         params.model.path = str(path)
         params.n_ctx = config.n_ctx
         params.n_parallel = config.n_parallel
+        params.kv_unified = True  # slots share the context: an idle one holds no tokens
+        params.cache_prompt = True  # a turn reuses its call's cached prefix
+        params.cache_ram_mib = config.cache_ram_mib  # llama.cpp's default is 8 GiB
         params.port = 0  # its HTTP listener takes a free loopback port
         params.n_gpu_layers = config.n_gpu_layers if gpu_available() else 0
         if config.n_threads:
@@ -73,6 +91,11 @@ class LlamaCppLLM(ChatLLM):
         """One short completion (blocking); a deployment does it at start."""
         self._server.handle_chat_completions(
             {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+
+    def _count_prompt(self, timings: dict[str, Any]) -> None:
+        cached, read = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
+        self.prompt_cache.prompt_tokens += cached + read
+        self.prompt_cache.cached_tokens += cached
 
     @property
     def listening_address(self) -> str:
@@ -116,6 +139,8 @@ class LlamaCppLLM(ChatLLM):
                     err = item["error"]
                     message = err.get("message", err) if isinstance(err, dict) else err
                     raise ProviderError(f"llama.cpp: {message}", provider=self.kind)
+                if isinstance(item.get("timings"), dict) and item.get("usage"):
+                    self._count_prompt(item["timings"])  # the request's totals, sent last
                 chunk = decoder.decode(item)
                 if chunk is not None:
                     yield chunk
