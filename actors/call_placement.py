@@ -33,6 +33,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.pool import VoiceActorPool
+from aico.errors import AicoError
 from aico.settings import VoiceSettings, get_settings
 
 log = logging.getLogger("aico.actors.call_placement")
@@ -40,8 +41,10 @@ log = logging.getLogger("aico.actors.call_placement")
 NAMESPACE = "aico"
 
 
-class NoCallCapacity(RuntimeError):
+class NoCallCapacity(AicoError):
     """No alive node has room for another call (every `aico_calls` unit is taken)."""
+
+    status, code = 503, "no_call_capacity"
 
 
 def supervisor_name(node_id: str) -> str:
@@ -156,7 +159,10 @@ class CallPlacement:
         self._refreshed = time.monotonic()
 
     def fill(self) -> None:
+        """Every node's supervisor exists and is filling its warm pool (not waited for)."""
         self._refresh()
+        for supervisor in self.supervisors.values():
+            supervisor.load.remote()
 
     async def wait_warm(self, timeout_s: float = 300.0) -> dict[str, int]:
         """Until every node's warm pool is full (`aico up`, benchmarks): warm actors by node."""

@@ -129,8 +129,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
             # A loaded 2-core machine can take well over Ray's default 30 s to register agents.
             os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
+            # A local Ray takes calls on its one node; a cluster's nodes declare their own.
+            calls = None if settings.ray_address else {
+                settings.voice.call_resource: float(settings.voice.calls_per_node)}
             ray.init(
-                address=settings.ray_address, include_dashboard=False,
+                address=settings.ray_address, include_dashboard=False, resources=calls,
                 runtime_env={"env_vars": worker_environment(
                     settings, database_url=serving_database_url(settings, database_url))},
                 logging_level=logging.WARNING, log_to_driver=args.verbose,
@@ -164,6 +167,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         with progress.step("wait for /healthz"):
             health = _wait_healthy(f"http://{settings.host}:{settings.port}/healthz", timeout_s=120)
             print(f"    {health['status']}: database ok={health['database']['ok']}", flush=True)
+
+        with progress.step("warm call actors and models on every node"):
+            from actors.call_placement import CallPlacement
+
+            # Each warm actor loads (or reaches) the models and runs them once, so the first
+            # call is answered as fast as the tenth.
+            warm = _run(lambda: CallPlacement(settings.voice).wait_warm(timeout_s=300))
+            print(f"    {sum(warm.values())} warm call actor(s) on {len(warm)} node(s)",
+                  flush=True)
     except StepFailed as exc:
         print(f"AICO did not start: {exc}", file=sys.stderr, flush=True)
         _cleanup(cleanups)

@@ -137,9 +137,9 @@ async def voice_host(state: ApiState) -> VoiceHost:
         except ImportError:
             on_ray = False
         if on_ray:
-            from actors.pool import VoiceActorPool
+            from actors.call_placement import CallPlacement
 
-            actors = VoiceActorPool(settings=state.settings.voice)
+            actors = CallPlacement(state.settings.voice)  # per-node supervisors own the calls
             actors.fill()
             host = RayVoiceHost(actors)
         else:
