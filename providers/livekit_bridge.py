@@ -75,6 +75,7 @@ class LiveKitSpeechStream(SpeechStream):
         from livekit.agents import stt as lk_stt
 
         lk = self._factory()
+        self._stt.usage.requests += 1  # one stream, one streaming request (a connection)
 
         async def pump() -> None:
             while True:

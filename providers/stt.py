@@ -192,8 +192,13 @@ class BufferedSpeechStream(SpeechStream):
         step = int((self._interim_every_s or 0) * self.sample_rate * BYTES_PER_SAMPLE)
 
         def as_interim(task: asyncio.Task[Transcript], gen: int, off: float) -> None:
-            task.add_done_callback(lambda t: self._emit_interim(
-                t, off, emit, current=lambda: gen == utterance))
+            def report(t: asyncio.Task[Transcript]) -> None:
+                self._emit_interim(t, off, emit, current=lambda: gen == utterance)
+
+            if task.done():
+                report(task)  # now, before a final of this utterance can be emitted
+            else:
+                task.add_done_callback(report)
 
         try:
             while True:
