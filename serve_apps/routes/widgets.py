@@ -234,6 +234,7 @@ async def widget_for_visitor(key: str, request: Request, response: Response,
     """What the script offers on this page: chat always, the microphone when voice is on."""
     widget, origin = await _widget_for(pool, key, request)
     _cors(response, origin)
+    response.headers["Cache-Control"] = "private, max-age=60"  # asked on every page view
     return {"voice": widget["voice"]}
 
 

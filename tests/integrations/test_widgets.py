@@ -207,6 +207,7 @@ async def test_a_visitor_starts_a_voice_call_only_where_the_widget_allows_it(
         offered = await visitor.get(f"/v1/widget/{chat_only}")
         assert offered.status_code == 200 and offered.json() == {"voice": False}
         assert offered.headers["access-control-allow-origin"] == SITE
+        assert offered.headers["vary"] == "Origin"  # a cached answer is for this page's origin
         assert (await visitor.get(f"/v1/widget/{key}")).json() == {"voice": True}
         off = await visitor.post(f"/v1/widget/{chat_only}/voice", json={})
         assert off.status_code == 403 and "voice" in off.json()["message"]
