@@ -132,8 +132,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             # A local Ray takes calls on its one node; a cluster's nodes declare their own.
             calls = None if settings.ray_address else {
                 settings.voice.call_resource: float(settings.voice.calls_per_node)}
+            # "local": a Ray of our own even when another runs on this machine (ray.init would
+            # join that one, and refuses `resources` when it does).
             ray.init(
-                address=settings.ray_address, include_dashboard=False, resources=calls,
+                address=settings.ray_address or "local", include_dashboard=False, resources=calls,
                 runtime_env={"env_vars": worker_environment(
                     settings, database_url=serving_database_url(settings, database_url))},
                 logging_level=logging.WARNING, log_to_driver=args.verbose,
