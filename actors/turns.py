@@ -287,8 +287,11 @@ class TurnDetector:
     def _drop(self, utt: Utterance) -> None:
         if utt.verdict is not None:
             utt.verdict.cancel()
-        if utt.transcript is not None:
-            utt.transcript.cancel()
+        transcript = utt.transcript
+        if transcript is not None:
+            if transcript.done() and not transcript.cancelled():
+                transcript.exception()  # a failed stream of a dropped utterance: nothing lost
+            transcript.cancel()
         self._close_stream(utt)
 
     def _close_stream(self, utt: Utterance) -> None:

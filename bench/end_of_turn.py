@@ -9,8 +9,8 @@ as the turn detector does. A trailing utterance ("my account number is") judged 
 FALSE CUT-OFF (the caller would be interrupted while thinking); a finished one judged incomplete
 is a FALSE HOLD (the turn waits for the fallback silence, `end_of_turn_silence_s`). Silence
 alone cuts off every trailing utterance whose thinking pause is longer than that silence.
-Trailing utterances are spoken twice: as bare words, and ending in a comma (Piper then keeps
-the voice up, as a caller who is not done does). Prints counts, the end-of-turn delay each
+Trailing utterances are spoken three ways: bare words, ending in a comma, and ending in
+", um" (a filler, as callers who are not done say). Prints counts, the end-of-turn delay each
 policy gives (speech end → turn ended) and the model's inference time. Figures vary ±30-50 %
 with what else runs on the box.
 """
@@ -127,7 +127,8 @@ def main() -> None:
 
     sets = {"complete": [(t, t) for t in COMPLETE],
             "trailing": [(t, t) for t in TRAILING],
-            "trailing,": [(t, t + ",") for t in TRAILING]}
+            "trailing,": [(t, t + ",") for t in TRAILING],
+            "trailing um": [(t, t + ", um") for t in TRAILING]}
     results: dict[str, list[tuple[str, float, float]]] = {k: [] for k in sets}
     infer_s: list[float] = []
     for speed in args.speeds:
@@ -143,7 +144,7 @@ def main() -> None:
                 infer_s.append(time.perf_counter() - started)
                 results[name].append((f"{label} @{speed}", p, infer_s[-1]))
 
-    print(f"\nutterances: {len(COMPLETE)} finished, {len(TRAILING)} trailing (×2 spoken forms), "
+    print(f"\nutterances: {len(COMPLETE)} finished, {len(TRAILING)} trailing (×3 spoken forms), "
           f"Piper joe at speeds {args.speeds}; complete above p = {COMPLETE_ABOVE}")
     model_s = med(infer_s)
     print(f"model inference: p50 {med(infer_s) * 1000:.0f} ms, p95 {pct(infer_s, 95) * 1000:.0f} "
@@ -153,10 +154,12 @@ def main() -> None:
     print(f"\nfinished utterances judged incomplete (false holds): {len(holds)}/{len(fin)}")
     for label, p, _ in holds:
         print(f"    p={p:.2f}  {label}")
-    for name in ("trailing", "trailing,"):
+    forms = {"trailing": "bare words", "trailing,": "ending in a comma",
+             "trailing um": "ending in ', um'"}
+    for name, form in forms.items():
         rows = results[name]
         cuts = [r for r in rows if r[1] > COMPLETE_ABOVE]
-        print(f"trailing utterances ({'comma' if name.endswith(',') else 'bare'}) judged complete "
+        print(f"trailing utterances ({form}) judged complete "
               f"(false cut-offs): {len(cuts)}/{len(rows)}")
         for label, p, _ in cuts:
             print(f"    p={p:.2f}  {label}")
@@ -165,7 +168,7 @@ def main() -> None:
           "(the model's verdict arrives PAUSE_S + inference after speech end):")
     for fallback in args.fallback:
         delays = [PAUSE_S + model_s if p > COMPLETE_ABOVE else fallback for _, p, _ in fin]
-        trailing = results["trailing"] + results["trailing,"]
+        trailing = [r for name in forms for r in results[name]]
         cut = sum(1 for _, p, _ in trailing if p > COMPLETE_ABOVE)
         print(f"  silence {fallback:.2f} s alone: every turn {fallback * 1000:.0f} ms; trailing "
               f"cut off only when the caller pauses longer than {fallback:.2f} s")
