@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aico.errors import AicoError, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
@@ -238,12 +238,23 @@ async def widget_for_visitor(key: str, request: Request, response: Response,
     return {"voice": widget["voice"]}
 
 
-@router.post("/v1/widget/{key}/voice", status_code=201)
+@router.post("/v1/widget/{key}/voice", status_code=201, response_model=None)
 async def start_visitor_call(key: str, request: Request, response: Response, pool: PoolDep,
                              state: StateDep, body: VisitorStart | None = None
-                             ) -> dict[str, Any]:
-    """A voice session for a visitor, and its single-use voice WebSocket URL."""
+                             ) -> dict[str, Any] | JSONResponse:
+    """A voice session for a visitor, and its single-use voice WebSocket URL. Past the Origin
+    check, a refusal (429, 412, 401…) carries CORS too, so the page can tell the visitor why."""
     widget, origin = await _widget_for(pool, key, request)
+    try:
+        return await _start_call(widget, origin, request, response, pool, state, body)
+    except AicoError as err:
+        return JSONResponse(err.to_body(), status_code=err.status,
+                            headers={**err.headers(), "Access-Control-Allow-Origin": origin,
+                                     "Vary": "Origin"})
+
+
+async def _start_call(widget: Any, origin: str, request: Request, response: Response,
+                      pool: Any, state: Any, body: VisitorStart | None) -> dict[str, Any]:
     if not widget["voice"]:
         raise Forbidden("this widget has no voice: an admin turns it on with \"voice\": true"
                         " (POST /v1/widgets)")

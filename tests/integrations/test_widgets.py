@@ -211,6 +211,7 @@ async def test_a_visitor_starts_a_voice_call_only_where_the_widget_allows_it(
         assert (await visitor.get(f"/v1/widget/{key}")).json() == {"voice": True}
         off = await visitor.post(f"/v1/widget/{chat_only}/voice", json={})
         assert off.status_code == 403 and "voice" in off.json()["message"]
+        assert off.headers["access-control-allow-origin"] == SITE  # the page may read why
         for origin in ("http://evil.example", None):
             headers = {"Origin": origin} if origin else {}
             async with httpx.AsyncClient(base_url=served, headers=headers) as stranger:
@@ -284,5 +285,6 @@ async def test_widget_voice_calls_are_rate_limited_per_visitor_and_name_the_user
         assert (await neighbour.post(f"/v1/widget/{key}/voice", json={})).status_code == 201
         over = await neighbour.post(f"/v1/widget/{key}/voice", json={})
         assert over.status_code == 429 and "widget_sessions_per_minute_per_key" in over.text
+        assert over.headers["access-control-allow-origin"] == SITE and "retry-after" in over.headers
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1"
                                " AND channel = 'voice'", org.id) == 3

@@ -9,7 +9,7 @@
  */
 import type { VoiceCall } from '../voice/voiceCall';
 import { WIDGET_HTML } from './styles';
-import { WidgetApi, type VisitorCall, type VisitorSession } from './widgetApi';
+import { HttpError, WidgetApi, type VisitorCall, type VisitorSession } from './widgetApi';
 import { startCall } from './widgetVoice';
 
 function mount(script: HTMLScriptElement, key: string): void {
@@ -112,8 +112,9 @@ function mount(script: HTMLScriptElement, key: string): void {
         if (mine !== attempt) return;
         idle();
         status.textContent = '';
-        note(e instanceof DOMException && e.name === 'NotAllowedError'
-          ? 'The browser did not allow the microphone.' : 'Voice is not available on this page.');
+        if (e instanceof DOMException && e.name === 'NotAllowedError') note('The browser did not allow the microphone.');
+        else if (e instanceof HttpError && e.status === 429) note('Too many calls just now: try again in a minute.');
+        else note('Voice is not available on this page.');
       });
   });
   api.config().then((c) => { talk.hidden = !c.voice; }).catch(() => { /* not on the allow-list: chat says so */ });
