@@ -136,6 +136,7 @@ async def voice_webhook(request: Request, pool: PoolDep, state: StateDep) -> Res
                                            call_ref=call_sid, caller=params.get("From", ""))
     if answer.kind == "stream":
         start_voice_sweeper(state, pool)
+        await voice_host(state)  # the replica's call actors warm while Twilio connects
         return _xml(stream_twiml(media_stream_url(settings), answer.stream_parameters))
     if answer.kind == "refused":
         return _xml(apology_twiml(APOLOGY))
