@@ -30,11 +30,11 @@ from uuid import UUID
 
 import asyncpg
 
-from aico.errors import AicoError, MissingSecrets, ValidationFailed
+from aico.errors import AicoError, ValidationFailed
 from aico.settings import LiveKitSettings, Settings
 from db import phone_calls as calls_db
 from db import phone_numbers as numbers_db
-from flows.sessions import create_session
+from flows.phone_calls import answer_inbound_call
 from flows.telephony import CarrierError, PhoneNumber, register_carrier
 
 log = logging.getLogger("aico.flows.livekit_calls")
@@ -221,30 +221,15 @@ async def sip_participant_arrived(pool: asyncpg.Pool, settings: Settings,
                     room)
         return None
     number = PhoneNumber.from_row(dict(row))
-    call = await calls_db.insert_phone_calls_row(
-        pool, org_id=number.org_id, number_id=number.id, provider=PROVIDER,
-        direction="inbound", call_ref=ref, from_number=caller or "unknown",
-        to_number=number.number, status="ringing")
-    if call is None:
+    answer = await answer_inbound_call(pool, settings=settings, number=number, call_ref=ref,
+                                       caller=caller)
+    if answer.kind == "replay" or answer.call_id is None:
         return None  # the same participant's webhook, delivered twice
-    try:
-        session = await create_session(
-            pool, settings=settings, org_id=number.org_id, flow_id=number.flow_id,
-            channel="phone", variables={"caller": caller, "called": number.number,
-                                        "call_provider": PROVIDER},
-            user_id=caller or None)
-    except AicoError as err:
-        failure = {**err.to_body(), "status": err.status}
-        await calls_db.update_phone_calls_row(pool, org_id=number.org_id, call_id=call["id"],
-                                              status="failed", failure=failure)
-        if not isinstance(err, MissingSecrets):
-            log.warning("LiveKit call %s to %s refused: %s", ref, number.number, err.message)
-        return SipRefused(org_id=number.org_id, call_id=call["id"], room=room, failure=failure)
-    await calls_db.update_phone_calls_row(pool, org_id=number.org_id, call_id=call["id"],
-                                          session_id=session.id)
-    await calls_db.answer_phone_calls_row(pool, org_id=number.org_id, call_id=call["id"])
-    return SipArrival(org_id=number.org_id, session_id=session.id, call_id=call["id"],
-                      room=room, direction="inbound")
+    if answer.kind == "refused" or answer.session_id is None:
+        return SipRefused(org_id=number.org_id, call_id=answer.call_id, room=room,
+                          failure=answer.failure or {})
+    return SipArrival(org_id=number.org_id, session_id=answer.session_id,
+                      call_id=answer.call_id, room=room, direction="inbound")
 
 
 async def _outbound_answered(pool: asyncpg.Pool, call: Any, room: str) -> SipArrival | None:
@@ -268,48 +253,3 @@ async def sip_participant_left(pool: asyncpg.Pool, event: Any) -> asyncpg.Record
     return await calls_db.update_phone_calls_row(pool, org_id=call["org_id"],
                                                  call_id=call["id"], status="completed")
 
-
-# --- a transfer asked by the flow during a live call ------------------------------------------
-
-async def transfer_live_call(pool: asyncpg.Pool, settings: Settings, *, org_id: UUID,
-                             call_id: UUID, to: str, warm: bool,
-                             summary: str | None = None) -> bool:
-    """Move a live call to `to` through its number's carrier, if the organization's dialing
-    policy allows `to` (the toll-fraud guard); a refusal or a carrier failure is recorded on
-    the call (`phone_call_events`). True when the carrier took the transfer."""
-    from flows.telephony import (
-        DestinationRefused,
-        carrier_for,
-        check_destination,
-        load_dialing_policy,
-        number_secrets,
-    )
-
-    call = await calls_db.get_phone_call(pool, org_id=org_id, call_id=call_id)
-    if call is None or call["number_id"] is None or not call["call_ref"]:
-        return False
-    row = await numbers_db.get_phone_number(pool, org_id=org_id, number_id=call["number_id"])
-    if row is None:
-        return False
-    number = PhoneNumber.from_row(dict(row))
-    try:
-        target = check_destination(await load_dialing_policy(pool, org_id=org_id), to)
-    except DestinationRefused as err:
-        await calls_db.insert_phone_call_events_row(
-            pool, org_id=org_id, call_id=call_id, kind="transfer_refused",
-            detail={"to": to, "reason": err.reason, "message": err.message})
-        return False
-    try:
-        secrets = await number_secrets(pool, number, settings=settings)
-        await carrier_for(number.provider, settings=settings).transfer(
-            number=number, call_ref=call["call_ref"], to=target, warm=warm, summary=summary,
-            secrets=secrets)
-    except AicoError as err:
-        await calls_db.insert_phone_call_events_row(
-            pool, org_id=org_id, call_id=call_id, kind="transfer_failed",
-            detail={"to": target, "error": err.code, "message": err.message})
-        return False
-    await calls_db.insert_phone_call_events_row(
-        pool, org_id=org_id, call_id=call_id, kind="transferred",
-        detail={"to": target, "mode": "warm" if warm else "cold"})
-    return True

@@ -43,15 +43,14 @@ from flows.livekit_calls import (
     livekit_api,
     sip_participant_arrived,
     sip_participant_left,
-    transfer_live_call,
 )
+from flows.phone_calls import APOLOGY, transfer_call
 from serve_apps.deps import PoolDep, StateDep
 from serve_apps.state import ApiState
 
 log = logging.getLogger("aico.routes.livekit_webhook")
 router = APIRouter(prefix="/v1/channels/livekit", tags=["phone"])
 
-APOLOGY = "Sorry, this number cannot take your call right now. Please try again later."
 AGENT_IDENTITY = "aico-agent"
 # Room calls in flight on this replica (kept so the loop does not drop their tasks).
 _CALLS: set[asyncio.Task[Any]] = set()
@@ -123,9 +122,9 @@ async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -
 
     async def observe(event: dict[str, Any]) -> None:
         if event.get("type") == "transfer":
-            transfers.append(asyncio.create_task(transfer_live_call(
-                pool, state.settings, org_id=arrival.org_id, call_id=arrival.call_id,
-                to=str(event.get("to") or ""), warm=event.get("mode") == "warm",
+            transfers.append(asyncio.create_task(transfer_call(
+                pool, settings=state.settings, session_id=arrival.session_id,
+                to=str(event.get("to") or ""), mode=str(event.get("mode") or "cold"),
                 summary=event.get("summary"))))
 
     try:

@@ -26,6 +26,7 @@ PUBLIC = {
     ("POST", "/v1/channels/twilio/voice"): "X-Twilio-Signature with the number's auth token",
     ("POST", "/v1/channels/twilio/status"): "X-Twilio-Signature with the number's auth token",
     ("WS", "/v1/channels/twilio/media"): "the single-use stream token in Twilio's start message",
+    ("POST", "/v1/channels/livekit/webhook"): "LiveKit's JWT (API secret) over the body's SHA-256",
     ("GET", "/metrics"): "AICO_OBSERVABILITY_METRICS_TOKEN, or an admin's token (in the route)",
 }
 

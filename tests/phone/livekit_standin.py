@@ -85,7 +85,7 @@ class LiveKitStandIn:
         self._sip_failures: deque[tuple[int, str]] = deque()
         self._ids = itertools.count(1)
         self._methods = _methods()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `calls()` may run inside `wait_for`
         self._changed = threading.Condition(self._lock)
         outer = self
 
