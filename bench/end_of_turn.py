@@ -146,7 +146,6 @@ def main() -> None:
 
     print(f"\nutterances: {len(COMPLETE)} finished, {len(TRAILING)} trailing (×3 spoken forms), "
           f"Piper joe at speeds {args.speeds}; complete above p = {COMPLETE_ABOVE}")
-    model_s = med(infer_s)
     print(f"model inference: p50 {med(infer_s) * 1000:.0f} ms, p95 {pct(infer_s, 95) * 1000:.0f} "
           f"ms (n={len(infer_s)}, one onnxruntime thread)")
     fin = results["complete"]
@@ -165,16 +164,19 @@ def main() -> None:
             print(f"    p={p:.2f}  {label}")
 
     print("\nend-of-turn delay after the caller's last word, finished utterances "
-          "(the model's verdict arrives PAUSE_S + inference after speech end):")
+          "(a verdict of finished arrives PAUSE_S + that utterance's inference after speech end):")
     for fallback in args.fallback:
-        delays = [PAUSE_S + model_s if p > COMPLETE_ABOVE else fallback for _, p, _ in fin]
+        # The silence still ends the turn while the model is busy: a verdict later than the
+        # fallback changes nothing.
+        delays = [min(PAUSE_S + spent, fallback) if p > COMPLETE_ABOVE else fallback
+                  for _, p, spent in fin]
         trailing = [r for name in forms for r in results[name]]
-        cut = sum(1 for _, p, _ in trailing if p > COMPLETE_ABOVE)
+        cut_off = sum(1 for _, p, _ in trailing if p > COMPLETE_ABOVE)
         print(f"  silence {fallback:.2f} s alone: every turn {fallback * 1000:.0f} ms; trailing "
               f"cut off only when the caller pauses longer than {fallback:.2f} s")
         print(f"  model + fallback {fallback:.2f} s: p50 {med(delays) * 1000:.0f} ms, "
               f"p95 {pct(delays, 95) * 1000:.0f} ms; trailing cut off at the first pause: "
-              f"{cut}/{len(trailing)}")
+              f"{cut_off}/{len(trailing)}")
 
 if __name__ == "__main__":
     main()
