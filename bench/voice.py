@@ -1,6 +1,9 @@
 """Voice benchmark: real calls over the voice WebSocket on this machine, real models.
 
-    .venv/bin/python bench/voice.py                 # everything (≈10 min on 2 cores)
+    .venv/bin/python bench/voice.py --concurrency 8  # `aico up`, 8 real-time callers at once
+    .venv/bin/python bench/voice.py --concurrency 8 --api http://127.0.0.1:8000 --token T
+    .venv/bin/python bench/voice.py --in-a-row 50    # 50 calls one after another: PSS per call
+    .venv/bin/python bench/voice.py                 # in-process: everything (≈10 min on 2 cores)
     .venv/bin/python bench/voice.py --turns 24 --skip-ray
     .venv/bin/python bench/voice.py serve           # a server for peers/pipecat/client.py;
                                                     # prints the --url-cmd to use
@@ -14,19 +17,31 @@ Prints, as JSON and lines:
   critical path and the end-of-turn silence);
 * connect → first greeting audio with a warm and with a cold actor pool (Ray);
 * memory per live session (the session actor's RSS) and whether it grows call after call;
-* p95 voice-to-voice with 1, 5 and 10 simultaneous callers.
 The flow answers each turn with the LLM (SmolLM2 via xllamacpp), like the peers.
+
+`--concurrency N` and `--in-a-row N` run against AICO as an operator runs it (`aico up` in a
+fresh home: Ray, the `models` Serve app, warm call actors), or against `--api`. The callers
+speak a line made by espeak-ng (not our TTS), in real time, one WebSocket each; v2v is measured
+as above; a turn is answered when agent audio comes within 20 s. Memory is the PSS
+(psutil `memory_full_info`) of each call's actor process (`ray::VoiceSession`), sampled while
+the calls are live, and of the model replicas.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +54,232 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "voice")]
 from voice_call_client import CallClient
 
 CALLER_LINE = "Could you tell me what time the bakery opens tomorrow morning?"
+ONE_WORD_LINE = "Billing."
+AICO = Path(sys.executable).parent / "aico"
+ANSWER_TIMEOUT_S = 20.0
+
+
+def espeak_wav(path: Path, text: str, *, voice: str = "en-us", wpm: int = 175) -> Path:
+    """A caller's line made by espeak-ng (a voice none of the agents speak with), 16 kHz mono."""
+    from actors.audio import resample_pcm16
+
+    raw = path.with_name(path.stem + ".22k.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text],
+                   check=True, capture_output=True)
+    with wave.open(str(raw)) as w:
+        pcm = resample_pcm16(w.readframes(w.getnframes()), w.getframerate(), 16000)
+    raw.unlink()
+    pad = b"\0" * (16000 * 3 // 10 * 2)  # 0.3 s of room tone each side, as a microphone gives
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pad + pcm + pad)
+    return path
+
+
+def read_wav16k(path: Path) -> bytes:
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1, path
+        return w.readframes(w.getnframes())
+
+
+class AicoUp:
+    """`aico up` in a fresh home on a free port, as an operator starts it; stopped with Ctrl-C."""
+
+    def __init__(self, *, log_path: Path, pool_size: int | None = None) -> None:
+        self.log_path = log_path
+        self.pool_size = pool_size
+        self.home = Path(tempfile.mkdtemp(prefix="aico-voice-bench-")) / "home"
+        self.port = _free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.up_at = 0.0
+        self.up_s = 0.0
+        self.token = ""
+
+    def start(self, *, timeout_s: float = 900) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AICO_")}
+        env.update(AICO_HOME=str(self.home), AICO_PORT=str(self.port))
+        if self.pool_size:
+            env["AICO_VOICE_POOL_SIZE"] = str(self.pool_size)
+        log = self.log_path.open("wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([str(AICO), "up"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        while b"AICO is up" not in self.log_path.read_bytes():
+            if self.proc.poll() is not None:
+                raise SystemExit(f"aico up exited {self.proc.returncode}; see {self.log_path}")
+            if time.monotonic() - t0 > timeout_s:
+                self.stop()
+                raise SystemExit(f"aico up not up in {timeout_s:.0f}s; see {self.log_path}")
+            time.sleep(0.2)
+        self.up_at = time.monotonic()
+        self.up_s = self.up_at - t0
+        self.token = (self.home / "dev-token").read_text().strip()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group `aico up` leads (ours)
+            self.proc.wait(timeout=30)
+
+
+def call_actor_pss_mib() -> list[float]:
+    """PSS of every call actor process (`ray::VoiceSession`) on this machine, in MiB."""
+    return [round(p.pss / 2**20, 1) for p in _processes("ray::VoiceSession")]
+
+
+def model_replicas_pss_mib() -> dict[str, float]:
+    """PSS of the `models` Serve replicas, by process title."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if title.startswith("ray::ServeReplica:models"):
+            try:
+                out[title.split()[0]] = round(proc.memory_full_info().pss / 2**20, 1)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+    return out
+
+
+def _processes(title: str) -> list[Any]:
+    import psutil
+
+    infos = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if (proc.info["cmdline"] or [""])[0].startswith(title):
+            try:
+                infos.append(proc.memory_full_info())
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+    return infos
+
+
+class AicoClient:
+    """Publishes the bench flow on a running AICO and opens voice sessions on it."""
+
+    def __init__(self, api: str, token: str) -> None:
+        self.api = api
+        self.http = httpx.AsyncClient(base_url=api, timeout=60,
+                                      headers={"Authorization": f"Bearer {token}"})
+        self.flow_id = ""
+
+    async def publish(self, doc: dict[str, Any]) -> str:
+        r = await self.http.post("/v1/flows", json={"name": doc["name"], "document": doc})
+        r.raise_for_status()
+        self.flow_id = r.json()["id"]
+        (await self.http.post(f"/v1/flows/{self.flow_id}/publish")).raise_for_status()
+        return self.flow_id
+
+    async def voice_url(self) -> str:
+        r = await self.http.post(f"/v1/flows/{self.flow_id}/sessions", json={"channel": "voice"})
+        r.raise_for_status()
+        path = r.json()["voice"]["url"].split("/v1/", 1)[1]
+        return f"ws://{self.api.split('://', 1)[1]}/v1/{path}"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+async def live_caller(client: AicoClient, caller: bytes, *, turns: int,
+                      started: asyncio.Event | None = None) -> dict[str, Any]:
+    """One real-time caller: hears the greeting, then says `caller` `turns` times."""
+    t0 = time.monotonic()
+    url = await client.voice_url()
+    out: dict[str, Any] = {"v2v_ms": [], "unanswered": 0}
+    async with CallClient(url) as call:
+        await call.wait_event("agent_speech_ended", timeout=120)
+        first = call.first_audio_after(call.connected_at)
+        out["greeting_ms"] = round((first - call.connected_at) * 1000) if first else None
+        out["session_and_greeting_ms"] = round((first - t0) * 1000) if first else None
+        if started is not None:
+            started.set()
+        for _ in range(turns):
+            spoke = await call.say(caller)
+            try:
+                await call.wait_agent_quiet(since=spoke, quiet_s=0.8, timeout=ANSWER_TIMEOUT_S)
+            except AssertionError:
+                pass
+            reply = call.first_audio_after(spoke)
+            if reply is None or reply - spoke > ANSWER_TIMEOUT_S:
+                out["unanswered"] += 1
+            else:
+                out["v2v_ms"].append(round((reply - spoke) * 1000))
+            if call.has_event("agent_speech_started", after=spoke):
+                try:  # the reply plays out before the caller speaks again
+                    await call.wait_event("agent_speech_ended", after=spoke, timeout=120)
+                except AssertionError:
+                    out["reply_not_ended"] = out.get("reply_not_ended", 0) + 1
+            await asyncio.sleep(0.3)
+    return out
+
+
+async def sample_pss(stop: asyncio.Event, into: list[list[float]], every_s: float = 1.0) -> None:
+    while not stop.is_set():
+        into.append(await asyncio.to_thread(call_actor_pss_mib))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
+async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
+                             turns: int) -> dict[str, Any]:
+    """`callers` real-time callers at once, `turns` turns each."""
+    stop = asyncio.Event()
+    samples: list[list[float]] = []
+    sampler = asyncio.create_task(sample_pss(stop, samples))
+    idle_actors = call_actor_pss_mib()
+    results = await asyncio.gather(*(live_caller(client, caller, turns=turns)
+                                     for _ in range(callers)), return_exceptions=True)
+    stop.set()
+    await sampler
+    ok = [r for r in results if isinstance(r, dict)]
+    v2v = [x for r in ok for x in r["v2v_ms"]]
+    busiest = max(samples, key=len, default=[])
+    per_actor = [x for s in samples for x in s]
+    return {
+        "callers": callers, "turns_per_caller": turns,
+        "turns_answered": len(v2v), "turns_asked": callers * turns,
+        "calls_failed": [repr(r)[:200] for r in results if not isinstance(r, dict)],
+        "v2v_ms_p50": pct(v2v, 50), "v2v_ms_p95": pct(v2v, 95), "v2v_ms": v2v,
+        "greeting_ms": [r["greeting_ms"] for r in ok],
+        "call_actor_pss_mib_max": max(per_actor, default=None),
+        "call_actor_pss_mib_p50": pct(per_actor, 50),
+        "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
+        "model_replicas_pss_mib": model_replicas_pss_mib(),
+    }
+
+
+async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> dict[str, Any]:
+    """`calls` calls one after another (greeting and one turn each); after each, the PSS of
+    every call actor process: flat if a call leaves nothing behind."""
+    per_call: list[float] = []
+    greeting: list[int] = []
+    answered = 0
+    for _ in range(calls):
+        stop = asyncio.Event()
+        samples: list[list[float]] = []
+        sampler = asyncio.create_task(sample_pss(stop, samples, every_s=0.5))
+        try:
+            r = await live_caller(client, caller, turns=1)
+        except Exception as err:  # noqa: BLE001 - one failed call is a figure, not the end
+            r = {"v2v_ms": [], "greeting_ms": None, "error": repr(err)[:200]}
+        stop.set()
+        await sampler
+        answered += len(r["v2v_ms"])
+        greeting.append(r["greeting_ms"])
+        per_call.append(max((x for s in samples for x in s), default=0.0))
+    head, tail = per_call[:5], per_call[-5:]
+    return {"calls": calls, "answered": answered, "greeting_ms": greeting,
+            "call_actor_pss_mib_max_per_call": per_call,
+            "first5_mean_mib": round(statistics.mean(head), 1) if head else None,
+            "last5_mean_mib": round(statistics.mean(tail), 1) if tail else None}
 
 
 def bench_flow(*, llm: bool) -> dict[str, Any]:
@@ -189,23 +430,13 @@ class Bench:
         }
         print("latency", json.dumps(self.results["latency"], indent=1), flush=True)
 
-    async def concurrency(self) -> None:
-        out = {}
-        for n in self.args.callers:
-            results = await asyncio.gather(*(self.call(turns=2) for _ in range(n)))
-            v2v = [x for r in results for x in r["v2v"]]
-            out[str(n)] = {"turns": len(v2v), "v2v_ms_p50": pct(v2v, 50),
-                           "v2v_ms_p95": pct(v2v, 95)}
-            print("callers", n, out[str(n)], flush=True)
-        self.results["concurrent_callers"] = out
-
     async def ray_pool(self) -> None:
         import ray
 
         from actors.host import RayVoiceHost
         from actors.pool import VoiceActorPool
 
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": {"AICO_HOME": str(self.home),
                                            "AICO_DATABASE_URL": self.pg.dsn,
                                            "AICO_MODELS": "inprocess"}})
@@ -291,8 +522,6 @@ async def run(args: argparse.Namespace) -> None:
         await bench.latency()
         if not args.skip_memory:
             await bench.local_memory()
-        if args.callers:
-            await bench.concurrency()
         if not args.skip_ray:
             await bench.ray_pool()
     finally:
@@ -300,6 +529,46 @@ async def run(args: argparse.Namespace) -> None:
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(bench.results, indent=1))
         await bench.close()
+
+
+async def run_live(args: argparse.Namespace) -> dict[str, Any]:
+    """`--concurrency` / `--in-a-row`: against `aico up` (started here) or `--api`."""
+    work = Path(tempfile.mkdtemp(prefix="aico-voice-live-"))
+    caller = read_wav16k(espeak_wav(work / "question.wav", CALLER_LINE))
+    up: AicoUp | None = None
+    results: dict[str, Any] = {"load_before": os.getloadavg()}
+    if not args.api:
+        up = AicoUp(log_path=work / "aico-up.log",
+                    pool_size=args.pool_size or max(2, args.concurrency))
+        up.start()
+        results["aico_up_s"] = round(up.up_s, 1)
+        print(f"aico up: up in {up.up_s:.1f}s ({up.api}; log {up.log_path})", flush=True)
+    client = AicoClient(args.api or (up.api if up else ""), args.token or (up.token if up else ""))
+    try:
+        await client.publish(bench_flow(llm=True))
+        if args.concurrency:
+            r = await concurrent_callers(client, caller, callers=args.concurrency,
+                                         turns=args.turns_per_caller)
+            results["concurrency"] = r
+            print(f"{r['callers']} callers at once: answered {r['turns_answered']}/"
+                  f"{r['turns_asked']}, v2v p50 {r['v2v_ms_p50']} ms, p95 {r['v2v_ms_p95']} ms;"
+                  f" call actor PSS p50 {r['call_actor_pss_mib_p50']} MiB, max "
+                  f"{r['call_actor_pss_mib_max']} MiB", flush=True)
+        if args.in_a_row:
+            r = await calls_in_a_row(client, caller, calls=args.in_a_row)
+            results["in_a_row"] = r
+            print(f"{r['calls']} calls in a row: answered {r['answered']}, busiest call actor "
+                  f"PSS first 5 {r['first5_mean_mib']} MiB, last 5 {r['last5_mean_mib']} MiB",
+                  flush=True)
+    finally:
+        results["load_after"] = os.getloadavg()
+        await client.aclose()
+        if up is not None:
+            up.stop()
+    print(json.dumps(results, indent=1), flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1))
+    return results
 
 
 def new_url(args: argparse.Namespace) -> None:
@@ -313,7 +582,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("command", nargs="?", default="bench", choices=["bench", "serve", "new-url"])
     ap.add_argument("--turns", type=int, default=24)
-    ap.add_argument("--callers", type=int, nargs="*", default=[1, 5, 10])
     ap.add_argument("--greetings", type=int, default=4)
     ap.add_argument("--cold", type=int, default=2)
     ap.add_argument("--memory-calls", type=int, default=6)
@@ -324,7 +592,15 @@ def main() -> None:
     ap.add_argument("--api", default="")
     ap.add_argument("--token", default="")
     ap.add_argument("--flow", default="")
+    ap.add_argument("--concurrency", type=int, default=0,
+                    help="callers at once against `aico up` (or --api)")
+    ap.add_argument("--turns-per-caller", type=int, default=3)
+    ap.add_argument("--in-a-row", type=int, default=0, help="calls one after another")
+    ap.add_argument("--pool-size", type=int, default=0, help="AICO_VOICE_POOL_SIZE for aico up")
     args = ap.parse_args()
+    if args.concurrency or args.in_a_row:
+        asyncio.run(run_live(args))
+        return
     if args.command == "new-url":
         new_url(args)
         return
