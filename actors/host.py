@@ -170,13 +170,27 @@ class RayCall:
                 await self.actor.warm.remote()
                 await self.actor.attach.remote(self.session_id, self.sample_rate, True, 0.0)
                 return
-            except ray.exceptions.ActorDiedError:
-                log.warning("voice actor for %s is gone; resuming on a new one", self.session_id)
-                await self.host.replace(self)
+            except (ray.exceptions.ActorDiedError, ray.exceptions.RayTaskError) as err:
+                # Gone for good, or a new actor that could not warm up: another one.
+                log.warning("voice actor for %s is gone (%s); resuming on a new one",
+                            self.session_id, type(err).__name__)
+                await self._replace_until(deadline)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+    async def _replace_until(self, deadline: float) -> None:
+        while True:
+            try:
+                await self.host.replace(self)
+                return
+            except Exception as err:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("no new voice actor for %s yet (%s); retrying", self.session_id,
+                            type(err).__name__)
+                await asyncio.sleep(1.0)
 
 
 class RayVoiceHost:

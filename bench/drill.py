@@ -89,14 +89,17 @@ class Drill:
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 2, "include_dashboard": False})
         calls = {"aico_calls": 8.0}
-        self.call_nodes = [self.cluster.add_node(num_cpus=1, resources=calls)
+        # No CPUs on call nodes: only zero-CPU actors land there (call actors, supervisors,
+        # Serve's proxy), never a model replica, as on a cluster whose models need GPUs.
+        self.call_nodes = [self.cluster.add_node(num_cpus=0, resources=calls)
                            for _ in range(self.args.call_nodes)]
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, runtime_env={"env_vars": env},
                  logging_level=logging.WARNING)
         serve.start(http_options={"host": "127.0.0.1", "port": 0})
         serve.run(build_models_app(providers={"stt": {"kind": "faster-whisper"},
-                                              "tts": {"kind": "piper"}}),
+                                              "tts": {"kind": "piper"},
+                                              "llm": {"kind": "llamacpp"}}),
                   name="models", route_prefix=None)
         org = await insert_organization(self.pool, slug="drill", name="drill")
         token = new_token()
@@ -141,14 +144,19 @@ class Drill:
             await call.wait_event("agent_speech_ended", after=spoke, timeout=120)
             greeted.set()
             await killed.wait()
-            await asyncio.sleep(3.0)  # the killed node's calls are resuming meanwhile
-            out["resumed"] = any(e.get("type") == "resumed" for _, e in call.events)
+            t_kill = time.monotonic()
+            # A caller whose call is moving hears a short resume, then speaks again; the
+            # others speak on at once (their calls must not notice).
+            if out.get("on_killed_node"):
+                await call.wait_event("resumed", after=t_kill, timeout=180)
+                out["resumed_after_s"] = round(time.monotonic() - t_kill, 2)
             spoke = await call.say(self.audio["Thank you, bye."])
             try:
                 await call.wait_event("end", after=spoke, timeout=120)
                 out["ended_by_flow"] = True
             except AssertionError:
                 out["ended_by_flow"] = False
+            out["resumed"] = any(e.get("type") == "resumed" for _, e in call.events)
             out["agent_lines"] = [e["text"] for _, e in call.events
                                   if e.get("type") == "transcript" and e.get("role") == "agent"
                                   and e.get("final")]
@@ -166,9 +174,13 @@ class Drill:
         for call_sid, rc in self.host.calls.items():
             node_of[call_sid] = await rc.actor.node_id.remote()
         self.report["calls_by_node_before"] = Counter(node_of.values())
-        victim = self.call_nodes[0]
+        # A call node that carries calls (placement spread them; take the first such node).
+        victim = next((nd for nd in self.call_nodes if nd.node_id[:12] in node_of.values()),
+                      self.call_nodes[0])
         victim_id = victim.node_id[:12]
         self.report["killed_node"] = victim_id
+        for out in outs:
+            out["on_killed_node"] = node_of.get(out.get("session_id", "")) == victim_id
         t_kill = time.monotonic()
         self.cluster.remove_node(victim, allow_graceful=False)
         killed.set()
@@ -184,7 +196,8 @@ class Drill:
             sessions.append({
                 "session": sid, "node": node_of.get(sid or "", "?"),
                 "on_killed_node": node_of.get(sid or "") == victim_id,
-                "resumed": out.get("resumed"), "ended_by_flow": out.get("ended_by_flow"),
+                "resumed": out.get("resumed"), "resumed_after_s": out.get("resumed_after_s"),
+                "ended_by_flow": out.get("ended_by_flow"),
                 "status": record.get("status"),
                 "user_turns": sum(1 for e in events if e["type"] == "user.turn"),
                 "events_seen_twice": [k for k, c in ids.items() if c > 1],
