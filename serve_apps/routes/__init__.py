@@ -21,6 +21,7 @@ from serve_apps.routes import (
     providers,
     secrets,
     sessions,
+    telnyx,
     twilio,
     voice,
     webhooks,
@@ -51,5 +52,6 @@ ROUTERS: list[APIRouter] = [
     phone_numbers.router,
     calls.router,
     twilio.router,
+    telnyx.router,
     metrics.router,
 ]

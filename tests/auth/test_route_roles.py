@@ -27,6 +27,8 @@ PUBLIC = {
     ("POST", "/v1/channels/twilio/status"): "X-Twilio-Signature with the number's auth token",
     ("WS", "/v1/channels/twilio/media"): "the single-use stream token in Twilio's start message",
     ("POST", "/v1/channels/livekit/webhook"): "LiveKit's JWT (API secret) over the body's SHA-256",
+    ("POST", "/v1/channels/telnyx/voice"): "telnyx-signature-ed25519 with the number's public key",
+    ("WS", "/v1/channels/telnyx/media"): "the single-use stream token in the stream's URL",
     ("GET", "/metrics"): "AICO_OBSERVABILITY_METRICS_TOKEN, or an admin's token (in the route)",
 }
 
