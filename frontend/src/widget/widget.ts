@@ -113,6 +113,7 @@ function mount(script: HTMLScriptElement, key: string): void {
         idle();
         status.textContent = '';
         if (e instanceof DOMException && e.name === 'NotAllowedError') note('The browser did not allow the microphone.');
+        else if (e instanceof DOMException && e.name === 'NotFoundError') note('No microphone was found.');
         else if (e instanceof HttpError && e.status === 429) note('Too many calls just now: try again in a minute.');
         else note('Voice is not available on this page.');
       });
