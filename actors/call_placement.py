@@ -85,6 +85,13 @@ class CallSupervisor:
         return {"node_id": self.node_id, "capacity": self.capacity, "live": len(self.live),
                 "idle": len(self.pool._idle), "starting": self.pool._starting}
 
+    async def actor_rss_bytes(self) -> list[int]:
+        """The resident memory of each of this node's call actors, live and warm."""
+        actors = [actor for actor, _ in self.live.values()] + list(self.pool._idle)
+        sizes = await asyncio.gather(*(a.rss_bytes.remote() for a in actors),
+                                     return_exceptions=True)
+        return [n for n in sizes if isinstance(n, int)]
+
     async def acquire(self) -> Any:
         self._start()
         if self.capacity is not None and len(self.live) >= self.capacity:
@@ -177,6 +184,12 @@ class CallPlacement:
         results = await asyncio.gather(*(s.load.remote() for s in self.supervisors.values()),
                                        return_exceptions=True)
         return [r for r in results if isinstance(r, dict)]
+
+    async def actor_rss_bytes(self) -> list[int]:
+        sizes = await asyncio.gather(*(s.actor_rss_bytes.remote()
+                                       for s in self.supervisors.values()),
+                                     return_exceptions=True)
+        return [n for per_node in sizes if isinstance(per_node, list) for n in per_node]
 
     async def acquire(self) -> Any:
         loads = await self.loads()

@@ -219,14 +219,9 @@ class LoadTest:
                 r = await self.http.post(f"/v1/sessions/{sid}/messages", json={"text": QUESTION})
                 (out["chat_messages"] if r.status_code == 200 else out["chat_errors"]).append(1)
 
-    def call_actor_rss_mib(self) -> list[float]:
-        """RSS of every VoiceSession worker process on this machine (live and warm)."""
-        out = []
-        for p in psutil.process_iter(["cmdline", "memory_info"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if "VoiceSession" in cmd and p.info["memory_info"] is not None:
-                out.append(p.info["memory_info"].rss / 2**20)
-        return out
+    async def call_actor_rss_mib(self) -> list[float]:
+        """RSS of each of this run's VoiceSession actors (live and warm), every node."""
+        return [n / 2**20 for n in await self.placement.actor_rss_bytes()]
 
     async def step(self, callers: int) -> dict[str, Any]:
         out: dict[str, list[Any]] = {k: [] for k in ("v2v", "server", "asked", "answered",
@@ -239,7 +234,7 @@ class LoadTest:
         tasks = [asyncio.create_task(self.caller(until, out)) for _ in range(callers)]
         tasks += [asyncio.create_task(self.chatter(until, out)) for _ in range(self.args.chat)]
         await asyncio.sleep(self.args.step_s * 0.8)
-        actors_rss = self.call_actor_rss_mib()
+        actors_rss = await self.call_actor_rss_mib()
         cpu = psutil.cpu_percent(None)
         loads = await self.placement.loads()
         results = await asyncio.gather(*tasks, return_exceptions=True)
