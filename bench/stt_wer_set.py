@@ -1,10 +1,11 @@
 """The word-error set for Whisper decoding, built at bench time (no committed audio).
 
 44 caller lines written for AICO (names, numbers, yes/no, "mm-hm", questions, one word to ~6 s),
-each spoken by two of six "voices". Piper's joe is the only English voice that ships offline, so
+each spoken by three of six "voices". Piper's joe is the only English voice that ships offline, so
 the voices are joe varied: Piper's own length/noise scales (pace, timbre, prosody jitter), a
 pitch-and-speed shift by resampling (the waveform replayed at another rate), and one that goes
-through an 8 kHz telephone band. Every line is heard by a different pair of voices.
+through an 8 kHz telephone band with a little hiss. Piper samples its noise, so each build
+differs slightly.
 
     from bench.stt_wer_set import build_set
     for u in build_set(): u.text, u.voice, u.audio  # float32, 16 kHz
@@ -102,14 +103,14 @@ def _speak(piper_voice, text: str, voice: Voice) -> np.ndarray:
 
 
 def build_set() -> Iterator[Utterance]:
-    """Each text in two voices: i-th text → voices i and i+3 (mod 6)."""
+    """Each text in three voices: the i-th text in voices i, i+2 and i+4 (mod 6)."""
     from piper import PiperVoice
 
     from providers.piper_tts import packaged_voice_path
 
     piper_voice = PiperVoice.load(packaged_voice_path())
     for i, text in enumerate(TEXTS):
-        for voice in (VOICES[i % len(VOICES)], VOICES[(i + 3) % len(VOICES)]):
+        for voice in (VOICES[(i + k) % len(VOICES)] for k in (0, 2, 4)):
             yield Utterance(text, voice.name, _speak(piper_voice, text, voice))
 
 

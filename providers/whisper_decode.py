@@ -7,9 +7,10 @@ shorter features; decoding those is 4-5x faster with the same words on full sent
 
 Unpadded, Whisper never sees the silence after the speech that ended every training window,
 and short clips loop ("Billing, Billing, Billing…"). Measured on the word-error set
-(`bench/stt_wer.py`), more trailing padding helps and 15 s ends most loops; so the fast path pads
-to a minimum length plus a tail, bounds the tokens by the audio's duration, and a repetition
-check (an n-gram loop or zlib compression ratio) sends a clip back to the padded decode.
+(`bench/stt_wer.py`, `bench/results/stt_wer.md`), more trailing padding helps: the fast path
+pads to a minimum length (8 s; 20 s for clips under 2 s, which otherwise mishear one-word
+answers) plus a tail, bounds the tokens by the audio's duration, and a repetition check (an
+n-gram loop or zlib compression ratio) sends a clip back to the padded decode.
 
 Every function takes a batch: CTranslate2 `generate` decodes many utterances in one call (the
 STT deployment batches requests from many calls). Fast-path features in a batch are padded to
@@ -37,10 +38,10 @@ Path = Literal["fast", "padded", "fallback"]
 class DecodeGuard:
     """When the fast path may be trusted. Defaults are the ones the word-error set chose."""
 
-    min_s: float = 3.0  # pad shorter clips' features to this length
+    min_s: float = 8.0  # pad shorter clips' features to this length
     tail_s: float = 1.0  # and always this much silence after the speech
-    short_s: float = 2.0  # clips shorter than this loop more: pad them further,
-    short_min_s: float = 15.0  # to this length (still half the 30 s window's encoder time)
+    short_s: float = 2.0  # clips shorter than this loop more and mishear more: pad them
+    short_min_s: float = 20.0  # further (2/3 of the 30 s window's encoder time)
     padded_below_s: float = 0.0  # clips shorter than this go straight to the padded decode
     tokens_per_s: float = 8.0  # fast speech with digits stays under ~6 tokens/s
     extra_tokens: int = 8
