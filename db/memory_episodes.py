@@ -1,6 +1,7 @@
 """The `memory_episodes` table (a user's turns, embedded, with their cluster) and the erasure of
-everything stored about a user: their episodes, their facts and their sessions (whose events,
-transcripts, call intents and live events go with them, by cascade)."""
+everything stored about a user: their episodes, their facts, their sessions (whose events,
+transcripts, call intents and live events go with them, by cascade), and what channels keep
+under the user's id (WhatsApp messages by wa id, phone calls by number)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ async def insert_episode(conn: Conn, *, org_id: UUID, user_id: str, user_cluster
             "INSERT INTO memory_episodes (org_id, user_id, user_cluster, session_id, role, text,"
             " embedding) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             org_id, user_id, user_cluster, session_id, role, text, embedding)
+
+
+async def org_flows_recall_episodes(conn: Conn, *, org_id: UUID) -> bool:
+    """Whether the latest published version of any of the organization's flows has a node that
+    recalls earlier turns (`memory.episodic` > 0): only then is a user's turn worth embedding."""
+    async with org_transaction(conn, org_id) as c:
+        return bool(await c.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM flows f JOIN flow_versions v ON v.flow_id = f.id"
+            " AND v.version = f.latest_version WHERE f.org_id = $1 AND f.deleted_at IS NULL"
+            " AND jsonb_path_exists(v.document, '$.nodes[*] ? (@.memory.episodic > 0)'))",
+            org_id))
 
 
 async def recall_episodes(conn: Conn, *, org_id: UUID, user_id: str, user_cluster: str | None,
@@ -64,12 +76,28 @@ async def delete_user_data(conn: Conn, *, org_id: UUID, user_id: str) -> dict[st
         # deliveries (turn texts), WhatsApp messages sent, idempotent replies kept for retries.
         await c.execute("DELETE FROM webhook_deliveries WHERE org_id = $1"
                         " AND session_id = ANY($2::uuid[])", org_id, ids)
+        await c.execute(
+            "DELETE FROM whatsapp_statuses s WHERE org_id = $1 AND EXISTS (SELECT 1 FROM"
+            " whatsapp_outbox o WHERE o.org_id = $1 AND o.number_id = s.number_id"
+            " AND o.wamid = s.wamid AND (o.wa_user = $2 OR o.session_id = ANY($3::uuid[])))",
+            org_id, user_id, ids)
         await c.execute("DELETE FROM whatsapp_outbox WHERE org_id = $1"
                         " AND session_id = ANY($2::uuid[])", org_id, ids)
         await c.execute(
             "DELETE FROM idempotency_keys k WHERE org_id = $1 AND EXISTS (SELECT 1 FROM"
             " unnest($2::uuid[]) s(id) WHERE k.response::text LIKE '%' || s.id::text || '%')",
             org_id, ids)
+        # A WhatsApp user is their wa id and a caller their number (the sessions' user_id):
+        # their messages in and out, the statuses of those sent, and the calls' records.
+        await c.execute("DELETE FROM whatsapp_outbox WHERE org_id = $1 AND wa_user = $2",
+                        org_id, user_id)
+        await c.execute("DELETE FROM whatsapp_conversations WHERE org_id = $1 AND wa_user = $2",
+                        org_id, user_id)
+        await c.execute("DELETE FROM whatsapp_inbox WHERE org_id = $1 AND wa_user = $2",
+                        org_id, user_id)
+        await c.execute("DELETE FROM phone_calls WHERE org_id = $1 AND (session_id ="
+                        " ANY($2::uuid[]) OR from_number = $3 OR to_number = $3)",
+                        org_id, ids, user_id)
         sessions = await c.execute(
             "DELETE FROM sessions WHERE org_id = $1 AND id = ANY($2::uuid[])", org_id, ids)
     return {"episodes": int(episodes.split()[-1]), "facts": int(facts.split()[-1]),

@@ -12,9 +12,7 @@ session's (those are in the conversation already) and never another user's outsi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections import OrderedDict
 from typing import Any
 from uuid import UUID
@@ -23,8 +21,7 @@ import asyncpg
 
 from aico.settings import Settings
 from db import memory_episodes as episodes_db
-from db import memory_facts as facts_db
-from providers.llm import ChatMessage
+from flows.memory_facts import extract_facts, facts_block
 
 log = logging.getLogger("aico.flows.memory")
 
@@ -136,19 +133,39 @@ def memory_query(snap: Any) -> str:
 def after_commit(pool: asyncpg.Pool, snap: Any, event: Any, *,
                  settings: Settings | None = None, document: Any = None,
                  open_llm: Any = None) -> None:
-    """The executor's hook after a step committed: a user's turn is remembered, and its facts
-    extracted when the flow uses them (`memory.facts`), off the reply's path."""
+    """The executor's hook after a step committed, off the reply's path: a user's turn is
+    remembered when a flow can recall it (`memory.episodic` in this flow or any published flow
+    of the organization), and its facts extracted when this flow uses them (`memory.facts`)."""
     if event.type != "user.turn" or not snap.get("user_id"):
         return
     text = str(event.payload.get("text", ""))
-    schedule_remember_turn(pool, snap, text, settings=settings)
+    _spawn(_remember_if_recalled(pool, snap, text, settings=settings,
+                                 here=document is not None and uses_episodic(document)),
+           f"session {snap['id']}: could not store the user's turn in memory")
     if document is not None and uses_facts(document):
         _spawn(extract_facts(pool, snap, text, settings=settings, open_llm=open_llm),
                f"session {snap['id']}: could not extract the user's facts")
 
 
+async def _remember_if_recalled(pool: asyncpg.Pool, snap: Any, text: str, *,
+                                settings: Settings | None, here: bool) -> None:
+    # Memory costs nothing when unused: no embedding unless some flow recalls turns.
+    if here or await episodes_db.org_flows_recall_episodes(pool, org_id=snap["org_id"]):
+        await remember_turn(pool, snap, text, settings=settings)
+
+
 def uses_facts(document: Any) -> bool:
     return any(getattr(getattr(n, "memory", None), "facts", False) for n in document.nodes)
+
+
+def uses_episodic(document: Any) -> bool:
+    return any(getattr(getattr(n, "memory", None), "episodic", 0) for n in document.nodes)
+
+
+async def settled() -> None:
+    """Wait for the memory work this process has started (stores, extractions) to end."""
+    while _pending:
+        await asyncio.gather(*list(_pending), return_exceptions=True)
 
 
 def _spawn(work: Any, failure: str) -> None:
@@ -161,71 +178,6 @@ def _spawn(work: Any, failure: str) -> None:
     task = asyncio.create_task(run())
     _pending.add(task)  # the loop keeps only a weak reference
     task.add_done_callback(_pending.discard)
-
-
-FACT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-MAX_FACT_CHARS = 200
-FACTS_FORMAT = {"type": "json_schema", "json_schema": {"name": "facts", "strict": True, "schema": {
-    "type": "object", "additionalProperties": False, "required": ["facts"],
-    "properties": {"facts": {"type": "array", "maxItems": 5, "items": {
-        "type": "object", "additionalProperties": False, "required": ["type", "value"],
-        "properties": {"type": {"type": "string"}, "value": {"type": "string"}}}}}}}}
-
-
-async def extract_facts(pool: asyncpg.Pool, snap: Any, text: str, *,
-                        settings: Settings | None = None,
-                        open_llm: Any = None) -> list[tuple[str, str]]:
-    """Ask the session's LLM (structured output) for lasting facts the user stated in `text`;
-    each becomes the user's current fact of its type. Returns the facts recorded."""
-    from flows.sessions import open_session_llm
-
-    text = text.strip()[:MAX_EPISODE_CHARS]
-    if not text:
-        return []
-    known = await facts_db.current_facts(pool, org_id=snap["org_id"], user_id=snap["user_id"])
-    system = (
-        "Extract lasting facts the user states about themselves in their message, as"
-        " (type, value) pairs. type is a short snake_case noun (name, city, dog_name,"
-        " allergy, favourite_colour); value is what they said, in a few words. Answer with"
-        ' JSON only: {"facts": [{"type": ..., "value": ...}]}, an empty list when there are'
-        " none." + ("\nAlready known: " + json.dumps({r["type"]: r["value"] for r in known})
-                    if known else ""))
-    llm = await open_session_llm(pool, snap, open_llm=open_llm, settings=settings)
-    result = await llm.complete([ChatMessage(role="system", content=system),
-                                 ChatMessage(role="user", content=text)],
-                                response_format=FACTS_FORMAT, temperature=0.0, max_tokens=200)
-    recorded = []
-    for kind, value in parse_facts(result.text):
-        if await facts_db.record_fact(pool, org_id=snap["org_id"], user_id=snap["user_id"],
-                                      session_id=snap["id"], type=kind, value=value):
-            recorded.append((kind, value))
-    return recorded
-
-
-def parse_facts(raw: str) -> list[tuple[str, str]]:
-    """The well-formed (type, value) pairs of the model's answer; anything else is dropped."""
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
-        return []
-    items = data.get("facts") if isinstance(data, dict) else None
-    out: dict[str, str] = {}
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        kind = re.sub(r"[^a-z0-9_]+", "_", str(item.get("type", "")).strip().lower()).strip("_")
-        value = str(item.get("value", "")).strip()[:MAX_FACT_CHARS]
-        if FACT_TYPE.match(kind) and value:
-            out[kind] = value  # the last statement of a type in one turn wins
-    return list(out.items())
-
-
-async def facts_block(pool: asyncpg.Pool, snap: Any) -> str:
-    rows = await facts_db.current_facts(pool, org_id=snap["org_id"], user_id=snap["user_id"])
-    if not rows:
-        return ""
-    return "What is known about this user:\n" + "\n".join(
-        f"- {r['type'].replace('_', ' ')}: {r['value']}" for r in rows)
 
 
 async def with_memory(pool: asyncpg.Pool, snap: Any, node: Any,

@@ -93,15 +93,30 @@ async def test_a_cluster_shares_memory_and_a_non_member_does_not_see_it(make_org
     assert "seashell42" not in system
 
 
-async def test_an_llm_node_without_memory_recalls_nothing(make_org, scripted_llm):
+async def test_memory_costs_nothing_until_a_flow_of_the_org_recalls_turns(make_org,
+                                                                           scripted_llm,
+                                                                           pool: asyncpg.Pool):
+    from flows import memory
+
     org = await make_org()
     doc = remembering_flow()
     del doc["nodes"][2]["memory"]
-    flow = await publish(org.client, doc)
-    await ask(org.client, flow, {"id": "ada"}, "My dog is called Biscuit.", scripted_llm)
-    await remembered(org.client, "ada", 1)
-    system = await ask(org.client, flow, {"id": "ada"}, "What is my dog's name?", scripted_llm)
+    plain = await publish(org.client, doc)
+    await ask(org.client, plain, {"id": "ada"}, "My dog is called Biscuit.", scripted_llm)
+    system = await ask(org.client, plain, {"id": "ada"}, "What is my dog's name?", scripted_llm)
     assert "Biscuit" not in system
+    await memory.settled()
+    # No flow of the organization recalls turns: none was embedded or stored.
+    assert await pool.fetchval("SELECT count(*) FROM memory_episodes WHERE org_id = $1",
+                               org.id) == 0
+
+    # Once one flow recalls, the turns of every flow of the organization are kept for it.
+    remembering = await publish(org.client, remembering_flow())
+    await ask(org.client, plain, {"id": "ada"}, "I work as a lighthouse keeper.", scripted_llm)
+    memory_now = await remembered(org.client, "ada", 1)
+    assert [e["text"] for e in memory_now["episodic"]] == ["I work as a lighthouse keeper."]
+    system = await ask(org.client, remembering, {"id": "ada"}, "What is my job?", scripted_llm)
+    assert "lighthouse keeper" in system
 
 
 async def test_erasing_a_users_memory_leaves_nothing_of_theirs(make_org, scripted_llm,
@@ -154,3 +169,58 @@ async def test_erasing_a_users_memory_leaves_nothing_of_theirs(make_org, scripte
     system = await ask(org.client, flow, {"id": "bob", "cluster": "c"}, "What are my pets?",
                        scripted_llm)
     assert "Pepper" in system and "Biscuit" not in system
+
+
+async def test_erasing_a_whatsapp_users_memory_removes_their_messages_and_calls(
+        make_org, scripted_llm, pool: asyncpg.Pool):
+    """A WhatsApp user is their wa id (and a caller their number): the channel rows kept under
+    that id, not under a session, go with the rest."""
+    org = await make_org()
+    wa_id = "447700900123"
+    flow = await publish(org.client, remembering_flow())
+    await ask(org.client, flow, {"id": wa_id}, "My dog is Biscuit.", scripted_llm)
+    await remembered(org.client, wa_id, 1)
+    session_id = await pool.fetchval(
+        "SELECT id FROM sessions WHERE org_id = $1 AND user_id = $2", org.id, wa_id)
+    # What the WhatsApp channel and the phone channel keep of this user (their wire shapes).
+    number_id = await pool.fetchval(
+        "INSERT INTO whatsapp_numbers (org_id, phone_number_id, display_number, flow_id,"
+        " verify_token_hash, app_secret_secret, access_token_secret) VALUES ($1, $2,"
+        " '+1 555 0100', $3, 'h', 'META_APP_SECRET', 'META_TOKEN') RETURNING id",
+        org.id, f"pn-{org.id}", flow)
+    inbox_id = await pool.fetchval(
+        "INSERT INTO whatsapp_inbox (org_id, number_id, wamid, wa_user, kind, sent_at, payload,"
+        " processed_at) VALUES ($1, $2, 'wamid.in1', $3, 'text', now(), $4, now())"
+        " RETURNING id", org.id, number_id, wa_id,
+        '{"from": "447700900123", "text": {"body": "My dog is Biscuit."}}')
+    await pool.execute(
+        "INSERT INTO whatsapp_conversations (org_id, number_id, wa_user, flow_id, session_id,"
+        " last_message_at) VALUES ($1, $2, $3, $4, $5, now())",
+        org.id, number_id, wa_id, flow, session_id)
+    await pool.execute(
+        "INSERT INTO whatsapp_outbox (org_id, number_id, inbox_id, part, wa_user, body, status,"
+        " wamid) VALUES ($1, $2, $3, 0, $4, $5, 'sent', 'wamid.out1')",
+        org.id, number_id, inbox_id, wa_id, '{"type": "text", "text": {"body": "Hi Biscuit!"}}')
+    await pool.execute(
+        "INSERT INTO whatsapp_statuses (org_id, number_id, wamid, status, reported_at)"
+        " VALUES ($1, $2, 'wamid.out1', 'delivered', now())", org.id, number_id)
+    await pool.execute(
+        "INSERT INTO phone_calls (org_id, provider, direction, from_number, to_number)"
+        " VALUES ($1, 'twilio', 'inbound', $2, '+15550100')", org.id, wa_id)
+
+    r = await org.client.delete(f"/v1/users/{wa_id}/memory")
+    assert r.status_code == 200, r.text
+
+    tables = await pool.fetch(
+        "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t"
+        " USING (table_schema, table_name) WHERE c.table_schema = 'public'"
+        " AND c.column_name = 'org_id' AND t.table_type = 'BASE TABLE'")
+    for table in tables:
+        name = table["table_name"]
+        left = await pool.fetchval(
+            f'SELECT count(*) FROM "{name}" t WHERE org_id = $1 AND (t::text LIKE $2'
+            " OR t::text LIKE '%Biscuit%' OR t::text LIKE '%wamid.%')", org.id, f"%{wa_id}%")
+        assert left == 0, name
+    # The organization's own WhatsApp number stays: it is not the user's.
+    assert await pool.fetchval("SELECT count(*) FROM whatsapp_numbers WHERE id = $1",
+                               number_id) == 1
