@@ -47,6 +47,9 @@ PEERS = Path(os.environ.get("PEERS_DIR", HERE.parent.parent / "shared" / "peers"
 PEER_PY = Path("/tmp/peer/venv/bin/python")
 LK_PY = Path("/tmp/lkpeer/venv/bin/python")
 CLIENT = PEERS / "pipecat" / "client.py"
+# A turn with no agent audio this long after the caller stopped is unanswered (the client's
+# default, 20 s, makes a run of a peer that never answers take minutes longer).
+REPLY_TIMEOUT_S = 10
 TURN_LINE = re.compile(r"turn\s+(\d+): greeting TTFA\s+(nan|[\d.]+) ms \| v2v\s+(nan|[\d.]+) ms")
 
 
@@ -133,7 +136,7 @@ def run_client(wav: Path, *, turns: int, url: str = "", url_cmd: str = "", stats
                json_out: Path, log: Path) -> dict[str, Any]:
     """The peers' client, from the Pipecat venv; its JSON (summary and per turn)."""
     cmd = [str(PEER_PY), str(CLIENT), "--wav", str(wav), "--turns", str(turns),
-           "--json-out", str(json_out)]
+           "--json-out", str(json_out), "--reply-timeout", str(REPLY_TIMEOUT_S)]
     cmd += ["--url-cmd", url_cmd] if url_cmd else ["--url", url]
     if stats_url:
         cmd += ["--stats-url", stats_url]
@@ -339,18 +342,20 @@ def live_table(r: dict[str, Any]) -> str:
                   f"{c['call_actors_live_max']} |")]
     a = r.get("in_a_row")
     if a:
-        lines += ["", ("| calls in a row | answered | busiest call actor PSS: first 5 / last 5 "
-                  "calls (mean) | max over all |"), "| --- | --- | --- | --- |",
-                  (f"| {a['calls']} | {a['answered']}/{a['calls']} | "
-                  f"{_pair(a['first5_mean_mib'], a['last5_mean_mib'], ' MiB')} | "
-                  f"{max(a['call_actor_pss_mib_max_per_call'], default=0)} MiB |")]
+        lines += ["", ("| calls in a row (greeting, hang up) | greeted | connect → greeting p50 / p95"
+                       " | busiest call actor PSS: first 5 / last 5 calls (mean) | max |"),
+                  "| --- | --- | --- | --- | --- |",
+                  (f"| {a['calls']} | {a['greeted']}/{a['calls']} | "
+                   f"{_pair(a['greeting_ms_p50'], a['greeting_ms_p95'])} | "
+                   f"{_pair(a['first5_mean_mib'], a['last5_mean_mib'], ' MiB')} | "
+                   f"{max(a['call_actor_pss_mib_max_per_call'], default=0)} MiB |")]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=12)
-    ap.add_argument("--only", default="pipecat,livekit,aico")
+    ap.add_argument("--only", default="aico,livekit,pipecat")
     ap.add_argument("--concurrency", type=int, default=0)
     ap.add_argument("--in-a-row", type=int, default=0)
     ap.add_argument("--out", default="")

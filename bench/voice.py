@@ -257,8 +257,8 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
 
 
 async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> dict[str, Any]:
-    """`calls` calls one after another (greeting and one turn each); after each, the PSS of
-    every call actor process: flat if a call leaves nothing behind."""
+    """`calls` calls one after another (each hears the greeting and hangs up); during each,
+    the PSS of the busiest call actor process: flat if a call leaves nothing behind."""
     per_call: list[float] = []
     greeting: list[int] = []
     answered = 0
@@ -267,16 +267,18 @@ async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> di
         samples: list[list[float]] = []
         sampler = asyncio.create_task(sample_pss(stop, samples, every_s=0.5))
         try:
-            r = await live_caller(client, caller, turns=1)
+            r = await live_caller(client, caller, turns=0)
         except Exception as err:  # noqa: BLE001 - one failed call is a figure, not the end
             r = {"v2v_ms": [], "greeting_ms": None, "error": repr(err)[:200]}
         stop.set()
         await sampler
-        answered += len(r["v2v_ms"])
+        answered += r["greeting_ms"] is not None
         greeting.append(r["greeting_ms"])
         per_call.append(max((x for s in samples for x in s), default=0.0))
     head, tail = per_call[:5], per_call[-5:]
-    return {"calls": calls, "answered": answered, "greeting_ms": greeting,
+    heard = [float(g) for g in greeting if g is not None]
+    return {"calls": calls, "greeted": answered, "greeting_ms": greeting,
+            "greeting_ms_p50": pct(heard, 50), "greeting_ms_p95": pct(heard, 95),
             "call_actor_pss_mib_max_per_call": per_call,
             "first5_mean_mib": round(statistics.mean(head), 1) if head else None,
             "last5_mean_mib": round(statistics.mean(tail), 1) if tail else None}
@@ -557,7 +559,7 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
         if args.in_a_row:
             r = await calls_in_a_row(client, caller, calls=args.in_a_row)
             results["in_a_row"] = r
-            print(f"{r['calls']} calls in a row: answered {r['answered']}, busiest call actor "
+            print(f"{r['calls']} calls in a row: greeted {r['greeted']}, busiest call actor "
                   f"PSS first 5 {r['first5_mean_mib']} MiB, last 5 {r['last5_mean_mib']} MiB",
                   flush=True)
     finally:
