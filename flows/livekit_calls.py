@@ -58,6 +58,7 @@ class CallNotAnswered(CarrierError):
 
     def __init__(self, message: str, *, outcome: str, sip_status_code: int | None) -> None:
         super().__init__(message, outcome=outcome, sip_status_code=sip_status_code)
+        self.code = outcome.replace("-", "_")  # what the call's failure records: busy, no_answer
         self.outcome = outcome
         self.sip_status_code = sip_status_code
 

@@ -17,6 +17,9 @@ bytes BEFORE anything is parsed; a bad or missing signature is 401 and nothing i
 * A `transfer` from the flow goes through the toll-fraud guard, then the carrier
   (`flows.livekit_calls`: TransferSIPParticipant, or a warm transfer's dial-in); a refused one
   is recorded on the call.
+* `POST /v1/channels/livekit/numbers/{id}/provision` (admin): the number's inbound trunk,
+  dispatch rule and (with `settings.sip_address`) outbound trunk on the LiveKit server
+  (`flows.livekit_sip`); `DELETE` removes them.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Request
 
 from actors.transports import HOST_FAILED, CallTransport, run_call
 from actors.transports.livekit import LiveKitTransport, agent_token
-from aico.errors import Unauthorized
+from aico.errors import NotFound, Unauthorized, ValidationFailed
 from aico.settings import LiveKitSettings
 from db import phone_calls as calls_db
+from db import phone_numbers as numbers_db
 from db import session_failures
 from flows.livekit_calls import (
     LiveKitNotConfigured,
@@ -44,8 +49,10 @@ from flows.livekit_calls import (
     sip_participant_arrived,
     sip_participant_left,
 )
+from flows.livekit_sip import PROVISIONED_KEYS, deprovision_number, provision_number
 from flows.phone_calls import APOLOGY, transfer_call
-from serve_apps.deps import PoolDep, StateDep
+from flows.telephony import PhoneNumber, number_secrets
+from serve_apps.deps import AdminDep, PoolDep, StateDep
 from serve_apps.state import ApiState
 
 log = logging.getLogger("aico.routes.livekit_webhook")
@@ -95,6 +102,49 @@ async def livekit_webhook(request: Request, pool: PoolDep, state: StateDep) -> d
         _spawn(_apologise_and_close(state, outcome))
         return {"event": event.event, "call_id": str(outcome.call_id), "refused": True}
     return {"event": event.event}
+
+
+@router.post("/numbers/{number_id}/provision")
+async def provision(number_id: UUID, principal: AdminDep, pool: PoolDep,
+                    state: StateDep) -> dict[str, Any]:
+    """(Re)create the number's inbound trunk, dispatch rule and outbound trunk on the LiveKit
+    server; their ids are kept in the number's settings."""
+    number = await _livekit_number(pool, principal.org_id, number_id)
+    secrets = await number_secrets(pool, number, settings=state.settings)
+    lk = state.settings.livekit
+    if any(number.settings.get(k) for k in PROVISIONED_KEYS):
+        await deprovision_number(lk, number.settings)
+    ids = await provision_number(lk, number, secrets=secrets)
+    kept = {k: v for k, v in number.settings.items() if k not in PROVISIONED_KEYS}
+    row = await numbers_db.update_phone_number(pool, org_id=principal.org_id,
+                                               number_id=number_id,
+                                               changes={"settings": {**kept, **ids}})
+    if row is None:
+        raise NotFound(f"phone number {number_id} not found")
+    return {"id": row["id"], "number": row["number"], "settings": row["settings"]}
+
+
+@router.delete("/numbers/{number_id}/provision")
+async def deprovision(number_id: UUID, principal: AdminDep, pool: PoolDep,
+                      state: StateDep) -> dict[str, Any]:
+    """Delete the number's trunks and dispatch rule from the LiveKit server (before the number
+    is removed, or to stop LiveKit routing it)."""
+    number = await _livekit_number(pool, principal.org_id, number_id)
+    deleted = await deprovision_number(state.settings.livekit, number.settings)
+    kept = {k: v for k, v in number.settings.items() if k not in PROVISIONED_KEYS}
+    await numbers_db.update_phone_number(pool, org_id=principal.org_id, number_id=number_id,
+                                         changes={"settings": kept})
+    return {"deleted": deleted}
+
+
+async def _livekit_number(pool: asyncpg.Pool, org_id: UUID, number_id: UUID) -> PhoneNumber:
+    row = await numbers_db.get_phone_number(pool, org_id=org_id, number_id=number_id)
+    if row is None:
+        raise NotFound(f"phone number {number_id} not found")
+    if row["provider"] != "livekit":
+        raise ValidationFailed(f"provider: number {row['number']} is on {row['provider']},"
+                               " not LiveKit")
+    return PhoneNumber.from_row(dict(row))
 
 
 def _spawn(work: Awaitable[None]) -> None:

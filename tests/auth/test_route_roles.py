@@ -104,6 +104,8 @@ ROLES = {
     ("POST", "/v1/calls"): "editor",
     ("GET", "/v1/calls"): "viewer",
     ("GET", "/v1/calls/{call_id}"): "viewer",
+    ("POST", "/v1/channels/livekit/numbers/{number_id}/provision"): "admin",
+    ("DELETE", "/v1/channels/livekit/numbers/{number_id}/provision"): "admin",
 }
 
 
