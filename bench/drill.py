@@ -97,9 +97,15 @@ class Drill:
         ray.init(address=self.cluster.address, runtime_env={"env_vars": env},
                  logging_level=logging.WARNING)
         serve.start(http_options={"host": "127.0.0.1", "port": 0})
+        from serve_apps.models.app import DeploymentResources, deployment_resources
+
+        # Two STT replicas: the model-replica drill kills one mid-utterance.
+        resources = {**deployment_resources(), "stt": DeploymentResources(min_replicas=2,
+                                                                          max_replicas=2)}
         serve.run(build_models_app(providers={"stt": {"kind": "faster-whisper"},
                                               "tts": {"kind": "piper"},
-                                              "llm": {"kind": "llamacpp"}}),
+                                              "llm": {"kind": "llamacpp"}},
+                                   resources=resources),
                   name="models", route_prefix=None)
         org = await insert_organization(self.pool, slug="drill", name="drill")
         token = new_token()
@@ -209,6 +215,46 @@ class Drill:
         self.report["nodes_alive"] = sum(1 for nd in ray.nodes() if nd["Alive"])
         print(json.dumps(self.report, indent=1, default=str), flush=True)
 
+    async def kill_model_replica(self) -> None:
+        """One STT replica is killed while a caller speaks: the turn is still answered (the
+        failed requests are retried on the other replica)."""
+        import ray
+
+        from actors.metrics_hub import cluster_snapshot
+
+        def provider_errors(snapshot: dict[str, Any]) -> float:
+            return sum(snapshot.get("aico_provider_errors", {}).values())
+
+        errors_before = provider_errors(await cluster_snapshot())
+        r = await self.http.post(f"/v1/flows/{self.flow_id}/sessions", json={"channel": "voice"})
+        body = r.json()
+        path = body["voice"]["url"].split("/v1/", 1)[1]
+        out: dict[str, Any] = {"session": body["id"]}
+        async with CallClient(f"ws://127.0.0.1:{self.port}/v1/{path}") as call:
+            await call.wait_event("agent_speech_ended", timeout=120)
+            replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                        if "#stt#" in a["name"]]
+            out["stt_replicas"] = len(replicas)
+            speaking = asyncio.create_task(call.say(self.audio[QUESTION]))
+            await asyncio.sleep(1.0)  # mid-utterance: the pipeline decodes while it is spoken
+            victim = ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
+            ray.kill(victim, no_restart=True)
+            spoke = await speaking
+            try:
+                await call.wait_event("agent_speech_ended", after=spoke, timeout=120)
+            except AssertionError:
+                pass
+            out["answer_after_kill"] = [
+                e["text"] for t, e in call.events if t >= spoke and e.get("type") == "transcript"
+                and e.get("role") == "agent" and e.get("final")]
+            out["heard"] = [e["text"] for _, e in call.events if e.get("type") == "transcript"
+                            and e.get("role") == "user" and e.get("final")]
+        await asyncio.sleep(2.5)  # the actor's last metrics push
+        out["provider_errors_retried"] = provider_errors(await cluster_snapshot()) - errors_before
+        out["turn_answered"] = out["answer_after_kill"][:1] == [ANSWER]
+        self.report["model_replica_killed"] = out
+        print(json.dumps({"model_replica_killed": out}, indent=1), flush=True)
+
     async def close(self) -> None:
         import ray
 
@@ -226,6 +272,7 @@ async def main_async(args: argparse.Namespace) -> None:
     await drill.setup()
     try:
         await drill.run()
+        await drill.kill_model_replica()
     finally:
         await drill.close()
 
