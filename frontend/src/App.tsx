@@ -9,6 +9,7 @@ const BuilderPage = named(() => import('./pages/BuilderPage'), 'BuilderPage');
 const ConsolePage = named(() => import('./pages/ConsolePage'), 'ConsolePage');
 const FlowsPage = named(() => import('./pages/FlowsPage'), 'FlowsPage');
 const IntegrationsPage = named(() => import('./pages/IntegrationsPage'), 'IntegrationsPage');
+const PhoneNumbersPage = named(() => import('./pages/PhoneNumbersPage'), 'PhoneNumbersPage');
 const ProvidersPage = named(() => import('./pages/ProvidersPage'), 'ProvidersPage');
 const SecretsPage = named(() => import('./pages/SecretsPage'), 'SecretsPage');
 const SessionPage = named(() => import('./pages/SessionPage'), 'SessionPage');
@@ -27,6 +28,7 @@ export function App() {
           <NavLink to="/secrets">Secrets</NavLink>
           <NavLink to="/integrations">Integrations</NavLink>
           <NavLink to="/whatsapp">WhatsApp</NavLink>
+          <NavLink to="/phone">Phone numbers</NavLink>
         </nav>
         <main className="content">
           <Suspense fallback={<p className="muted">Loading…</p>}>
@@ -41,6 +43,7 @@ export function App() {
             <Route path="/secrets" element={<SecretsPage />} />
             <Route path="/integrations" element={<IntegrationsPage />} />
             <Route path="/whatsapp" element={<WhatsAppPage />} />
+            <Route path="/phone" element={<PhoneNumbersPage />} />
             <Route path="*" element={<p>Page not found.</p>} />
           </Routes>
           </Suspense>

@@ -3,6 +3,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from 'react-router-dom';
 import { missingSecretsOf, useFlow } from '../api/flows';
 import { ErrorNote } from '../components/ErrorNote';
+import { CallPanel } from '../console/CallPanel';
 import { ChatPanel } from '../console/ChatPanel';
 import { VoicePanel } from '../console/VoicePanel';
 
@@ -25,6 +26,7 @@ export function ConsolePage() {
         <ChatPanel flowId={id} />
         <VoicePanel flowId={id} />
       </div>
+      <CallPanel flowId={id} />
     </div>
   );
 }
