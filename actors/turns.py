@@ -101,6 +101,9 @@ class TurnDetector:
         utt = self.utterance
         if utt is not None:
             utt.audio.extend(pcm16)
+        else:
+            # Before the VAD decides: the frame in which it hears speech start is speech.
+            self._preroll.append(pcm16)
         for event in self._detector.push(pcm16):
             if event.type == "speech_start":
                 self._speech_start(now)
@@ -108,7 +111,6 @@ class TurnDetector:
                 self._speech_pause(now)
         utt = self.utterance
         if utt is None:
-            self._preroll.append(pcm16)
             return
         if utt.paused_at is None:
             self._check_barge_in(utt, now)
