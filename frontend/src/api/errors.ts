@@ -90,6 +90,7 @@ export function describeError(err: unknown, context?: string): string {
     case 401:
       return prefix + 'You are not signed in, or your sign-in has expired. Open the sign-in link that `aico up` printed, or sign in again.';
     case 403:
+      if (err.code === 'destination_refused' && server) return prefix + `The number cannot be dialled: ${server}`;
       return prefix + 'You are not allowed to do this.';
     case 404:
       if (/^no route/i.test(server)) return prefix + `This server does not offer this yet (${server}).`;
