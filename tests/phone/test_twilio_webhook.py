@@ -5,7 +5,9 @@ apology. Twilio's side is the fake in fake_twilio.py, signing with the `twilio` 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import xml.etree.ElementTree as ET
 
 from fake_twilio import sign, stream_of
@@ -17,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 async def refused_stream(url: str, messages: list[dict]) -> tuple[list, int | None]:
     """What a media stream got before the server closed it, and the close code."""
     got = []
-    async with connect(url) as ws:
+    async with asyncio.timeout(60), connect(url) as ws:
         for message in messages:
             await ws.send(json.dumps(message))
         try:
@@ -92,6 +94,7 @@ async def test_a_replayed_webhook_starts_no_second_session_and_a_stream_token_at
 
     await line.open_stream(first.text)
     try:
+        await line.wait_speaking(after=time.monotonic() - 60)  # attached: the greeting plays
         # A second stream with the same token (a replayed stream) is refused unheard.
         start = {"event": "start", "streamSid": "MZ" + "1" * 32, "start": {
             "accountSid": org.account_sid, "streamSid": "MZ" + "1" * 32,
@@ -108,8 +111,16 @@ async def test_a_replayed_webhook_starts_no_second_session_and_a_stream_token_at
     assert completed.status_code == 204
     call = (await calls_of(pool, org.id))[0]
     assert call["status"] == "completed" and call["ended_at"] is not None
-    session = await pool.fetchrow("SELECT status FROM sessions WHERE id = $1", call["session_id"])
-    assert session["status"] == "ended"
+    # The stream's end (Twilio's `stop`) is recorded by its pipeline as the socket closes.
+    deadline = time.monotonic() + 30
+    while (status := await pool.fetchval("SELECT status FROM sessions WHERE id = $1",
+                                         call["session_id"])) != "ended":
+        assert time.monotonic() < deadline, f"the session is {status}, not ended"
+        await asyncio.sleep(0.05)
+    ended = await pool.fetchval(
+        "SELECT payload FROM session_events WHERE session_id = $1 AND type = 'session.ended'",
+        call["session_id"])
+    assert ended == {"reason": "hangup"}
 
 
 async def test_a_flow_that_cannot_run_is_recorded_and_the_caller_hears_an_apology(
