@@ -49,7 +49,7 @@ LK_PY = Path("/tmp/lkpeer/venv/bin/python")
 CLIENT = PEERS / "pipecat" / "client.py"
 # A turn with no agent audio this long after the caller stopped is unanswered (the client's
 # default, 20 s, makes a run of a peer that never answers take minutes longer).
-REPLY_TIMEOUT_S = 10
+REPLY_TIMEOUT_S = 8
 TURN_LINE = re.compile(r"turn\s+(\d+): greeting TTFA\s+(nan|[\d.]+) ms \| v2v\s+(nan|[\d.]+) ms")
 
 
@@ -91,11 +91,11 @@ def pct(xs: list[float], p: int) -> float | None:
 
 
 class TreeMemory:
-    """Peak summed PSS of a process tree (plus named helpers outside it), sampled in a thread."""
+    """Peak summed PSS of a process tree, sampled in a thread; plus the trees of processes whose
+    command line names `also` (PostgreSQL detaches from `aico up`: its data folder names it)."""
 
-    def __init__(self, root_pid: int, *, extra_titles: tuple[str, ...] = (),
-                 every_s: float = 3.0) -> None:
-        self.root_pid, self.extra_titles, self.every_s = root_pid, extra_titles, every_s
+    def __init__(self, root_pid: int, *, also: str = "", every_s: float = 3.0) -> None:
+        self.root_pid, self.also, self.every_s = root_pid, also, every_s
         self.peak_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -106,10 +106,13 @@ class TreeMemory:
             procs = {p.pid: p for p in [root, *root.children(recursive=True)]}
         except psutil.NoSuchProcess:
             return 0.0
-        for p in psutil.process_iter(["cmdline", "name"]):
-            title = " ".join(p.info["cmdline"] or []) + " " + (p.info["name"] or "")
-            if any(t in title for t in self.extra_titles):
-                procs.setdefault(p.pid, p)
+        for p in psutil.process_iter(["cmdline"]) if self.also else []:
+            if self.also in " ".join(p.info["cmdline"] or []):
+                try:
+                    for q in [p, *p.children(recursive=True)]:
+                        procs.setdefault(q.pid, q)
+                except psutil.NoSuchProcess:
+                    pass
         total = 0
         for p in procs.values():
             try:
@@ -259,7 +262,7 @@ def measure_aico(work: Path, wavs: dict[str, Path], turns: int, *, concurrency: 
                    f"'Content-Type: application/json' -d {body} "
                    f"{up.api}/v1/flows/{flow_id}/sessions | python3 -c {parse}")
         assert up.proc is not None
-        with TreeMemory(up.proc.pid, extra_titles=("postgres", "raylet", "gcs_server")) as mem:
+        with TreeMemory(up.proc.pid, also=str(up.home)) as mem:
             for line, wav in wavs.items():
                 run = run_client(wav, turns=turns, url_cmd=url_cmd,
                                  json_out=work / f"aico-{line}.json",
@@ -286,6 +289,7 @@ async def _publish(api: str, token: str) -> str:
 async def _live(up: Any, *, concurrency: int, in_a_row: int, caller: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     client = voice.AicoClient(up.api, up.token)
+    client.root_pid = up.proc.pid
     try:
         await client.publish(peer_like_flow())
         if concurrency:
@@ -342,7 +346,7 @@ def live_table(r: dict[str, Any]) -> str:
                   f"{c['call_actors_live_max']} |")]
     a = r.get("in_a_row")
     if a:
-        lines += ["", ("| calls in a row (greeting, hang up) | greeted | connect → greeting p50 / p95"
+        lines += ["", ("| calls in a row (hang up at the greeting) | greeted | connect → greeting p50 / p95"
                        " | busiest call actor PSS: first 5 / last 5 calls (mean) | max |"),
                   "| --- | --- | --- | --- | --- |",
                   (f"| {a['calls']} | {a['greeted']}/{a['calls']} | "

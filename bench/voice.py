@@ -129,37 +129,36 @@ class AicoUp:
             self.proc.wait(timeout=30)
 
 
-def call_actor_pss_mib() -> list[float]:
-    """PSS of every call actor process (`ray::VoiceSession`) on this machine, in MiB."""
-    return [round(p.pss / 2**20, 1) for p in _processes("ray::VoiceSession")]
+def call_actor_pss_mib(root_pid: int | None = None) -> list[float]:
+    """PSS of every call actor process (`ray::VoiceSession`) under `root_pid` (the `aico up`
+    this bench started; None: on this machine), in MiB."""
+    return [round(pss / 2**20, 1) for _, pss in _processes("ray::VoiceSession", root_pid)]
 
 
-def model_replicas_pss_mib() -> dict[str, float]:
+def model_replicas_pss_mib(root_pid: int | None = None) -> dict[str, float]:
     """PSS of the `models` Serve replicas, by process title."""
+    return {title: round(pss / 2**20, 1)
+            for title, pss in _processes("ray::ServeReplica:models", root_pid)}
+
+
+def _processes(title: str, root_pid: int | None) -> list[tuple[str, int]]:
     import psutil
 
-    out: dict[str, float] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        title = " ".join(proc.info["cmdline"] or [])
-        if title.startswith("ray::ServeReplica:models"):
-            try:
-                out[title.split()[0]] = round(proc.memory_full_info().pss / 2**20, 1)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
+    procs: list[Any] = []
+    if root_pid is None:
+        procs = list(psutil.process_iter())
+    else:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs = psutil.Process(root_pid).children(recursive=True)
+    out = []
+    for proc in procs:
+        try:
+            name = (proc.cmdline() or [""])[0]
+            if name.startswith(title):
+                out.append((name, proc.memory_full_info().pss))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
     return out
-
-
-def _processes(title: str) -> list[Any]:
-    import psutil
-
-    infos = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if (proc.info["cmdline"] or [""])[0].startswith(title):
-            try:
-                infos.append(proc.memory_full_info())
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-    return infos
 
 
 class AicoClient:
@@ -170,6 +169,7 @@ class AicoClient:
         self.http = httpx.AsyncClient(base_url=api, timeout=60,
                                       headers={"Authorization": f"Bearer {token}"})
         self.flow_id = ""
+        self.root_pid: int | None = None  # the `aico up` whose processes are measured
 
     async def publish(self, doc: dict[str, Any]) -> str:
         r = await self.http.post("/v1/flows", json={"name": doc["name"], "document": doc})
@@ -189,18 +189,20 @@ class AicoClient:
 
 
 async def live_caller(client: AicoClient, caller: bytes, *, turns: int,
-                      started: asyncio.Event | None = None) -> dict[str, Any]:
-    """One real-time caller: hears the greeting, then says `caller` `turns` times."""
+                      hang_up_at_greeting: bool = False) -> dict[str, Any]:
+    """One real-time caller: hears the greeting, then says `caller` `turns` times (or hangs
+    up as soon as the greeting's first audio arrives)."""
     t0 = time.monotonic()
     url = await client.voice_url()
     out: dict[str, Any] = {"v2v_ms": [], "unanswered": 0}
     async with CallClient(url) as call:
-        await call.wait_event("agent_speech_ended", timeout=120)
+        if hang_up_at_greeting:
+            await call.wait_agent_quiet(since=call.connected_at, quiet_s=0.0, timeout=120)
+        else:
+            await call.wait_event("agent_speech_ended", timeout=120)
         first = call.first_audio_after(call.connected_at)
         out["greeting_ms"] = round((first - call.connected_at) * 1000) if first else None
         out["session_and_greeting_ms"] = round((first - t0) * 1000) if first else None
-        if started is not None:
-            started.set()
         for _ in range(turns):
             spoke = await call.say(caller)
             try:
@@ -221,9 +223,10 @@ async def live_caller(client: AicoClient, caller: bytes, *, turns: int,
     return out
 
 
-async def sample_pss(stop: asyncio.Event, into: list[list[float]], every_s: float = 1.0) -> None:
+async def sample_pss(stop: asyncio.Event, into: list[list[float]], *, root_pid: int | None,
+                     every_s: float = 1.0) -> None:
     while not stop.is_set():
-        into.append(await asyncio.to_thread(call_actor_pss_mib))
+        into.append(await asyncio.to_thread(call_actor_pss_mib, root_pid))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
 
@@ -233,8 +236,8 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     """`callers` real-time callers at once, `turns` turns each."""
     stop = asyncio.Event()
     samples: list[list[float]] = []
-    sampler = asyncio.create_task(sample_pss(stop, samples))
-    idle_actors = call_actor_pss_mib()
+    sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid))
+    idle_actors = call_actor_pss_mib(client.root_pid)
     results = await asyncio.gather(*(live_caller(client, caller, turns=turns)
                                      for _ in range(callers)), return_exceptions=True)
     stop.set()
@@ -252,22 +255,24 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "call_actor_pss_mib_max": max(per_actor, default=None),
         "call_actor_pss_mib_p50": pct(per_actor, 50),
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
-        "model_replicas_pss_mib": model_replicas_pss_mib(),
+        "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
     }
 
 
 async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> dict[str, Any]:
-    """`calls` calls one after another (each hears the greeting and hangs up); during each,
-    the PSS of the busiest call actor process: flat if a call leaves nothing behind."""
+    """`calls` calls one after another (each hangs up once the greeting's first audio has
+    come); during each, the PSS of the busiest call actor process: flat if a call leaves
+    nothing behind."""
     per_call: list[float] = []
     greeting: list[int] = []
     answered = 0
     for _ in range(calls):
         stop = asyncio.Event()
         samples: list[list[float]] = []
-        sampler = asyncio.create_task(sample_pss(stop, samples, every_s=0.5))
+        sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid,
+                                                 every_s=0.5))
         try:
-            r = await live_caller(client, caller, turns=0)
+            r = await live_caller(client, caller, turns=0, hang_up_at_greeting=True)
         except Exception as err:  # noqa: BLE001 - one failed call is a figure, not the end
             r = {"v2v_ms": [], "greeting_ms": None, "error": repr(err)[:200]}
         stop.set()
@@ -546,6 +551,7 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
         results["aico_up_s"] = round(up.up_s, 1)
         print(f"aico up: up in {up.up_s:.1f}s ({up.api}; log {up.log_path})", flush=True)
     client = AicoClient(args.api or (up.api if up else ""), args.token or (up.token if up else ""))
+    client.root_pid = up.proc.pid if up and up.proc else None
     try:
         await client.publish(bench_flow(llm=True))
         if args.concurrency:
