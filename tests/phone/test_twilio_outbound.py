@@ -177,3 +177,12 @@ async def test_the_organizations_outbound_caps_hold(twilio_org, phone_server, ap
         assert int(third.headers["Retry-After"]) >= 1
     await app.state.aico.close()
     assert len(org.rest.calls_placed(org.account_sid)) == 2
+    # Never answered: the status callback ended each call and its session, with the status.
+    for placed, status in ((first, "no-answer"), (second, "busy")):
+        record = (await org.api.get(f"/v1/sessions/{placed.json()['session_id']}")).json()
+        assert record["status"] == "ended"
+        stored = (await org.api.get(
+            f"/v1/sessions/{placed.json()['session_id']}/events")).json()["items"]
+        assert [e["payload"] for e in stored if e["type"] == "end"] == [{"reason": status}]
+        call = (await org.api.get(f"/v1/calls/{placed.json()['id']}")).json()
+        assert call["status"] == status and call["ended_at"] is not None
