@@ -43,8 +43,8 @@ class GreetingCache:
     """A bounded LRU of synthesized audio, by total bytes, for this process.
 
     The key names everything that shapes the sound (TTS kind, its whole configuration: model,
-    voice, speaker, speed; the output rate) and the text. `synthesized` counts the texts that
-    had to be synthesized because they were missing, `hits` the ones played from memory."""
+    voice, speaker, speed; the output rate) and the text. `hits` counts the pieces played from
+    memory, `misses` the ones that had to be synthesized."""
 
     def __init__(self, *, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
