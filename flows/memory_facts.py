@@ -54,6 +54,7 @@ TYPE_SYNONYMS: dict[str, str] = {
 # One short example per common statement: a 135M model copies the shape of what it is shown.
 EXAMPLES: list[tuple[str, list[tuple[str, str]]]] = [
     ("Hi, my name is Tom.", [("name", "Tom")]),
+    ("My favourite colour is blue.", [("favourite_colour", "blue")]),
     ("I live in Paris now.", [("city", "Paris")]),
     ("I work as a teacher.", [("job", "teacher")]),
     ("I have a dog called Rex.", [("pet_name", "Rex")]),
