@@ -65,6 +65,7 @@ class CallSupervisor:
             options["resources"] = {settings.call_resource: 1}
         self.pool = VoiceActorPool(settings=settings, actor_options=options)
         self.live: dict[str, tuple[Any, float]] = {}  # actor id -> (actor, acquired at)
+        self.sessions: dict[str, str] = {}  # session id -> actor id, while its call is live
         self._reaper: asyncio.Task[None] | None = None
 
     def _start(self) -> None:
@@ -92,17 +93,28 @@ class CallSupervisor:
                                      return_exceptions=True)
         return [n for n in sizes if isinstance(n, int)]
 
-    async def acquire(self) -> Any:
+    async def acquire(self, session_id: str | None = None) -> Any:
         self._start()
         if self.capacity is not None and len(self.live) >= self.capacity:
             raise NoCallCapacity(f"node {self.node_id[:12]} carries {len(self.live)} calls,"
                                  f" its {self.settings.call_resource}")
         actor = await self.pool.acquire()
-        self.live[actor._actor_id.hex()] = (actor, time.monotonic())
+        key = actor._actor_id.hex()
+        self.live[key] = (actor, time.monotonic())
+        if session_id is not None:
+            self.sessions[session_id] = key
         return actor
 
+    async def find(self, session_id: str) -> Any:
+        """The live actor that carries `session_id`'s call on this node, if any."""
+        entry = self.live.get(self.sessions.get(session_id, ""))
+        return entry[0] if entry is not None else None
+
     async def release(self, actor: Any) -> None:
-        if self.live.pop(actor._actor_id.hex(), None) is not None:
+        key = actor._actor_id.hex()
+        for sid in [sid for sid, k in self.sessions.items() if k == key]:
+            del self.sessions[sid]
+        if self.live.pop(key, None) is not None:
             await self.pool.release(actor)
 
     async def _reap_orphans(self) -> None:
@@ -126,8 +138,8 @@ class CallSupervisor:
                             key[:12], quiet)
                 with contextlib.suppress(Exception):
                     await actor.hang_up.remote("transport_lost")
-                if self.live.pop(key, None) is not None:
-                    await self.pool.release(actor)
+                if key in self.live:
+                    await self.release(actor)
 
 
 def _call_nodes(resource: str) -> dict[str, int | None]:
@@ -191,7 +203,20 @@ class CallPlacement:
                                      return_exceptions=True)
         return [n for per_node in sizes if isinstance(per_node, list) for n in per_node]
 
-    async def acquire(self) -> Any:
+    async def find(self, session_id: str) -> Any:
+        """The actor already carrying `session_id`'s call (its transport went away with another
+        replica, and the caller reconnected here), or None."""
+        self._refresh()
+        found = await asyncio.gather(*(s.find.remote(session_id)
+                                       for s in self.supervisors.values()),
+                                     return_exceptions=True)
+        for node_id, actor in zip(list(self.supervisors), found, strict=True):
+            if actor is not None and not isinstance(actor, BaseException):
+                self._owner[actor._actor_id.hex()] = self.supervisors[node_id]
+                return actor
+        return None
+
+    async def acquire(self, session_id: str | None = None) -> Any:
         loads = await self.loads()
         if not loads:
             self._refresh(force=True)
@@ -210,7 +235,7 @@ class CallPlacement:
             if supervisor is None:
                 continue
             try:
-                actor = await supervisor.acquire.remote()
+                actor = await supervisor.acquire.remote(session_id)
             except (NoCallCapacity, ray.exceptions.RayError) as err:
                 log.warning("node %s could not take a call: %s", load["node_id"][:12], err)
                 continue

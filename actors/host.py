@@ -27,6 +27,7 @@ import asyncpg
 from actors.call_metrics import observing
 from actors.outbox import items_until
 from actors.pipeline import VoicePipeline
+from actors.pool import VoiceActorPool
 from aico import metrics
 from aico.settings import Settings
 
@@ -201,9 +202,15 @@ class RayVoiceHost:
 
     async def open(self, session_id: UUID | str, *, sample_rate: int,
                    connected_at: float | None = None) -> RayCall:
-        actor = await self.actor_pool.acquire()
+        # A caller who reconnects (their first socket went with another replica) gets the
+        # actor that still carries their call; it carries on from the last committed step.
+        find = getattr(self.actor_pool, "find", None)
+        actor = await find(str(session_id)) if find is not None else None
+        resume = actor is not None
+        if actor is None:
+            actor = await self._acquire(str(session_id))
         ago = time.monotonic() - connected_at if connected_at else 0.0
-        await actor.attach.remote(str(session_id), sample_rate, False, ago)
+        await actor.attach.remote(str(session_id), sample_rate, resume, ago)
         call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
         return call
 
@@ -213,8 +220,13 @@ class RayVoiceHost:
                 del self.calls[sid]
         await self.actor_pool.release(actor)
 
+    async def _acquire(self, session_id: str) -> Any:
+        if isinstance(self.actor_pool, VoiceActorPool):
+            return await self.actor_pool.acquire()
+        return await self.actor_pool.acquire(session_id)  # placement: remembers the session
+
     async def replace(self, call: RayCall) -> None:
         """Give `call` a new actor (its own is dead: nothing to hand back but the bookkeeping)."""
         with contextlib.suppress(Exception):
             await self.actor_pool.release(call.actor)
-        call.actor = await self.actor_pool.acquire()
+        call.actor = await self._acquire(call.session_id)

@@ -1,7 +1,8 @@
 """A call's actor belongs to its node's supervisor, not to the API replica that took the call:
-the replica goes away and the call's actor carries on; a call whose transport went with the
-replica is hung up by the supervisor once its caller has been silent for `orphan_after_s`, and
-its session is closed with the reason `transport_lost`."""
+the replica goes away and the call's actor carries on; a caller who reconnects through another
+replica gets that same actor back and the call carries on; a call whose transport went with the
+replica and never came back is hung up by the supervisor once its caller has been silent for
+`orphan_after_s`, and its session is closed with the reason `transport_lost`."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import pytest
 import ray
 
 from actors.call_placement import CallPlacement
+from actors.host import RayVoiceHost
 from aico.settings import VoiceSettings
 
 # The supervisor of this node is created once per Ray (named, detached) with these settings.
-VOICE = VoiceSettings(pool_size=1, orphan_after_s=5)
+VOICE = VoiceSettings(pool_size=1, orphan_after_s=20)
 MODELS = {"env_vars": {"AICO_MODELS": "inprocess"}}  # the actors load the packaged models
 
 
@@ -27,11 +29,12 @@ class ReplicaStandIn:
 
     async def take_call(self, session_id: str | None) -> tuple[list[Any], int]:
         self.placement = CallPlacement(VOICE)
-        actor = await self.placement.acquire()
-        pid = await actor.warm.remote()
-        if session_id is not None:
-            await actor.attach.remote(session_id, 16000, False, 0.0)
-        return [actor], pid  # a handle inside a list: returned as a borrowed reference
+        if session_id is None:
+            actor = await self.placement.acquire()
+        else:  # as the voice route does: the replica's host opens the call
+            self.host = RayVoiceHost(self.placement)
+            actor = (await self.host.open(session_id, sample_rate=16000)).actor
+        return [actor], await actor.warm.remote()  # a handle in a list: a borrowed reference
 
 
 async def until(check: Any, *, timeout: float) -> Any:
@@ -50,7 +53,10 @@ def placement(ray_cluster: None) -> CallPlacement:
 
 
 async def publish_voice_flow(api: Any) -> str:
-    document = {"name": "front desk", "nodes": [
+    # No-input far off: only the caller (or the supervisor) ends these calls.
+    document = {"name": "front desk", "variables": {
+        "said": {"type": "string", "default": ""},
+        "voice_no_input_s": {"type": "number", "default": 600}}, "nodes": [
         {"id": "start", "type": "start"},
         {"id": "greet", "type": "say", "text": "Hello."},
         {"id": "listen", "type": "listen", "into": "said"},
@@ -85,15 +91,14 @@ async def test_the_call_actor_outlives_the_replica_that_took_the_call(placement)
         sum(load["live"] for load in loads) - 1
 
 
-async def test_a_call_left_without_its_transport_is_hung_up_and_closed(placement, api):
+async def new_voice_session(api: Any) -> UUID:
     flow_id = await publish_voice_flow(api)
     r = await api.post(f"/v1/flows/{flow_id}/sessions", json={"channel": "voice"})
     assert r.status_code == 201, r.text
-    session_id = UUID(r.json()["id"])
-    replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
-    [_actor], _ = await replica.take_call.remote(str(session_id))
-    ray.kill(replica)  # its socket went with it: no caller audio reaches the actor again
+    return UUID(r.json()["id"])
 
+
+async def session_end_reason(api: Any, session_id: UUID) -> str:
     async def closed() -> dict[str, Any] | None:
         record = (await api.get(f"/v1/sessions/{session_id}")).json()
         return record if record["status"] in ("ended", "failed") else None
@@ -102,6 +107,31 @@ async def test_a_call_left_without_its_transport_is_hung_up_and_closed(placement
     assert record["status"] == "ended"
     events = (await api.get(f"/v1/sessions/{session_id}/events")).json()["items"]
     ended = [e for e in events if e["type"] == "session.ended"]
-    assert len(ended) == 1 and ended[0]["payload"]["reason"] == "transport_lost", ended
+    assert len(ended) == 1, [(e["type"], e.get("event_id")) for e in events]
+    return str(ended[0]["payload"]["reason"])
+
+
+async def test_a_caller_who_reconnects_through_another_replica_gets_the_same_actor(
+        placement, api):
+    session_id = await new_voice_session(api)
+    replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
+    [actor], pid = await replica.take_call.remote(str(session_id))
+    ray.kill(replica)  # the caller's socket went with it; they reconnect to this replica
+
+    host = RayVoiceHost(placement)
+    call = await host.open(session_id, sample_rate=16000)
+    assert call.actor._actor_id == actor._actor_id and await call.actor.warm.remote() == pid
+    await call.hang_up("hangup")  # the caller finishes the call normally
+    assert await session_end_reason(api, session_id) == "hangup"
+    assert sum(load["live"] for load in await placement.loads()) == 0
+
+
+async def test_a_call_left_without_its_transport_is_hung_up_and_closed(placement, api):
+    session_id = await new_voice_session(api)
+    replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
+    [_actor], _ = await replica.take_call.remote(str(session_id))
+    ray.kill(replica)  # its socket went with it: no caller audio reaches the actor again
+
+    assert await session_end_reason(api, session_id) == "transport_lost"
     # The supervisor took the actor back: no call is left live on any node.
     assert sum(load["live"] for load in await placement.loads()) == 0
