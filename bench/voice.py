@@ -232,14 +232,18 @@ async def sample_pss(stop: asyncio.Event, into: list[list[float]], *, root_pid: 
 
 
 async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
-                             turns: int) -> dict[str, Any]:
-    """`callers` real-time callers at once, `turns` turns each."""
+                             turns: int, stagger_s: float = 0.7) -> dict[str, Any]:
+    """`callers` real-time callers at once, `turns` turns each. They dial `stagger_s` apart,
+    as callers do, rather than finishing every sentence in the same 20 ms frame."""
     stop = asyncio.Event()
     samples: list[list[float]] = []
     sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid))
     idle_actors = call_actor_pss_mib(client.root_pid)
-    results = await asyncio.gather(*(live_caller(client, caller, turns=turns)
-                                     for _ in range(callers)), return_exceptions=True)
+    async def dial(i: int) -> dict[str, Any]:
+        await asyncio.sleep(i * stagger_s)
+        return await live_caller(client, caller, turns=turns)
+
+    results = await asyncio.gather(*(dial(i) for i in range(callers)), return_exceptions=True)
     stop.set()
     await sampler
     ok = [r for r in results if isinstance(r, dict)]
@@ -247,7 +251,7 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     busiest = max(samples, key=len, default=[])
     per_actor = [x for s in samples for x in s]
     return {
-        "callers": callers, "turns_per_caller": turns,
+        "callers": callers, "turns_per_caller": turns, "stagger_s": stagger_s,
         "turns_answered": len(v2v), "turns_asked": callers * turns,
         "calls_failed": [repr(r)[:200] for r in results if not isinstance(r, dict)],
         "v2v_ms_p50": pct(v2v, 50), "v2v_ms_p95": pct(v2v, 95), "v2v_ms": v2v,
