@@ -338,7 +338,7 @@ def live_table(r: dict[str, Any]) -> str:
     lines = []
     c = r.get("concurrency")
     if c:
-        lines += [("| callers at once | turns answered | v2v p50 / p95 | call actor PSS p50 / max |"
+        lines += [(f"| callers at once (dialing {c['stagger_s']} s apart) | turns answered | v2v p50 / p95 | call actor PSS p50 / max |"
                   " call actors live (max) |"), "| --- | --- | --- | --- | --- |",
                   (f"| {c['callers']} | {c['turns_answered']}/{c['turns_asked']} | "
                   f"{_pair(c['v2v_ms_p50'], c['v2v_ms_p95'])} | "
