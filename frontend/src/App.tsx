@@ -9,11 +9,13 @@ const BuilderPage = named(() => import('./pages/BuilderPage'), 'BuilderPage');
 const ConsolePage = named(() => import('./pages/ConsolePage'), 'ConsolePage');
 const FlowsPage = named(() => import('./pages/FlowsPage'), 'FlowsPage');
 const IntegrationsPage = named(() => import('./pages/IntegrationsPage'), 'IntegrationsPage');
+const KnowledgePage = named(() => import('./pages/KnowledgePage'), 'KnowledgePage');
 const PhoneNumbersPage = named(() => import('./pages/PhoneNumbersPage'), 'PhoneNumbersPage');
 const ProvidersPage = named(() => import('./pages/ProvidersPage'), 'ProvidersPage');
 const SecretsPage = named(() => import('./pages/SecretsPage'), 'SecretsPage');
 const SessionPage = named(() => import('./pages/SessionPage'), 'SessionPage');
 const SessionsPage = named(() => import('./pages/SessionsPage'), 'SessionsPage');
+const UserMemoryPage = named(() => import('./pages/UserMemoryPage'), 'UserMemoryPage');
 const WhatsAppPage = named(() => import('./pages/WhatsAppPage'), 'WhatsAppPage');
 
 export function App() {
@@ -26,6 +28,8 @@ export function App() {
           <NavLink to="/sessions">Monitoring</NavLink>
           <NavLink to="/providers">Providers</NavLink>
           <NavLink to="/secrets">Secrets</NavLink>
+          <NavLink to="/knowledge">Knowledge</NavLink>
+          <NavLink to="/memory">User memory</NavLink>
           <NavLink to="/integrations">Integrations</NavLink>
           <NavLink to="/whatsapp">WhatsApp</NavLink>
           <NavLink to="/phone">Phone numbers</NavLink>
@@ -41,6 +45,8 @@ export function App() {
             <Route path="/sessions/:id" element={<SessionPage />} />
             <Route path="/providers" element={<ProvidersPage />} />
             <Route path="/secrets" element={<SecretsPage />} />
+            <Route path="/knowledge" element={<KnowledgePage />} />
+            <Route path="/memory" element={<UserMemoryPage />} />
             <Route path="/integrations" element={<IntegrationsPage />} />
             <Route path="/whatsapp" element={<WhatsAppPage />} />
             <Route path="/phone" element={<PhoneNumbersPage />} />
