@@ -270,8 +270,12 @@ def measure_aico(work: Path, wavs: dict[str, Path], turns: int, *, concurrency: 
                 out[line] = summarize(run, turns)
                 print(f"aico {line}: {out[line]}", flush=True)
             out["pss_peak_mib"] = round(mem.peak_mib)
-            out.update(asyncio.run(_live(up, concurrency=concurrency, in_a_row=in_a_row,
-                                         caller=voice.read_wav16k(wavs["question"]))))
+            try:
+                out.update(asyncio.run(_live(up, concurrency=concurrency, in_a_row=in_a_row,
+                                             caller=voice.read_wav16k(wavs["question"]))))
+            except Exception as err:  # noqa: BLE001 - the side-by-side figures still count
+                out["live_error"] = repr(err)[:500]
+                print("aico live part failed:", out["live_error"], flush=True)
             out["pss_peak_mib_with_callers"] = round(mem.peak_mib)
     finally:
         up.stop()
@@ -371,11 +375,15 @@ def main() -> None:
     print(f"work dir {work}; {uptime_before}", flush=True)
     results: dict[str, dict[str, Any]] = {}
     for name in args.only.split(","):
-        if name == "aico":
-            results[name] = measure_aico(work, wavs, args.turns, concurrency=args.concurrency,
-                                         in_a_row=args.in_a_row)
-        else:
-            results[name] = measure_peer(name, work, wavs, args.turns)
+        try:
+            if name == "aico":
+                results[name] = measure_aico(work, wavs, args.turns,
+                                             concurrency=args.concurrency, in_a_row=args.in_a_row)
+            else:
+                results[name] = measure_peer(name, work, wavs, args.turns)
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - the other systems still run
+            results[name] = {"error": repr(err)[:500]}
+            print(f"{name} failed: {err!r}", flush=True)
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     text = "\n".join([table(results), "", live_table(results.get("aico", {})), "",
                       f"uptime before: `{uptime_before}`", f"uptime after: `{uptime_after}`"])
