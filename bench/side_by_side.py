@@ -322,6 +322,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         r = results.get(key)
         if not r:
             continue
+        if "error" in r:
+            lines.append(f"| {names[key]} | failed: {r['error'][:120]} | | | | |")
+            continue
         q, w = r.get("question", {}), r.get("one_word", {})
         warm = q.get("greeting_ms", [])[1:] + w.get("greeting_ms", [])
         first = q.get("greeting_ms", [None])[0] if q.get("greeting_ms") else None
