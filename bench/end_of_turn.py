@@ -114,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--speeds", type=float, nargs="+", default=[0.9, 1.0, 1.2])
     parser.add_argument("--fallback", type=float, nargs="+", default=[0.45, 0.8, 1.2])
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
     args = parser.parse_args()
 
     from piper import PiperVoice
@@ -162,6 +163,14 @@ def main() -> None:
               f"(false cut-offs): {len(cuts)}/{len(rows)}")
         for label, p, _ in cuts:
             print(f"    p={p:.2f}  {label}")
+
+    print("\nother thresholds (the model's is 0.5): false holds / false cut-offs")
+    everything_trailing = [r for name in forms for r in results[name]]
+    for threshold in args.thresholds:
+        held = sum(1 for _, p, _ in fin if p <= threshold)
+        cut_early = sum(1 for _, p, _ in everything_trailing if p > threshold)
+        print(f"  complete above {threshold:.2f}: {held}/{len(fin)} / "
+              f"{cut_early}/{len(everything_trailing)}")
 
     print("\nend-of-turn delay after the caller's last word, finished utterances "
           "(a verdict of finished arrives PAUSE_S + that utterance's inference after speech end):")
