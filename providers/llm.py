@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from aico.metrics import record_provider_call, record_provider_error
 from providers.errors import ProviderError, ProviderTimeout
 from providers.policy import CallPolicy
 
@@ -139,14 +141,17 @@ class ChatLLM(ABC):
         if tools and not self.capabilities.tools:
             raise ProviderError(f"{self.kind} does not support tools", provider=self.kind)
         self.usage.requests += 1
-        attempt = 0
+        attempt, started = 0, time.monotonic()
         while True:
             stream = self._chat_impl(messages, tools=tools, response_format=response_format,
                                      temperature=temperature, max_tokens=max_tokens)
             try:
                 first = await self._next(stream)
+                # Time to the first chunk, retries included: the latency a caller waits.
+                record_provider_call(self.kind, "chat_first_token", time.monotonic() - started)
                 break
             except ProviderError as err:
+                record_provider_error(self.kind, "chat_first_token", err.code)
                 await _aclose(stream)
                 if not err.retryable or attempt >= self.policy.max_retries:
                     raise

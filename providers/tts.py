@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from aico.metrics import record_provider_call, record_provider_error
 from providers.errors import ProviderError
 from providers.llm import _aclose
 from providers.policy import CallPolicy
@@ -73,13 +75,16 @@ class TTS(ABC):
             return
         self.usage.requests += 1
         self.usage.characters += len(text)
-        attempt = 0
+        attempt, started = 0, time.monotonic()
         while True:
             frames = self._synthesize_impl(text)
             try:
                 first = await self._next(frames)
+                # Time to the first chunk, retries included: the latency a caller waits.
+                record_provider_call(self.kind, "synthesize_first_audio", time.monotonic() - started)
                 break
             except ProviderError as err:
+                record_provider_error(self.kind, "synthesize_first_audio", err.code)
                 await _aclose(frames)
                 if not err.retryable or attempt >= self.policy.max_retries:
                     raise

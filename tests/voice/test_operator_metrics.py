@@ -78,6 +78,10 @@ async def test_metrics_show_the_live_call_and_its_turn_and_the_trace_has_its_spa
     assert grew == {le for le in new if le >= v2v_s}, (v2v_s, grew)
     assert after[("aico_voice_to_voice_seconds_count", "")] \
         - before.get(("aico_voice_to_voice_seconds_count", ""), 0.0) == 1
+    # The provider that spoke the answer, by kind: its time to first audio was measured.
+    tts = ("aico_provider_request_seconds_count",
+           'operation="synthesize_first_audio",provider="piper"')
+    assert after[tts] > before.get(tts, 0.0)
     steps = sum(v for (n, _), v in after.items() if n == "aico_executor_steps_total")
     assert steps > sum(v for (n, _), v in before.items() if n == "aico_executor_steps_total")
     # The call is over: it is no longer live (another test's call may be).
