@@ -117,6 +117,12 @@ class CallSupervisor:
         if self.live.pop(key, None) is not None:
             await self.pool.release(actor)
 
+    async def retire(self) -> int:
+        """Stop this node's warm actors (before the supervisor itself is killed); returns the
+        number of calls still live, which are left to finish."""
+        await self.pool.aclose()
+        return len(self.live)
+
     async def _reap_orphans(self) -> None:
         """Hang up calls whose transport went away with its API replica (no caller audio, no
         reader for `orphan_after_s`), and take their actors back."""

@@ -48,8 +48,13 @@ async def until(check: Any, *, timeout: float) -> Any:
 
 
 @pytest.fixture(scope="module")
-def placement(ray_cluster: None) -> CallPlacement:
-    return CallPlacement(VOICE)
+async def placement(ray_cluster: None) -> Any:
+    placement = CallPlacement(VOICE)
+    yield placement
+    # The supervisors are detached: stop them and their warm actors for the rest of the run.
+    for supervisor in placement.supervisors.values():
+        assert await supervisor.retire.remote() == 0
+        ray.kill(supervisor)
 
 
 async def publish_voice_flow(api: Any) -> str:
