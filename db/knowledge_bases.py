@@ -21,6 +21,11 @@ SearchMode = Literal["hybrid", "vector", "text"]
 # Reciprocal rank fusion's constant (Cormack et al.): damps the weight of the very first ranks.
 RRF_K = 60
 
+# A base's chunks, and how many of them carry its embeddings model (re-embedding progress).
+_CHUNK_COUNTS = (
+    "(SELECT count(*) FROM knowledge_chunks k WHERE k.kb_id = b.id) AS chunks,"
+    " (SELECT count(*) FROM knowledge_chunks k WHERE k.kb_id = b.id"
+    " AND k.embedding_model = b.embedding_kind) AS chunks_current")
 _DOC_COLUMNS = ("id, kb_id, title, content_type, status, progress, error, chunk_count,"
                 " created_at, updated_at")
 
@@ -38,15 +43,17 @@ async def list_knowledge_bases(conn: Conn, *, org_id: UUID) -> list[asyncpg.Reco
     async with org_transaction(conn, org_id) as c:
         return await c.fetch(
             "SELECT b.id, b.name, b.description, b.embedding_kind, b.created_at,"
-            " (SELECT count(*) FROM knowledge_documents d WHERE d.kb_id = b.id) AS documents"
-            " FROM knowledge_bases b WHERE b.org_id = $1 ORDER BY b.created_at", org_id)
+            " (SELECT count(*) FROM knowledge_documents d WHERE d.kb_id = b.id) AS documents,"
+            f" {_CHUNK_COUNTS} FROM knowledge_bases b WHERE b.org_id = $1"
+            " ORDER BY b.created_at", org_id)
 
 
 async def get_knowledge_base(conn: Conn, *, org_id: UUID, kb_id: UUID) -> asyncpg.Record | None:
     async with org_transaction(conn, org_id) as c:
         return await c.fetchrow(
-            "SELECT id, name, description, embedding_kind, created_at FROM knowledge_bases"
-            " WHERE org_id = $1 AND id = $2", org_id, kb_id)
+            "SELECT b.id, b.name, b.description, b.embedding_kind, b.created_at,"
+            f" {_CHUNK_COUNTS} FROM knowledge_bases b WHERE b.org_id = $1 AND b.id = $2",
+            org_id, kb_id)
 
 
 async def count_knowledge_bases(conn: Conn, *, org_id: UUID, kb_ids: Sequence[UUID]) -> int:
@@ -113,18 +120,21 @@ async def set_document_status(conn: Conn, *, org_id: UUID, document_id: UUID, st
     return done.endswith(" 1")
 
 
-async def known_embeddings(conn: Conn, *, org_id: UUID,
-                           hashes: Sequence[str]) -> dict[str, np.ndarray]:
-    """The stored vector of each chunk text hash the organization already embedded."""
+async def known_embeddings(conn: Conn, *, org_id: UUID, hashes: Sequence[str],
+                           model: str = "minilm") -> dict[str, np.ndarray]:
+    """The stored vector of each chunk text hash the organization already embedded with
+    `model`."""
     async with org_transaction(conn, org_id) as c:
         rows = await c.fetch(
             "SELECT DISTINCT ON (text_sha256) text_sha256, embedding FROM knowledge_chunks"
-            " WHERE org_id = $1 AND text_sha256 = ANY($2::text[])", org_id, list(hashes))
+            " WHERE org_id = $1 AND text_sha256 = ANY($2::text[]) AND embedding_model = $3",
+            org_id, list(hashes), model)
     return {r["text_sha256"]: r["embedding"] for r in rows}
 
 
 async def store_chunks(conn: Conn, *, org_id: UUID, kb_id: UUID, document_id: UUID,
-                       chunks: Sequence[tuple[int, str, str, str, Any]]) -> None:
+                       chunks: Sequence[tuple[int, str, str, str, Any]],
+                       model: str = "minilm") -> None:
     """Make `chunks` ((position, heading, text, text_sha256, embedding) rows) the document's
     chunks and mark it ready, in one transaction: an ingestion run again after a crash
     replaces what an earlier run left rather than adding to it."""
@@ -133,12 +143,40 @@ async def store_chunks(conn: Conn, *, org_id: UUID, kb_id: UUID, document_id: UU
                         org_id, document_id)
         await c.executemany(
             "INSERT INTO knowledge_chunks (org_id, kb_id, document_id, position, heading, text,"
-            " text_sha256, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(org_id, kb_id, document_id, *row) for row in chunks])
+            " text_sha256, embedding, embedding_model)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [(org_id, kb_id, document_id, *row, model) for row in chunks])
         await c.execute(
             "UPDATE knowledge_documents SET status = 'ready', progress = 1, error = NULL,"
             " chunk_count = $3, updated_at = now() WHERE org_id = $1 AND id = $2",
             org_id, document_id, len(chunks))
+
+
+async def retarget_knowledge_bases(conn: Conn, *, org_id: UUID, model: str) -> int:
+    """Make `model` the one every knowledge base of the organization should be embedded with;
+    how many bases changed (their chunks are then re-embedded)."""
+    async with org_transaction(conn, org_id) as c:
+        done = await c.execute("UPDATE knowledge_bases SET embedding_kind = $2"
+                               " WHERE org_id = $1 AND embedding_kind <> $2", org_id, model)
+    return int(done.split()[-1])
+
+
+async def stale_chunks(conn: Conn, *, org_id: UUID, model: str,
+                       limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` of the organization's chunks embedded with another model than `model`."""
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            "SELECT id, heading, text FROM knowledge_chunks WHERE org_id = $1"
+            " AND embedding_model <> $2 ORDER BY id LIMIT $3", org_id, model, limit)
+
+
+async def set_chunk_embeddings(conn: Conn, *, org_id: UUID, model: str,
+                               vectors: Sequence[tuple[int, Any]]) -> None:
+    async with org_transaction(conn, org_id) as c:
+        await c.executemany(
+            "UPDATE knowledge_chunks SET embedding = $3, embedding_model = $4"
+            " WHERE org_id = $1 AND id = $2",
+            [(org_id, chunk_id, vector, model) for chunk_id, vector in vectors])
 
 
 async def claim_stalled_document(conn: Conn, *, org_id: UUID, document_id: UUID,

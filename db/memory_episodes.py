@@ -5,6 +5,7 @@ under the user's id (WhatsApp messages by wa id, phone calls by number)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +15,31 @@ from db.pool import Conn, org_transaction
 
 
 async def insert_episode(conn: Conn, *, org_id: UUID, user_id: str, user_cluster: str | None,
-                         session_id: UUID | None, role: str, text: str, embedding: Any) -> None:
+                         session_id: UUID | None, role: str, text: str, embedding: Any,
+                         model: str = "minilm") -> None:
     async with org_transaction(conn, org_id) as c:
         await c.execute(
             "INSERT INTO memory_episodes (org_id, user_id, user_cluster, session_id, role, text,"
-            " embedding) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            org_id, user_id, user_cluster, session_id, role, text, embedding)
+            " embedding, embedding_model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            org_id, user_id, user_cluster, session_id, role, text, embedding, model)
+
+
+async def stale_episodes(conn: Conn, *, org_id: UUID, model: str,
+                         limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` of the organization's episodes embedded with another model than `model`."""
+    async with org_transaction(conn, org_id) as c:
+        return await c.fetch(
+            "SELECT id, text FROM memory_episodes WHERE org_id = $1 AND embedding_model <> $2"
+            " ORDER BY id LIMIT $3", org_id, model, limit)
+
+
+async def set_episode_embeddings(conn: Conn, *, org_id: UUID, model: str,
+                                 vectors: Sequence[tuple[int, Any]]) -> None:
+    async with org_transaction(conn, org_id) as c:
+        await c.executemany(
+            "UPDATE memory_episodes SET embedding = $3, embedding_model = $4"
+            " WHERE org_id = $1 AND id = $2",
+            [(org_id, episode_id, vector, model) for episode_id, vector in vectors])
 
 
 async def org_flows_recall_episodes(conn: Conn, *, org_id: UUID) -> bool:

@@ -258,12 +258,13 @@ async def ingest_document(pool: asyncpg.Pool, *, org_id: UUID, kb_id: UUID, docu
             return  # deleted before it was processed
         chunks = await asyncio.to_thread(chunk_text, text)
         hashes = [c.sha256 for c in chunks]
+        embeddings = embeddings or await open_embeddings(pool, org_id=org_id,
+                                                         settings=settings)
+        model = embedding_model_key(embeddings)
+        await ensure_current_embeddings(pool, org_id=org_id, embeddings=embeddings)
         vectors: dict[str, Any] = await kb_db.known_embeddings(pool, org_id=org_id,
-                                                               hashes=hashes)
+                                                               hashes=hashes, model=model)
         todo = [c for c in {c.sha256: c for c in chunks}.values() if c.sha256 not in vectors]
-        if todo:
-            embeddings = embeddings or await open_embeddings(pool, org_id=org_id,
-                                                             settings=settings)
         for i in range(0, len(todo), EMBED_BATCH):
             batch = todo[i:i + EMBED_BATCH]
             found = await embeddings.embed([_embedded_text(c) for c in batch])
@@ -275,7 +276,7 @@ async def ingest_document(pool: asyncpg.Pool, *, org_id: UUID, kb_id: UUID, docu
         await kb_db.store_chunks(
             pool, org_id=org_id, kb_id=kb_id, document_id=document_id,
             chunks=[(c.position, c.heading, c.text, c.sha256, vectors[c.sha256])
-                    for c in chunks])
+                    for c in chunks], model=model)
     except asyncpg.ForeignKeyViolationError:
         return  # deleted while it was processed: nothing to record
     except Exception as exc:
@@ -289,6 +290,71 @@ def _embedded_text(chunk: Chunk) -> str:
     return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
 
 
+# --- a change of embeddings model ---------------------------------------------------------
+
+REEMBED_BATCH = 32
+_reembedding: dict[UUID, asyncio.Task[None]] = {}
+
+
+def embedding_model_key(embeddings: Any) -> str:
+    """What a stored vector records of the model that made it: `kind`, or `kind:model` when the
+    provider names a model (the packaged MiniLM is plain `minilm`)."""
+    model = getattr(getattr(embeddings, "config", None), "model", "") or ""
+    return f"{embeddings.kind}:{model}" if model else str(embeddings.kind)
+
+
+async def ensure_current_embeddings(pool: asyncpg.Pool, *, org_id: UUID,
+                                    embeddings: Any) -> bool:
+    """When the organization's embeddings model is not the one its knowledge bases were
+    embedded with, retarget them and re-embed in the background (chunks and remembered turns);
+    True when a re-embedding started here."""
+    model = embedding_model_key(embeddings)
+    if not await kb_db.retarget_knowledge_bases(pool, org_id=org_id, model=model):
+        return False
+    running = _reembedding.get(org_id)
+    if running is not None and not running.done():
+        running.cancel()  # it walks towards the previous model
+    task = asyncio.create_task(_reembed_logged(pool, org_id, embeddings))
+    _reembedding[org_id] = task
+    task.add_done_callback(lambda t: _reembedding.pop(org_id, None)
+                           if _reembedding.get(org_id) is t else None)
+    return True
+
+
+async def _reembed_logged(pool: asyncpg.Pool, org_id: UUID, embeddings: Any) -> None:
+    try:
+        await reembed_organization(pool, org_id=org_id, embeddings=embeddings)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the next search or ingestion of the organization starts it again
+        log.exception("organization %s: re-embedding failed", org_id)
+
+
+async def reembed_organization(pool: asyncpg.Pool, *, org_id: UUID, embeddings: Any) -> int:
+    """Embed again, batch by batch, every chunk and remembered turn of the organization that
+    another model made; returns how many. Safe to run twice or resume: it walks what is stale."""
+    from db import memory_episodes as episodes_db
+
+    model = embedding_model_key(embeddings)
+    done = 0
+    while rows := await kb_db.stale_chunks(pool, org_id=org_id, model=model,
+                                           limit=REEMBED_BATCH):
+        found = await embeddings.embed(
+            [f"{r['heading']}\n{r['text']}" if r["heading"] else r["text"] for r in rows])
+        await kb_db.set_chunk_embeddings(pool, org_id=org_id, model=model,
+                                         vectors=[(r["id"], v) for r, v in zip(rows, found,
+                                                                                strict=True)])
+        done += len(rows)
+    while rows := await episodes_db.stale_episodes(pool, org_id=org_id, model=model,
+                                                   limit=REEMBED_BATCH):
+        found = await embeddings.embed([r["text"] for r in rows])
+        await episodes_db.set_episode_embeddings(
+            pool, org_id=org_id, model=model,
+            vectors=[(r["id"], v) for r, v in zip(rows, found, strict=True)])
+        done += len(rows)
+    return done
+
+
 # --- search ---------------------------------------------------------------------------------
 
 async def search_knowledge(pool: asyncpg.Pool, *, org_id: UUID, kb_ids: list[UUID], query: str,
@@ -300,6 +366,7 @@ async def search_knowledge(pool: asyncpg.Pool, *, org_id: UUID, kb_ids: list[UUI
         raise NotFound("knowledge base not found: "
                        + ", ".join(str(k) for k in kb_ids))
     embeddings = embeddings or await open_embeddings(pool, org_id=org_id, settings=settings)
+    await ensure_current_embeddings(pool, org_id=org_id, embeddings=embeddings)
     [vector] = await embeddings.embed([query])
     rows = await kb_db.search_chunks(pool, org_id=org_id, kb_ids=kb_ids, embedding=vector,
                                      query=query, top_k=top_k, mode=mode)

@@ -21,6 +21,7 @@ import asyncpg
 
 from aico.settings import Settings
 from db import memory_episodes as episodes_db
+from flows.knowledge import embedding_model_key
 from flows.memory_facts import extract_facts, facts_block
 
 log = logging.getLogger("aico.flows.memory")
@@ -49,17 +50,18 @@ async def remember_turn(pool: asyncpg.Pool, snap: Any, text: str, *,
     text = text.strip()[:MAX_EPISODE_CHARS]
     if not user_id or not text:
         return
-    vector = await _embedded_turn(pool, snap["org_id"], text, settings)
+    vector, model = await _embedded_turn(pool, snap["org_id"], text, settings)
     try:
         await episodes_db.insert_episode(
             pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
-            session_id=snap["id"], role="user", text=text, embedding=vector)
+            session_id=snap["id"], role="user", text=text, embedding=vector, model=model)
     except asyncpg.ForeignKeyViolationError:
         pass  # the session (and so the user's data) was erased meanwhile: keep nothing
 
 
 async def _embedded_turn(pool: asyncpg.Pool, org_id: UUID, text: str,
-                         settings: Settings | None) -> Any:
+                         settings: Settings | None) -> tuple[Any, str]:
+    """(the turn's vector, the embeddings model that made it)."""
     key = (org_id, text)
     future = _turn_vectors.get(key)
     loop = asyncio.get_running_loop()
@@ -73,13 +75,14 @@ async def _embedded_turn(pool: asyncpg.Pool, org_id: UUID, text: str,
         try:
             embeddings = await _embeddings(pool, org_id, settings)
             [vector] = await embeddings.embed([text])
+            result = (vector, embedding_model_key(embeddings))
         except BaseException as exc:
             # Waiters get an ordinary error even when this caller was cancelled.
             future.set_exception(RuntimeError(f"embedding the turn failed: {exc!r}"))
             future.exception()  # retrieved: the failure is raised here, not logged as lost
             raise
-        future.set_result(vector)
-        return vector
+        future.set_result(result)
+        return result
     return await asyncio.shield(future)
 
 
@@ -100,8 +103,8 @@ async def recall_block(pool: asyncpg.Pool, snap: Any, query: str, *, k: int,
     user_id = snap.get("user_id")
     if not user_id or k <= 0 or not query.strip():
         return ""
-    vector = await _embedded_turn(pool, snap["org_id"], query.strip()[:MAX_EPISODE_CHARS],
-                                  settings)
+    vector, _ = await _embedded_turn(pool, snap["org_id"], query.strip()[:MAX_EPISODE_CHARS],
+                                     settings)
     rows = await episodes_db.recall_episodes(
         pool, org_id=snap["org_id"], user_id=user_id, user_cluster=snap.get("user_cluster"),
         embedding=vector, k=k, exclude_session_id=snap["id"])

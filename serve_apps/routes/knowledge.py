@@ -44,9 +44,12 @@ class KnowledgeBaseOut(BaseModel):
     id: UUID
     name: str
     description: str
-    embedding_kind: str
+    embedding_kind: str = Field(description="the embeddings model its chunks are (being) embedded with")
     created_at: datetime
     documents: int = 0
+    chunks: int = 0
+    chunks_current: int = Field(default=0, description="chunks embedded with `embedding_kind`:"
+                                " below `chunks` while a change of model is re-embedded")
 
 
 class DocumentOut(BaseModel):

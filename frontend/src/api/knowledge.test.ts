@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { documentState, ingesting, splitFacts, type Fact } from './knowledge';
+import { documentState, embeddingState, ingesting, splitFacts, type Fact } from './knowledge';
 
 describe('documentState', () => {
   it('says what a document is doing, with its progress, chunks or reason', () => {
@@ -31,5 +31,14 @@ describe('splitFacts', () => {
     ]);
     expect(current.map((f) => `${f.type}=${f.value}`)).toEqual(['city=Porto', 'name=Sam']);
     expect(superseded.map((f) => f.value)).toEqual(['Alice', 'Lisbon']);
+  });
+});
+
+describe('embeddingState', () => {
+  it('names the model, with the re-embedding progress while chunks still carry another', () => {
+    expect(embeddingState({ embedding_kind: 'minilm', chunks: 10, chunks_current: 10 })).toBe('minilm');
+    expect(embeddingState({ embedding_kind: 'minilm', chunks: 0, chunks_current: 0 })).toBe('minilm');
+    expect(embeddingState({ embedding_kind: 'openai:text-embedding-3-small', chunks: 8, chunks_current: 3 }))
+      .toBe('openai:text-embedding-3-small (re-embedding 37%)');
   });
 });

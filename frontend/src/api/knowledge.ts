@@ -9,6 +9,9 @@ export type KnowledgeBase = {
   embedding_kind: string;
   created_at: string;
   documents: number;
+  /** Chunks, and how many carry `embedding_kind`: fewer while a change of model is re-embedded. */
+  chunks: number;
+  chunks_current: number;
 };
 
 export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
@@ -94,6 +97,12 @@ export function documentState(doc: Pick<KnowledgeDocument, 'status' | 'progress'
     case 'failed': return `failed: ${doc.error ?? 'unknown reason'}`;
     default: return 'queued';
   }
+}
+
+/** The embeddings column: the model, and the re-embedding's progress while one runs. */
+export function embeddingState(kb: Pick<KnowledgeBase, 'embedding_kind' | 'chunks' | 'chunks_current'>): string {
+  if (kb.chunks_current >= kb.chunks) return kb.embedding_kind;
+  return `${kb.embedding_kind} (re-embedding ${Math.floor((kb.chunks_current / kb.chunks) * 100)}%)`;
 }
 
 /** Whether a knowledge base still has documents being ingested (the page polls until none). */

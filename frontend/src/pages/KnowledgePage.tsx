@@ -2,12 +2,16 @@
  * document's status, delete, and try a query against it. */
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { documentState, ingesting, knowledgeApi, type KnowledgeDocument } from '../api/knowledge';
+import { documentState, embeddingState, ingesting, knowledgeApi, type KnowledgeDocument } from '../api/knowledge';
 import { ErrorNote } from '../components/ErrorNote';
 
 export function KnowledgePage() {
   const qc = useQueryClient();
-  const bases = useQuery({ queryKey: ['knowledge-bases'], queryFn: knowledgeApi.list });
+  const bases = useQuery({
+    queryKey: ['knowledge-bases'], queryFn: knowledgeApi.list,
+    // Poll while a change of embeddings model is being re-embedded, to show its progress.
+    refetchInterval: (q) => (q.state.data?.items.some((b) => b.chunks_current < b.chunks) ? 2000 : false),
+  });
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
@@ -44,7 +48,7 @@ export function KnowledgePage() {
             <tbody>{bases.data.items.map((kb) => (
               <tr key={kb.id} className={kb.id === selected ? 'selected' : undefined}>
                 <td><button className="small" onClick={() => setSelected(kb.id)}>{kb.name}</button></td>
-                <td className="small">{kb.description}</td><td>{kb.documents}</td><td className="small mono">{kb.embedding_kind}</td>
+                <td className="small">{kb.description}</td><td>{kb.documents}</td><td className="small mono">{embeddingState(kb)}</td>
                 <td><button className="danger small" onClick={() => { if (window.confirm(`Delete ${kb.name} and all its documents?`)) remove.mutate(kb.id); }}>Delete</button></td>
               </tr>
             ))}</tbody>
