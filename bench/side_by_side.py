@@ -174,6 +174,10 @@ def summarize(run: dict[str, Any], turns: int) -> dict[str, Any]:
     return {"answered": len(v2v), "asked": turns, "v2v_p50": pct(v2v, 50),
             "v2v_p95": pct(v2v, 95), "v2v_ms": [round(x) for x in v2v],
             "greeting_ms": [round(x) for x in greet],
+            # Agent audio while the caller was still speaking (a reply to a pause, a greeting
+            # that ran on): such a turn's v2v is not a real answer time.
+            "turns_with_audio_during_speech": sum(
+                1 for r in rows if (r.get("audio_during_speech_s") or 0) > 0),
             "session_create_ms_p50": pct(urls, 50) if urls else None}
 
 
