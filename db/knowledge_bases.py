@@ -161,6 +161,16 @@ async def retarget_knowledge_bases(conn: Conn, *, org_id: UUID, model: str) -> i
     return int(done.split()[-1])
 
 
+async def has_stale_embeddings(conn: Conn, *, org_id: UUID, model: str) -> bool:
+    """Whether any chunk or remembered turn of the organization was embedded with another
+    model than `model` (a re-embedding left unfinished)."""
+    async with org_transaction(conn, org_id) as c:
+        return bool(await c.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM knowledge_chunks WHERE org_id = $1"
+            " AND embedding_model <> $2) OR EXISTS (SELECT 1 FROM memory_episodes"
+            " WHERE org_id = $1 AND embedding_model <> $2)", org_id, model))
+
+
 async def stale_chunks(conn: Conn, *, org_id: UUID, model: str,
                        limit: int) -> list[asyncpg.Record]:
     """Up to `limit` of the organization's chunks embedded with another model than `model`."""

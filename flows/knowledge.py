@@ -294,6 +294,8 @@ def _embedded_text(chunk: Chunk) -> str:
 
 REEMBED_BATCH = 32
 _reembedding: dict[UUID, asyncio.Task[None]] = {}
+_resume_checked: dict[UUID, float] = {}
+RESUME_CHECK_S = 60.0
 
 
 def embedding_model_key(embeddings: Any) -> str:
@@ -309,10 +311,18 @@ async def ensure_current_embeddings(pool: asyncpg.Pool, *, org_id: UUID,
     embedded with, retarget them and re-embed in the background (chunks and remembered turns);
     True when a re-embedding started here."""
     model = embedding_model_key(embeddings)
-    if not await kb_db.retarget_knowledge_bases(pool, org_id=org_id, model=model):
-        return False
     running = _reembedding.get(org_id)
-    if running is not None and not running.done():
+    if not await kb_db.retarget_knowledge_bases(pool, org_id=org_id, model=model):
+        # Same model: only a job that died with its process (or failed) is left to resume,
+        # looked for at most once a minute per organization.
+        now = asyncio.get_running_loop().time()
+        if (running is not None and not running.done()) or now < _resume_checked.get(
+                org_id, -RESUME_CHECK_S) + RESUME_CHECK_S:
+            return False
+        _resume_checked[org_id] = now
+        if not await kb_db.has_stale_embeddings(pool, org_id=org_id, model=model):
+            return False
+    elif running is not None and not running.done():
         running.cancel()  # it walks towards the previous model
     task = asyncio.create_task(_reembed_logged(pool, org_id, embeddings))
     _reembedding[org_id] = task

@@ -47,7 +47,7 @@ async def all_rows_carry(pool: asyncpg.Pool, org_id: Any, model: str) -> None:
 
 
 async def test_a_new_embeddings_model_re_embeds_chunks_and_turns_in_the_background(
-        make_org, scripted_llm, pool: asyncpg.Pool):
+        make_org, scripted_llm, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch):
     from flows import knowledge
     from providers import runtime
     from providers.minilm_embeddings import packaged_model_dir
@@ -83,3 +83,17 @@ async def test_a_new_embeddings_model_re_embeds_chunks_and_turns_in_the_backgrou
     # Another organization's rows were never touched.
     assert await pool.fetchval("SELECT count(*) FROM knowledge_chunks WHERE org_id <> $1"
                                " AND embedding_model <> 'minilm'", org.id) == 0
+
+    # A re-embedding that died with its process (rows left on another model) is resumed by a
+    # later search (looked for at most once a minute; at once here).
+    monkeypatch.setattr(knowledge, "RESUME_CHECK_S", 0.0)
+    await pool.execute("UPDATE knowledge_chunks SET embedding_model = 'gone' WHERE org_id = $1",
+                       org.id)
+    deadline = asyncio.get_running_loop().time() + 120
+    while await pool.fetchval("SELECT count(*) FROM knowledge_chunks WHERE org_id = $1"
+                              " AND embedding_model <> 'minilm'", org.id):
+        r = await org.client.post(f"/v1/knowledge-bases/{kb}/search",
+                                  json={"query": "lighthouse", "top_k": 1})
+        assert r.status_code == 200, r.text
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
