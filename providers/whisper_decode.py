@@ -9,8 +9,9 @@ Unpadded, Whisper never sees the silence after the speech that ended every train
 and short clips loop ("Billing, Billing, Billing…"). Measured on the word-error set
 (`bench/stt_wer.py`, `bench/results/stt_wer.md`), more trailing padding helps: the fast path
 pads to a minimum length (8 s; 20 s for clips under 2 s, which otherwise mishear one-word
-answers) plus a tail, bounds the tokens by the audio's duration, and a repetition check (an
-n-gram loop or zlib compression ratio) sends a clip back to the padded decode.
+answers) plus a tail, with 0.3 s of silence before the speech, bounds the tokens by the
+audio's duration, and a check (a loop: an n-gram or the zlib compression ratio; too few words
+for a long clip) sends a clip back to the padded decode.
 
 Every function takes a batch: CTranslate2 `generate` decodes many utterances in one call (the
 STT deployment batches requests from many calls). Fast-path features in a batch are padded to
@@ -40,12 +41,17 @@ class DecodeGuard:
 
     min_s: float = 8.0  # pad shorter clips' features to this length
     tail_s: float = 1.0  # and always this much silence after the speech
+    lead_s: float = 0.3  # silence before the speech: a clip cut at its first word lost it
     short_s: float = 2.0  # clips shorter than this loop more and mishear more: pad them
     short_min_s: float = 20.0  # further (2/3 of the 30 s window's encoder time)
     padded_below_s: float = 0.0  # clips shorter than this go straight to the padded decode
     tokens_per_s: float = 8.0  # fast speech with digits stays under ~6 tokens/s
     extra_tokens: int = 8
     max_compression_ratio: float = 2.4  # Whisper's own loop threshold
+    # Fewer words than this per second of a long clip: the decode stopped early (it dropped
+    # the end of a phone number once); callers speak 2-3 words per second.
+    min_words_per_s: float = 1.0
+    sparse_after_s: float = 3.0
     enabled: bool = True  # False: always the padded decode (the reference)
     fallback: bool = True  # False: keep the fast text even when a check fires (to measure)
 
@@ -172,7 +178,9 @@ class WhisperDecoder:
         import ctranslate2
 
         guard = self.guard
-        feats = [self.features(a) for a in audios]
+        lead = np.zeros(int(guard.lead_s * SAMPLE_RATE), dtype=np.float32)
+        feats = [self.features(a if padded or not lead.size else np.concatenate([lead, a]))
+                 for a in audios]
         if padded:
             width = WINDOW_FRAMES
         else:
@@ -194,7 +202,7 @@ class WhisperDecoder:
             max_length=min(max_length, self.model.max_length), return_scores=True,
             return_no_speech_prob=True, suppress_blank=True)
         out: list[tuple[str, str]] = []
-        for result, bound in zip(results, bounds, strict=True):
+        for result, bound, audio in zip(results, bounds, audios, strict=True):
             tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
             text = tokenizer.decode(tokens).strip()
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
@@ -206,6 +214,9 @@ class WhisperDecoder:
             if not padded:
                 if len(tokens) > bound:
                     why = f"{len(tokens)} tokens for {bound} allowed"
+                elif (duration := audio.size / SAMPLE_RATE) >= guard.sparse_after_s and \
+                        len(_WORD.findall(text.lower())) < guard.min_words_per_s * duration:
+                    why = f"{len(_WORD.findall(text.lower()))} words in {duration:.1f} s"
                 elif compression_ratio(text) > guard.max_compression_ratio:
                     why = f"compression ratio {compression_ratio(text):.1f}"
                 else:

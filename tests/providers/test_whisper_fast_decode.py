@@ -19,8 +19,8 @@ from providers.whisper_decode import DecodeGuard, WhisperDecoder, repetition
 from tests.providers.conftest import word_error_rate
 
 # At these widths (the clip's own length, nothing after it) short clips loop on this model.
-UNPADDED = DecodeGuard(min_s=0.0, tail_s=0.0, short_min_s=0.0, fallback=False)
-UNPADDED_GUARDED = DecodeGuard(min_s=0.0, tail_s=0.0, short_min_s=0.0)
+UNPADDED = DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0, fallback=False)
+UNPADDED_GUARDED = DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0)
 
 
 async def speak(piper, text: str) -> bytes:
@@ -92,3 +92,15 @@ async def test_the_stt_deployment_batches_concurrent_callers_each_their_own_word
     # Six callers at once: fewer decodes than requests, at least one shared.
     assert after["batches"] - before["batches"] < len(sentences), (before, after)
     assert after["largest_batch"] > 1
+
+
+def test_the_loop_check_tells_a_restart_from_speech():
+    # What tiny.en produced unpadded on the word-error set, and what callers really say.
+    loops = ["Can I change my delivery address? Can I change my delivery", "yes yes yes",
+             "My name is Dang Oh Ah Kifer. My name", "No thanks No thanks",
+             "The order number is 81536. The order number is 815"]
+    speech = ["Hello? Hello? Can you hear me? The line was breaking up a moment ago.",
+              "My phone number is 555-0192 and my zip code is 90210.", "No.", "",
+              "Could you tell me when the store opens tomorrow morning, please?"]
+    assert all(repetition(text) for text in loops)
+    assert not any(repetition(text) for text in speech)
