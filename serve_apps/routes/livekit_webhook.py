@@ -27,6 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
@@ -41,6 +44,8 @@ from aico.settings import LiveKitSettings
 from db import phone_calls as calls_db
 from db import phone_numbers as numbers_db
 from db import session_failures
+from db import sessions as sessions_db
+from db import voice_leases as leases_db
 from flows.livekit_calls import (
     LiveKitNotConfigured,
     SipArrival,
@@ -59,6 +64,7 @@ log = logging.getLogger("aico.routes.livekit_webhook")
 router = APIRouter(prefix="/v1/channels/livekit", tags=["phone"])
 
 AGENT_IDENTITY = "aico-agent"
+_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 # Room calls in flight on this replica (kept so the loop does not drop their tasks).
 _CALLS: set[asyncio.Task[Any]] = set()
 
@@ -154,7 +160,27 @@ def _spawn(work: Awaitable[None]) -> None:
 
 
 async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -> None:
-    """The agent joins the call's room and carries the call to its end."""
+    """The agent joins the call's room and carries the call to its end, holding the session's
+    voice lease like every call (the organization's cap on concurrent calls, the sweeper)."""
+    limits = state.settings.limits
+    holder = f"livekit:{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    outcome = await leases_db.acquire_voice_leases_row(
+        pool, org_id=arrival.org_id, session_id=arrival.session_id, holder=holder,
+        ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
+    if outcome in ("busy", "org_cap"):
+        await _fail(pool, arrival, f"livekit: the call was refused ({outcome}: the organization"
+                    f" has {limits.voice_calls_per_org} live calls)", "too_many_calls")
+        return
+    try:
+        await _carry_room_call(state, pool, arrival, holder)
+    finally:
+        with contextlib.suppress(Exception):
+            await leases_db.release_voice_leases_row(pool, session_id=arrival.session_id,
+                                                     holder=holder)
+
+
+async def _carry_room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival,
+                           holder: str) -> None:
     from serve_apps.routes.voice import voice_host
 
     lk = state.settings.livekit
@@ -172,11 +198,12 @@ async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -
 
     async def observe(event: dict[str, Any]) -> None:
         if event.get("type") == "transfer":
-            transfers.append(asyncio.create_task(transfer_call(
-                pool, settings=state.settings, session_id=arrival.session_id,
-                to=str(event.get("to") or ""), mode=str(event.get("mode") or "cold"),
-                summary=event.get("summary"))))
+            transfers.append(asyncio.create_task(_transfer(
+                state, pool, arrival, transport, to=str(event.get("to") or ""),
+                warm=event.get("mode") == "warm")))
 
+    renewing = asyncio.create_task(_renew_lease(pool, transport, arrival, holder,
+                                                state.settings.limits.voice_lease_ttl_s))
     try:
         host = await voice_host(state)
         reason = await run_call(transport, host, arrival.session_id, observe=observe)
@@ -185,6 +212,8 @@ async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -
         reason = f"{HOST_FAILED}: {type(err).__name__}"
         with contextlib.suppress(Exception):
             await transport.close("error", code=1011)
+    finally:
+        renewing.cancel()
     for task in transfers:
         with contextlib.suppress(Exception):
             await task
@@ -194,6 +223,51 @@ async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -
     with contextlib.suppress(Exception):
         await calls_db.update_phone_calls_row(pool, org_id=arrival.org_id,
                                               call_id=arrival.call_id, status="completed")
+
+
+async def _transfer(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival,
+                    transport: CallTransport, *, to: str, warm: bool) -> None:
+    """The flow's transfer: through the guard to the carrier. A warm one dials the person into
+    the room; once they answer, the agent tells them who is calling and why, and leaves."""
+    summary = await _summary(pool, arrival) if warm else None
+    moved = await transfer_call(pool, settings=state.settings, session_id=arrival.session_id,
+                                to=to, mode="warm" if warm else "cold", summary=summary)
+    if not (moved and warm and summary):
+        return
+    try:
+        await _speak(transport, summary)
+    finally:
+        await transport.close("transferred")  # the agent leaves; caller and person stay
+
+
+async def _summary(pool: asyncpg.Pool, arrival: SipArrival) -> str:
+    """What the agent tells the person a warm transfer dialled in: who calls, and their last
+    words to the agent."""
+    row = await sessions_db.get_session(pool, org_id=arrival.org_id, session_id=arrival.session_id)
+    caller = str(((row["variables"] if row else None) or {}).get("caller") or "a caller")
+    turns = await sessions_db.list_transcript_turns(pool, org_id=arrival.org_id,
+                                                    session_id=arrival.session_id)
+    said = [t["text"] for t in turns if t["role"] == "user" and t["text"]]
+    text = f"Hello, I am transferring a call from {caller} to you."
+    if said:
+        text += f" They said: {said[-1][:300]}"
+    return text
+
+
+async def _renew_lease(pool: asyncpg.Pool, transport: CallTransport, arrival: SipArrival,
+                       holder: str, ttl_s: float) -> None:
+    """Renew the call's lease while it lives; a lost lease (swept) ends the call."""
+    while True:
+        await asyncio.sleep(ttl_s / 3)
+        try:
+            kept = await leases_db.renew_voice_leases_row(pool, session_id=arrival.session_id,
+                                                          holder=holder, ttl_s=ttl_s)
+        except Exception:  # a blip: the next renewal retries before the lease expires
+            log.warning("could not renew the lease of %s", arrival.session_id, exc_info=True)
+            continue
+        if not kept:
+            await transport.close("lease_lost", code=1011)
+            return
 
 
 async def _fail(pool: asyncpg.Pool, arrival: SipArrival, reason: str, error: str) -> None:

@@ -147,14 +147,16 @@ class RoomMedia:
         self.events.append(event)
 
     async def close(self, reason: str, *, code: int = 1000) -> None:
-        self.closed = reason
+        if self.closed is None:  # the first close is why the agent left
+            self.closed = reason
+        self._inbox.put_nowait(None)  # leaving the room ends this side of the call
 
     def hang_up(self) -> None:
         self._inbox.put_nowait(None)
 
 
 TRANSFER_TO = "+12125550199"
-TRANSFER_FLOW = {
+TRANSFER_FLOW: dict[str, Any] = {
     "name": "lk-transfer",
     "nodes": [{"id": "start", "type": "start"},
               {"id": "say", "type": "say", "text": "Connecting you now."},
@@ -190,12 +192,12 @@ async def test_a_transfer_node_refers_the_caller_to_the_number(
         "call-transfer-1", f"sip_{CALLEE}", f"tel:{TRANSFER_TO}")
     assert refer[0].claims.sip is not None and refer[0].claims.sip.call
     (_token, media) = rooms[0]
-    assert any(e.get("type") == "transfer" for e in media.events)
-    assert media.audio_bytes > 0  # "Connecting you now." was spoken first
-    call_id = r.json()["call_id"]
-    kinds = await _wait_events(pool, call_id)
-    assert kinds == ["transferred"]
-    media.hang_up()
+    try:
+        assert any(e.get("type") == "transfer" for e in media.events)
+        kinds = await _wait_events(pool, r.json()["call_id"])
+        assert kinds == ["transferred"]
+    finally:
+        media.hang_up()
 
 
 async def _wait_events(pool: asyncpg.Pool, call_id: str) -> list[str]:
@@ -207,3 +209,48 @@ async def _wait_events(pool: asyncpg.Pool, call_id: str) -> list[str]:
             return [r["kind"] for r in rows]
         assert asyncio.get_running_loop().time() < deadline, "no call event was recorded"
         await asyncio.sleep(0.05)
+
+
+WARM_FLOW: dict[str, Any] = {**TRANSFER_FLOW, "name": "lk-warm",
+             "nodes": [{**n, "mode": "warm"} if n["type"] == "transfer" else n
+                       for n in TRANSFER_FLOW["nodes"]]}
+
+
+async def test_a_warm_transfer_dials_the_person_in_then_the_agent_briefs_them_and_leaves(
+        lk_org: Any, livekit: LiveKitStandIn, pool: asyncpg.Pool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rooms: list[RoomMedia] = []
+
+    async def join(url: str, token: str) -> RoomMedia:
+        rooms.append(RoomMedia())
+        return rooms[-1]
+
+    monkeypatch.setattr(livekit_webhook, "join_room", join)
+    org = await lk_org(flow=WARM_FLOW, number_settings=TRUNK)
+    settings = await _provisioned(org)
+    await allow_dialing(org.api, country_codes=["1"])
+
+    r = await org.deliver(org.caller_joins(room="call-warm-1", caller=CALLEE))
+
+    assert r.status_code == 200, r.text
+    dial = await asyncio.to_thread(livekit.wait_for,
+                                   lambda: livekit.calls("CreateSIPParticipant"), timeout_s=120)
+    body = dial[0].body
+    assert (body["roomName"], body["sipCallTo"], body["sipTrunkId"]) == (
+        "call-warm-1", TRANSFER_TO, settings["outbound_trunk_id"])
+    assert body["participantIdentity"] == f"transfer_{TRANSFER_TO}"
+    assert body["waitUntilAnswered"] is True
+    assert CALLEE in body["participantAttributes"]["aico.summary"]
+    assert livekit.calls("TransferSIPParticipant") == []  # the caller stays in the room
+    media = rooms[0]
+    deadline = asyncio.get_running_loop().time() + 60
+    try:
+        while media.closed is None:
+            assert asyncio.get_running_loop().time() < deadline, "the agent never left the room"
+            await asyncio.sleep(0.05)
+    finally:
+        media.hang_up()
+    assert media.closed == "transferred"
+    assert media.audio_bytes > 0  # the summary, at least, was spoken before leaving
+    kinds = await _wait_events(pool, r.json()["call_id"])
+    assert kinds == ["transferred"]
