@@ -210,3 +210,28 @@ async def test_only_a_fresh_webhook_signed_with_the_numbers_key_starts_a_call(
     assert again.status_code == 200 and "<Stream" not in again.text
     assert len(await _calls(org)) == 1
     assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 1
+
+
+async def test_a_call_whose_flow_cannot_start_hears_an_apology_and_is_recorded_failed(
+        telnyx_org: Any, pool: asyncpg.Pool) -> None:
+    org = await telnyx_org()
+    put = await org.api.put("/v1/org/providers", json={"profiles": [{
+        "name": "acme", "capability": "llm", "internal": True,
+        "config": {"kind": "openai", "api_key_secret": "ACME_OPENAI_KEY"}}]})
+    assert put.status_code == 200, put.text
+    flow_id = await publish_flow(org.api, {**phone_flow(), "name": "tx-cloud",
+                                           "providers": {"llm": {"profile": "acme"}}})
+    patched = await org.api.patch(f"/v1/phone-numbers/{org.number_id}", json={"flow_id": flow_id})
+    assert patched.status_code == 200, patched.text
+
+    r = await org.line().ring()
+
+    assert r.status_code == 200, r.text
+    root = ET.fromstring(r.text)
+    assert root.find("./Say") is not None and root.find("./Hangup") is not None
+    assert root.find("./Start/Stream") is None
+    (call,) = await _calls(org)
+    assert call["status"] == "failed" and call["session_id"] is None
+    assert call["failure"]["error"] == "missing_secrets"
+    assert "ACME_OPENAI_KEY" in call["failure"]["message"]
+    assert await pool.fetchval("SELECT count(*) FROM sessions WHERE org_id = $1", org.id) == 0
