@@ -220,9 +220,23 @@ async def _carry_room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArri
     if reason.startswith(HOST_FAILED):
         await _fail(pool, arrival, reason, "call_failed")
         return
+    if reason != "hangup":
+        # The flow ended the call (not the caller): hang the caller up by closing the room.
+        await _delete_room(state.settings.livekit, arrival.room)
     with contextlib.suppress(Exception):
         await calls_db.update_phone_calls_row(pool, org_id=arrival.org_id,
                                               call_id=arrival.call_id, status="completed")
+
+
+async def _delete_room(lk: LiveKitSettings, room: str) -> None:
+    """Close a room: LiveKit hangs up the SIP participants still in it."""
+    from livekit import api
+
+    try:
+        async with livekit_api(lk) as client:
+            await client.room.delete_room(api.DeleteRoomRequest(room=room))
+    except Exception:  # LiveKit ends an empty room itself, later
+        log.warning("LiveKit room %s could not be closed", room, exc_info=True)
 
 
 async def _transfer(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival,
@@ -284,7 +298,6 @@ async def _fail(pool: asyncpg.Pool, arrival: SipArrival, reason: str, error: str
 async def _apologise_and_close(state: ApiState, refused: SipRefused) -> None:
     """Tell the caller the number cannot take the call (local TTS, best effort), then close
     the room: LiveKit hangs the SIP caller up when its room is deleted."""
-    from livekit import api
 
     lk = state.settings.livekit
     assert lk.url and lk.api_key and lk.api_secret
@@ -302,11 +315,7 @@ async def _apologise_and_close(state: ApiState, refused: SipRefused) -> None:
         finally:
             with contextlib.suppress(Exception):
                 await transport.close("refused")
-    try:
-        async with livekit_api(lk) as client:
-            await client.room.delete_room(api.DeleteRoomRequest(room=refused.room))
-    except Exception:  # LiveKit ends an empty room itself, later
-        log.warning("LiveKit room %s could not be closed", refused.room, exc_info=True)
+    await _delete_room(lk, refused.room)
 
 
 async def _speak(transport: CallTransport, text: str) -> None:

@@ -254,3 +254,40 @@ async def test_a_warm_transfer_dials_the_person_in_then_the_agent_briefs_them_an
     assert media.audio_bytes > 0  # the summary, at least, was spoken before leaving
     kinds = await _wait_events(pool, r.json()["call_id"])
     assert kinds == ["transferred"]
+
+
+GOODBYE_FLOW = {
+    "name": "lk-goodbye",
+    "nodes": [{"id": "start", "type": "start"},
+              {"id": "bye", "type": "say", "text": "Goodbye."},
+              {"id": "end", "type": "end"}],
+    "edges": [{"from": "start", "to": "bye"}, {"from": "bye", "to": "end"}],
+}
+
+
+async def test_when_the_flow_ends_the_call_the_room_is_closed_which_hangs_the_caller_up(
+        lk_org: Any, livekit: LiveKitStandIn, pool: asyncpg.Pool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rooms: list[RoomMedia] = []
+
+    async def join(url: str, token: str) -> RoomMedia:
+        rooms.append(RoomMedia())
+        return rooms[-1]
+
+    monkeypatch.setattr(livekit_webhook, "join_room", join)
+    org = await lk_org(flow=GOODBYE_FLOW)
+
+    r = await org.deliver(org.caller_joins(room="call-goodbye-1", caller=CALLEE))
+
+    assert r.status_code == 200, r.text
+    try:
+        deleted = await asyncio.to_thread(livekit.wait_for,
+                                          lambda: livekit.calls("DeleteRoom"), timeout_s=120)
+    finally:
+        for media in rooms:
+            media.hang_up()
+    assert [d.body for d in deleted] == [{"room": "call-goodbye-1"}]
+    assert rooms[0].audio_bytes > 0  # "Goodbye." was spoken before the room closed
+    status = await pool.fetchval("SELECT status FROM sessions WHERE id = $1::uuid",
+                                 r.json()["session_id"])
+    assert status == "ended"
