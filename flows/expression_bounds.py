@@ -282,6 +282,9 @@ class _Overrun(BaseException):
     `except Exception` in our own helpers cannot swallow it)."""
 
 
+_REFIRE_S = 0.05
+
+
 class _Watchdog:
     """One thread that raises `_Overrun` in threads whose evaluation passed its deadline.
     CPython checks for it between bytecodes, so it interrupts Jinja/simpleeval loops; single
@@ -320,7 +323,10 @@ class _Watchdog:
                 now = time.monotonic()
                 for token, (deadline, thread_id) in list(self._jobs.items()):
                     if deadline <= now:
-                        del self._jobs[token]
+                        # Keep firing until run() ends: an exception raised inside a finalizer
+                        # (`__del__`) that runs during the evaluation is swallowed by Python,
+                        # and the evaluation would go on unbounded.
+                        self._jobs[token] = (now + _REFIRE_S, thread_id)
                         ctypes.pythonapi.PyThreadState_SetAsyncExc(
                             ctypes.c_ulong(thread_id), ctypes.py_object(_Overrun))
                 wake = min((d for d, _ in self._jobs.values()), default=None)
