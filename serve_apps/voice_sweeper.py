@@ -5,8 +5,13 @@ A call's lease (`voice_leases`) is renewed by the replica that holds the caller'
 third of `voice_lease_ttl_s`. A lease past its expiry means that replica (or its event loop) is
 gone: the session, if still live, is marked `failed` with the reason, and the lease dropped. So a
 session is closed at most `voice_lease_ttl_s + voice_sweep_every_s` after its replica died.
-(A live replica whose actor died records the failure itself, see routes/voice.py.) The sweep
-also prunes used voice tokens past their expiry and stored live events.
+(A live replica whose actor died records the failure itself, see routes/voice.py.)
+
+On Ray a call's actor outlives the replica that held its socket (actors/call_placement.py): while
+that actor still carries the call, the sweep leaves the session alone, so the caller can reconnect
+through any replica and take over the lapsed lease; if nobody does, the actor's supervisor hangs
+the call up after `voice.orphan_after_s` (reason `transport_lost`) and the next sweep drops the
+lease. The sweep also prunes used voice tokens past their expiry and stored live events.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import asyncpg
@@ -29,12 +35,19 @@ HOST_LOST = "voice_host_lost"
 LIVE_EVENTS_KEEP_S = 3600.0
 
 
-async def sweep_voice_sessions(pool: asyncpg.Pool) -> list[UUID]:
-    """One sweep; returns the sessions it failed."""
+CallAlive = Callable[[UUID], Awaitable[bool]]
+
+
+async def sweep_voice_sessions(pool: asyncpg.Pool, *,
+                               call_alive: CallAlive | None = None) -> list[UUID]:
+    """One sweep; returns the sessions it failed. `call_alive(session_id)` says whether an
+    actor still carries that session's call (its transport may reconnect)."""
     failed: list[UUID] = []
     for lease in await leases_db.list_voice_leases_expired(pool):
         sid = lease["session_id"]
         if lease["status"] in ("active", "waiting"):
+            if call_alive is not None and await _still_carried(call_alive, sid):
+                continue  # kept: a reconnect takes the lapsed lease over
             reason = f"{HOST_LOST}: its lease (holder {lease['holder']}) expired at" \
                      f" {lease['expires_at'].isoformat()}"
             if await session_failures.fail_sessions_row(pool, session_id=sid, reason=reason):
@@ -48,12 +61,23 @@ async def sweep_voice_sessions(pool: asyncpg.Pool) -> list[UUID]:
     return failed
 
 
+async def _still_carried(call_alive: CallAlive, session_id: UUID) -> bool:
+    try:
+        return await call_alive(session_id)
+    except Exception:  # cannot tell: close it as before, so a session is never left open
+        log.warning("session %s: could not ask whether its call is alive", session_id,
+                    exc_info=True)
+        return False
+
+
 class VoiceSweeper:
     """The periodic sweep of one replica (every replica sweeps; a sweep is idempotent)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, every_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, every_s: float,
+                 call_alive: CallAlive | None = None) -> None:
         self.pool = pool
         self.every_s = every_s
+        self.call_alive = call_alive
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -63,7 +87,7 @@ class VoiceSweeper:
     async def _run(self) -> None:
         while not self.pool.is_closing():  # the replica is shutting down
             try:
-                await sweep_voice_sessions(self.pool)
+                await sweep_voice_sessions(self.pool, call_alive=self.call_alive)
             except Exception:  # the next sweep retries; a database blip must not end the loop
                 log.exception("voice session sweep failed")
             await asyncio.sleep(self.every_s)

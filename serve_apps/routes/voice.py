@@ -162,9 +162,28 @@ def live_hub(state: ApiState, pool: asyncpg.Pool) -> LiveHub:
 def start_voice_sweeper(state: ApiState, pool: asyncpg.Pool) -> None:
     sweeper = state.voice_sweeper
     if sweeper is None:
-        sweeper = VoiceSweeper(pool, every_s=state.settings.limits.voice_sweep_every_s)
+        sweeper = VoiceSweeper(pool, every_s=state.settings.limits.voice_sweep_every_s,
+                               call_alive=_call_alive_on_ray(state))
         state.voice_sweeper = sweeper
     sweeper.start()
+
+
+def _call_alive_on_ray(state: ApiState) -> Any:
+    """On Ray, whether a call actor still carries a session (it outlives this replica's socket:
+    the sweeper leaves such a session for a reconnect); None without Ray."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    if not ray.is_initialized():
+        return None
+
+    async def call_alive(session_id: UUID) -> bool:
+        host = await voice_host(state)
+        find = getattr(getattr(host, "actor_pool", None), "find", None)
+        return find is not None and await find(str(session_id)) is not None
+
+    return call_alive
 
 
 def _in_serve_replica() -> bool:
