@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startFakeTwilio } from './fake-twilio';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontend = resolve(here, '..');
@@ -53,6 +54,11 @@ export default async function globalSetup(): Promise<void> {
   const log = join(here, '.tmp', 'aico-up.log');
   const out = openSync(log, 'w');
   const started = Date.now();
+  // Outbound phone calls go to a loopback fake of Twilio's REST API (the real twilio client talks to it); it lives
+  // as long as this runner process.
+  const twilio = await startFakeTwilio();
+  twilio.server.unref();
+  process.env.AICO_E2E_TWILIO_URL = twilio.url;
   const child = spawn(aico, ['up'], {
     cwd: repo,
     env: {
@@ -60,6 +66,7 @@ export default async function globalSetup(): Promise<void> {
       RAY_agent_register_timeout_ms: '180000',
       ...process.env,
       AICO_HOME: home, AICO_PORT: '0', AICO_HOST: '127.0.0.1', // port 0: Serve binds a free one, the banner names it
+      AICO_TELEPHONY_TWILIO_API_URL: twilio.url,
     },
     stdio: ['ignore', out, out],
     detached: true, // its own process group: Ctrl-C at the terminal does not reach it twice

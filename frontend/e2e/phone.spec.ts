@@ -2,12 +2,13 @@
  * An admin adds a phone number in the dashboard (its carrier, the flow it answers with, the carrier's
  * settings naming a stored secret), sees it listed; then, from the flow's test console, has the flow
  * call out: a premium-rate destination is refused by the toll-fraud guard and says so, an allowed one
- * is placed through the number's carrier. Both calls are listed under the number's recent calls. (No
- * carrier is reachable from the test machine, so the allowed call is recorded as failed by Twilio's
- * unreachable API unless a carrier answers.)
+ * is placed through the number's carrier: the real `twilio` client asks a loopback fake of Twilio's REST
+ * API (started by global-setup) to dial it, signed with the number's account and stored auth token. Both
+ * calls are listed under the number's recent calls.
  */
 import { expect, test } from '@playwright/test';
 import { apiCall, shot, signIn } from './helpers';
+import { E2E_TWILIO_ACCOUNT, E2E_TWILIO_TOKEN, type PlacedCall } from './fake-twilio';
 
 const FLOW = {
   name: 'E2E phone greeter',
@@ -22,7 +23,7 @@ type CallRow = { direction: string; to_number: string; from_number: string; stat
 test('phone: add a number, then call out from the test console through the toll-fraud guard', async ({ page, request }) => {
   const flow = await apiCall<{ id: string }>(request, 'POST', '/v1/flows', { name: FLOW.name, document: FLOW });
   await apiCall(request, 'POST', `/v1/flows/${flow.id}/publish`);
-  await apiCall(request, 'PUT', '/v1/secrets/TWILIO_AUTH_TOKEN', { value: 'e2e-twilio-auth-token' });
+  await apiCall(request, 'PUT', '/v1/secrets/TWILIO_AUTH_TOKEN', { value: E2E_TWILIO_TOKEN });
   await apiCall(request, 'PUT', '/v1/org/dialing-policy', { allowed_country_codes: ['1'], allowed_prefixes: [], allow_premium: false });
   const number = `+1555${String(Date.now()).slice(-7)}`;
 
@@ -31,7 +32,7 @@ test('phone: add a number, then call out from the test console through the toll-
   await page.getByLabel('Number', { exact: true }).fill(number);
   await page.getByLabel('Provider').selectOption('twilio');
   await page.getByLabel('Flow').selectOption({ label: FLOW.name });
-  await page.getByLabel('Carrier settings').fill('account_sid=AC0123456789abcdef0123456789abcdef\nauth_token_secret=TWILIO_AUTH_TOKEN');
+  await page.getByLabel('Carrier settings').fill(`account_sid=${E2E_TWILIO_ACCOUNT}\nauth_token_secret=TWILIO_AUTH_TOKEN`);
   await page.getByRole('button', { name: 'Add number' }).click();
 
   const row = page.getByTestId('phone-numbers').getByRole('row', { name: new RegExp(`\\${number}`) });
@@ -61,5 +62,15 @@ test('phone: add a number, then call out from the test console through the toll-
   const recorded = (await apiCall<{ items: CallRow[] }>(request, 'GET', '/v1/calls')).items.filter((c) => c.from_number === number);
   expect(recorded.map((c) => c.to_number).sort()).toEqual(['+12125550123', '+19005551234']);
   expect(recorded.find((c) => c.to_number === '+19005551234')?.failure?.error).toBe('destination_refused');
+  const twilio = process.env.AICO_E2E_TWILIO_URL;
+  if (twilio) { // global-setup started the fake carrier (not when the run reuses a backend already up)
+    const placed = (await (await request.get(`${twilio}/_placed`)).json()) as PlacedCall[];
+    const ours = placed.filter((p) => p.form.From === number);
+    expect(ours.map((p) => [p.form.To, p.authorized, p.account])).toEqual([['+12125550123', true, E2E_TWILIO_ACCOUNT]]);
+    expect(ours[0].form.Url).toMatch(/\/v1\/channels\/twilio\/voice$/);
+    const allowed = recorded.find((c) => c.to_number === '+12125550123');
+    expect(allowed?.failure ?? null).toBeNull();
+    await expect(calls.getByRole('row', { name: /\+12125550123/ })).not.toContainText('failed');
+  }
   await shot(page, 'phone-numbers');
 });
