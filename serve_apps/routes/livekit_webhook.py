@@ -27,9 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
@@ -57,6 +54,7 @@ from flows.livekit_calls import (
 from flows.livekit_sip import PROVISIONED_KEYS, deprovision_number, provision_number
 from flows.phone_calls import APOLOGY, transfer_call
 from flows.telephony import PhoneNumber, number_secrets
+from serve_apps.call_lease import keep_lease, new_holder
 from serve_apps.deps import AdminDep, PoolDep, StateDep
 from serve_apps.state import ApiState
 
@@ -64,7 +62,6 @@ log = logging.getLogger("aico.routes.livekit_webhook")
 router = APIRouter(prefix="/v1/channels/livekit", tags=["phone"])
 
 AGENT_IDENTITY = "aico-agent"
-_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 # Room calls in flight on this replica (kept so the loop does not drop their tasks).
 _CALLS: set[asyncio.Task[Any]] = set()
 
@@ -163,7 +160,7 @@ async def _room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArrival) -
     """The agent joins the call's room and carries the call to its end, holding the session's
     voice lease like every call (the organization's cap on concurrent calls, the sweeper)."""
     limits = state.settings.limits
-    holder = f"livekit:{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    holder = f"livekit:{new_holder()}"
     outcome = await leases_db.acquire_voice_leases_row(
         pool, org_id=arrival.org_id, session_id=arrival.session_id, holder=holder,
         ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
@@ -202,8 +199,12 @@ async def _carry_room_call(state: ApiState, pool: asyncpg.Pool, arrival: SipArri
                 state, pool, arrival, transport, to=str(event.get("to") or ""),
                 warm=event.get("mode") == "warm")))
 
-    renewing = asyncio.create_task(_renew_lease(pool, transport, arrival, holder,
-                                                state.settings.limits.voice_lease_ttl_s))
+    async def lease_lost() -> None:
+        await transport.close("lease_lost", code=1011)
+
+    renewing = asyncio.create_task(keep_lease(pool, arrival.session_id, holder,
+                                              state.settings.limits.voice_lease_ttl_s,
+                                              on_lost=lease_lost))
     try:
         host = await voice_host(state)
         reason = await run_call(transport, host, arrival.session_id, observe=observe)
@@ -266,22 +267,6 @@ async def _summary(pool: asyncpg.Pool, arrival: SipArrival) -> str:
     if said:
         text += f" They said: {said[-1][:300]}"
     return text
-
-
-async def _renew_lease(pool: asyncpg.Pool, transport: CallTransport, arrival: SipArrival,
-                       holder: str, ttl_s: float) -> None:
-    """Renew the call's lease while it lives; a lost lease (swept) ends the call."""
-    while True:
-        await asyncio.sleep(ttl_s / 3)
-        try:
-            kept = await leases_db.renew_voice_leases_row(pool, session_id=arrival.session_id,
-                                                          holder=holder, ttl_s=ttl_s)
-        except Exception:  # a blip: the next renewal retries before the lease expires
-            log.warning("could not renew the lease of %s", arrival.session_id, exc_info=True)
-            continue
-        if not kept:
-            await transport.close("lease_lost", code=1011)
-            return
 
 
 async def _fail(pool: asyncpg.Pool, arrival: SipArrival, reason: str, error: str) -> None:

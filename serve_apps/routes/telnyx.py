@@ -21,7 +21,6 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -43,15 +42,15 @@ from flows.telnyx_calls import (
     stream_texml,
 )
 from flows.telnyx_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_telnyx_signature
-from serve_apps.deps import PoolDep, StateDep
-from serve_apps.routes.twilio import (
-    _CLOSE_CODES,
-    _REPLICA,
-    _end_stream,
-    _observer,
-    _record_failure,
-    _renew_lease,
+from serve_apps.call_lease import (
+    keep_lease,
+    live_observer,
+    new_holder,
+    record_failure,
+    release_lease,
 )
+from serve_apps.deps import PoolDep, StateDep
+from serve_apps.routes.twilio import STREAM_CLOSE_CODES
 from serve_apps.routes.voice import start_voice_sweeper, voice_host
 from serve_apps.state import app_state
 
@@ -122,11 +121,11 @@ async def media_stream(ws: WebSocket) -> None:
             parameters={"session": query.get("session", ""), "token": query.get("token", "")})
     except AicoError as err:
         log.warning("Telnyx media stream refused: %s", err.message)
-        await transport.close(err.code, code=_CLOSE_CODES.get(err.status, 1008))
+        await transport.close(err.code, code=STREAM_CLOSE_CODES.get(err.status, 1008))
         return
     session_id, org_id = call["session_id"], call["org_id"]
     limits = settings.limits
-    holder = f"{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    holder = new_holder()
     outcome = await leases_db.acquire_voice_leases_row(
         pool, org_id=org_id, session_id=session_id, holder=holder,
         ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
@@ -140,21 +139,24 @@ async def media_stream(ws: WebSocket) -> None:
 
     transport.on_transfer = on_transfer
     started = False
-    heartbeat = asyncio.create_task(_renew_lease(pool, transport, session_id, holder,
-                                                 limits.voice_lease_ttl_s))
+    async def lease_lost() -> None:
+        await transport.close("lease_lost", code=1011)
+
+    heartbeat = asyncio.create_task(keep_lease(pool, session_id, holder,
+                                               limits.voice_lease_ttl_s, on_lost=lease_lost))
     try:
         host = await voice_host(state)
         started = True
         reason = await run_call(transport, host, session_id, connected_at=connected_at,
-                                observe=_observer(pool, org_id, session_id))
+                                observe=live_observer(pool, org_id, session_id))
         if reason.startswith(HOST_FAILED):
-            await _record_failure(pool, session_id, reason)
+            await record_failure(pool, session_id, reason)
     except Exception as err:
         log.exception("Telnyx call %s failed", session_id)
         await transport.close("error", code=1011)
-        await _record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
+        await record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
     finally:
         heartbeat.cancel()
         with contextlib.suppress(BaseException):
             await heartbeat
-        await _end_stream(pool, session_id, holder, started=started)
+        await release_lease(pool, session_id, holder, started=started)

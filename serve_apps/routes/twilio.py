@@ -21,14 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import socket
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
-from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -37,8 +33,6 @@ from actors.transports import HOST_FAILED, run_call
 from actors.transports.twilio_media import StreamRefused, TwilioMediaTransport
 from aico.errors import AicoError, BadRequest, Forbidden
 from db import phone_numbers as numbers_db
-from db import session_failures
-from db import sessions as sessions_db
 from db import voice_leases as leases_db
 from flows.phone_calls import (
     APOLOGY,
@@ -61,8 +55,14 @@ from flows.twilio_calls import (
     webhook_url,
 )
 from providers.secrets import load_secrets
+from serve_apps.call_lease import (
+    keep_lease,
+    live_observer,
+    new_holder,
+    record_failure,
+    release_lease,
+)
 from serve_apps.deps import PoolDep, StateDep
-from serve_apps.live import publish_live_event
 from serve_apps.routes.voice import start_voice_sweeper, voice_host
 from serve_apps.state import ApiState, app_state
 
@@ -70,9 +70,6 @@ log = logging.getLogger("aico.routes.twilio")
 router = APIRouter(prefix="/v1/channels/twilio", tags=["twilio"])
 
 _SID = re.compile(r"^[A-Za-z]{2}[0-9a-fA-F]{32}$")
-_LIVE_TYPES = {"transcript", "metrics", "interrupted", "timer", "dtmf", "end", "transfer",
-               "agent_speech_started", "agent_speech_ended", "user_speech_started", "resumed"}
-_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 MAX_FORM_FIELDS = 200
 
 
@@ -158,7 +155,8 @@ async def status_callback(request: Request, pool: PoolDep, state: StateDep) -> R
 
 # --- the media stream ----------------------------------------------------------------------------
 
-_CLOSE_CODES = {401: 4401, 404: 4404, 409: 4409}
+# How a refused stream is closed (Twilio logs the code): by the refusal's HTTP status.
+STREAM_CLOSE_CODES = {401: 4401, 404: 4404, 409: 4409}
 
 
 @router.websocket("/media")
@@ -181,11 +179,11 @@ async def media_stream(ws: WebSocket) -> None:
                                    call_ref=start.call_sid, parameters=start.parameters)
     except AicoError as err:
         log.warning("media stream for %s refused: %s", start.call_sid, err.message)
-        await transport.close(err.code, code=_CLOSE_CODES.get(err.status, 1008))
+        await transport.close(err.code, code=STREAM_CLOSE_CODES.get(err.status, 1008))
         return
     session_id, org_id = call["session_id"], call["org_id"]
     limits = settings.limits
-    holder = f"{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    holder = new_holder()
     outcome = await leases_db.acquire_voice_leases_row(
         pool, org_id=org_id, session_id=session_id, holder=holder,
         ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
@@ -200,68 +198,24 @@ async def media_stream(ws: WebSocket) -> None:
 
     transport.on_transfer = on_transfer
     started = False
-    heartbeat = asyncio.create_task(_renew_lease(pool, transport, session_id, holder,
-                                                 limits.voice_lease_ttl_s))
+    async def lease_lost() -> None:
+        await transport.close("lease_lost", code=1011)
+
+    heartbeat = asyncio.create_task(keep_lease(pool, session_id, holder,
+                                               limits.voice_lease_ttl_s, on_lost=lease_lost))
     try:
         host = await voice_host(state)
         started = True
         reason = await run_call(transport, host, session_id, connected_at=connected_at,
-                                observe=_observer(pool, org_id, session_id))
+                                observe=live_observer(pool, org_id, session_id))
         if reason.startswith(HOST_FAILED):
-            await _record_failure(pool, session_id, reason)
+            await record_failure(pool, session_id, reason)
     except Exception as err:
         log.exception("phone call %s failed", session_id)
         await transport.close("error", code=1011)
-        await _record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
+        await record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
     finally:
         heartbeat.cancel()
         with contextlib.suppress(BaseException):
             await heartbeat
-        await _end_stream(pool, session_id, holder, started=started)
-
-
-def _observer(pool: asyncpg.Pool, org_id: UUID, session_id: UUID) -> Any:
-    async def observe(event: dict[str, Any]) -> None:
-        if event.get("type") in _LIVE_TYPES:
-            await publish_live_event(pool, org_id=org_id, session_id=session_id, event=event)
-
-    return observe
-
-
-async def _renew_lease(pool: asyncpg.Pool, transport: TwilioMediaTransport, session_id: UUID,
-                       holder: str, ttl_s: float) -> None:
-    """Renew the lease while the stream lives; a lost lease (swept) ends the stream."""
-    while True:
-        await asyncio.sleep(ttl_s / 3)
-        try:
-            kept = await leases_db.renew_voice_leases_row(pool, session_id=session_id,
-                                                          holder=holder, ttl_s=ttl_s)
-        except Exception:  # a blip: the next renewal retries before the lease expires
-            log.warning("could not renew the lease of %s", session_id, exc_info=True)
-            continue
-        if not kept:
-            log.warning("session %s: lease lost; closing its media stream", session_id)
-            await transport.close("lease_lost", code=1011)
-            return
-
-
-async def _record_failure(pool: asyncpg.Pool, session_id: UUID, reason: str) -> None:
-    try:
-        await session_failures.fail_sessions_row(pool, session_id=session_id, reason=reason)
-    except Exception:  # the sweeper closes it when the lease expires
-        log.exception("session %s: could not record its failure (%s)", session_id, reason)
-
-
-async def _end_stream(pool: asyncpg.Pool, session_id: UUID, holder: str, *,
-                      started: bool) -> None:
-    """Release the lease once the session is closed (failed here if its end was not recorded;
-    if even that fails the lease is kept and the sweeper closes the session)."""
-    try:
-        row = await sessions_db.get_session_brief(pool, session_id=session_id)
-        if started and row is not None and row["status"] in ("active", "waiting"):
-            await session_failures.fail_sessions_row(
-                pool, session_id=session_id, reason="session.ended was not recorded")
-        await leases_db.release_voice_leases_row(pool, session_id=session_id, holder=holder)
-    except Exception:
-        log.exception("session %s: could not close the stream's lease; the sweeper will",
-                      session_id)
+        await release_lease(pool, session_id, holder, started=started)

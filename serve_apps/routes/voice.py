@@ -23,10 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -40,12 +37,18 @@ from actors.transports import HOST_FAILED, run_call
 from actors.transports.websocket import CloseCode, ProtocolError, WebSocketTransport
 from aico.errors import AicoError, Conflict, NotFound
 from aico.signing import mint_voice_token, verify_voice_token
-from db import session_failures
 from db import sessions as sessions_db
 from db import voice_leases as leases_db
 from db import widgets as widgets_db
 from db.pool import app_database_url
 from serve_apps.auth import authenticate
+from serve_apps.call_lease import (
+    LIVE_TYPES,
+    keep_lease,
+    new_holder,
+    record_failure,
+    release_lease,
+)
 from serve_apps.deps import EditorDep, PoolDep, StateDep, oidc_verifier
 from serve_apps.live import LiveHub, TooManyObservers, publish_live_event
 from serve_apps.state import ApiState, app_state
@@ -54,10 +57,6 @@ from serve_apps.voice_sweeper import VoiceSweeper
 log = logging.getLogger("aico.routes.voice")
 router = APIRouter(tags=["voice"])
 
-_LIVE_TYPES = {"transcript", "metrics", "interrupted", "timer", "dtmf", "end", "transfer",
-               "agent_speech_started", "agent_speech_ended", "user_speech_started", "resumed"}
-# Names this replica as a lease holder (with a per-call suffix).
-_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class TooManyCalls(AicoError):
@@ -241,7 +240,7 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
                       f" /v1/sessions/{session_id}/voice-token for a fresh one")
         return
     limits = settings.limits
-    holder = f"{_REPLICA}:{uuid.uuid4().hex[:12]}"
+    holder = new_holder()
     outcome = await leases_db.acquire_voice_leases_row(
         pool, org_id=org_id, session_id=session_id, holder=holder,
         ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
@@ -258,7 +257,7 @@ async def voice_call(ws: WebSocket, session_id: UUID, token: str = Query(default
     try:
         await _carry_call(ws, state, pool, session_id, org_id, holder, connected_at, call)
     finally:
-        await _end_call(pool, session_id, holder, started=call.started)
+        await release_lease(pool, session_id, holder, started=call.started)
 
 
 class _CallProgress:
@@ -282,18 +281,23 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
     async def observe(event: dict[str, Any]) -> None:
         if event.get("type") == "end":
             ended.append(str(event.get("reason")))
-        if event.get("type") in _LIVE_TYPES:
+        if event.get("type") in LIVE_TYPES:
             await publish_live_event(pool, org_id=org_id, session_id=session_id, event=event)
 
-    heartbeat = asyncio.create_task(_renew_lease(pool, transport, session_id, holder,
-                                                 state.settings.limits.voice_lease_ttl_s))
+    async def lease_lost() -> None:
+        await transport.refuse(CloseCode.INTERNAL, "lease_lost",
+                               "this call's session was closed by the sweeper")
+
+    heartbeat = asyncio.create_task(keep_lease(pool, session_id, holder,
+                                               state.settings.limits.voice_lease_ttl_s,
+                                               on_lost=lease_lost))
     try:
         host = await voice_host(state)
         call.started = True
         reason = await run_call(transport, host, session_id, connected_at=connected_at,
                                 observe=observe)
         if reason.startswith(HOST_FAILED):  # the caller was told (call_failed, 1011)
-            await _record_failure(pool, session_id, reason)
+            await record_failure(pool, session_id, reason)
         if not ended:
             # The caller hung up (or was cut off): observers learn the call is over too.
             with contextlib.suppress(Exception):
@@ -308,52 +312,11 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
         await transport.send_event({"type": "error", "code": "internal",
                                     "message": type(err).__name__})
         await transport.close("error", code=CloseCode.INTERNAL)
-        await _record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
+        await record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
     finally:
         heartbeat.cancel()
         with contextlib.suppress(BaseException):
             await heartbeat
-
-
-async def _renew_lease(pool: asyncpg.Pool, transport: WebSocketTransport, session_id: UUID,
-                       holder: str, ttl_s: float) -> None:
-    """Renew the lease while the call lives; if it is lost (swept), end this socket."""
-    while True:
-        await asyncio.sleep(ttl_s / 3)
-        try:
-            kept = await leases_db.renew_voice_leases_row(pool, session_id=session_id,
-                                                          holder=holder, ttl_s=ttl_s)
-        except Exception:  # a blip: the next renewal retries before the lease expires
-            log.warning("could not renew the lease of %s", session_id, exc_info=True)
-            continue
-        if not kept:
-            log.warning("session %s: lease lost; closing its socket", session_id)
-            await transport.refuse(CloseCode.INTERNAL, "lease_lost",
-                                   "this call's session was closed by the sweeper")
-            return
-
-
-async def _record_failure(pool: asyncpg.Pool, session_id: UUID, reason: str) -> None:
-    try:
-        await session_failures.fail_sessions_row(pool, session_id=session_id, reason=reason)
-    except Exception:  # the call's end retries; failing that the sweeper closes it
-        log.exception("session %s: could not record its failure (%s)", session_id, reason)
-
-
-async def _end_call(pool: asyncpg.Pool, session_id: UUID, holder: str, *,
-                    started: bool) -> None:
-    """Release the lease once the session is closed. If the call ran but `session.ended` could
-    not be recorded the session is failed here; if even that fails, the lease is kept so that
-    it expires and the sweeper closes the session: its end is never lost silently."""
-    try:
-        row = await sessions_db.get_session_brief(pool, session_id=session_id)
-        if started and row is not None and row["status"] in ("active", "waiting"):
-            await session_failures.fail_sessions_row(
-                pool, session_id=session_id, reason="session.ended was not recorded")
-        await leases_db.release_voice_leases_row(pool, session_id=session_id, holder=holder)
-    except Exception:  # see the docstring: the sweeper takes over
-        log.exception("session %s: could not close the call's lease; the sweeper will",
-                      session_id)
 
 
 # --- observers -------------------------------------------------------------------------------
