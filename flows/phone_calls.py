@@ -236,6 +236,25 @@ async def place_outbound_call(pool: asyncpg.Pool, *, settings: Settings, org_id:
                       from_number=number.number)
 
 
+async def refused_transfer(pool: asyncpg.Pool, *, org_id: UUID, session_id: UUID,
+                           to: str) -> str | None:
+    """Why the toll-fraud guard will not let a transfer node move this call to `to` (recorded
+    on the call), or None. Asked by the flow before it hands the call over, so that a refused
+    transfer keeps the caller on the line."""
+    try:
+        check_destination(await load_dialing_policy(pool, org_id=org_id), to)
+        return None
+    except DestinationRefused as refused:
+        call = await calls_db.get_phone_call_of_session(pool, session_id=session_id)
+        if call is not None:
+            await calls_db.insert_phone_call_events_row(
+                pool, org_id=org_id, call_id=call["id"], kind="transfer_refused",
+                detail={"to": refused.to, "reason": refused.reason, "message": refused.message})
+        log.warning("session %s: transfer to %s refused (%s)", session_id, refused.to,
+                    refused.reason)
+        return refused.reason
+
+
 async def transfer_call(pool: asyncpg.Pool, *, settings: Settings, session_id: UUID, to: str,
                         mode: str, summary: str | None = None) -> bool:
     """Move the session's live call to `to` if the organization may dial it; a refusal (or a

@@ -83,6 +83,10 @@ class StepLimitExceeded(Exception):
         self.reason, self.message, self.node_id = reason, message, node_id
 
 
+async def _transfer_allowed(to: str) -> str | None:
+    return None
+
+
 @dataclass
 class RunEnv:
     """What node execution may reach outside the snapshot."""
@@ -100,6 +104,9 @@ class RunEnv:
     # A rag node's search (flows.knowledge): (knowledge base ids, query, top_k) -> chunks.
     search_knowledge: Callable[[list[str], str, int], Awaitable[list[dict[str, Any]]]] = (
         _no_knowledge)
+    # Why a transfer node may not move the call to a destination (a phone call's toll-fraud
+    # guard, flows.telephony), or None when it may.
+    refuse_transfer: Callable[[str], Awaitable[str | None]] = _transfer_allowed
 
 
 @dataclass
@@ -277,6 +284,18 @@ class FlowRun:
                 await self.run_rag(node)
             elif isinstance(node, TransferNode):
                 to = await self.render(node.to)
+                refused = await self.env.refuse_transfer(to)
+                if refused is not None:
+                    # The caller stays on the line: the flow goes on past the node (with
+                    # `transfer_error` to say why), or ends if nothing follows it.
+                    self.out.variables["transfer_error"] = refused
+                    self.out.out_events.append({"type": "transfer.refused", "payload": {
+                        "node_id": node.id, "to": to, "reason": refused}})
+                    node_id = await self.next_node(node.id)
+                    if node_id is None:
+                        self.end("transfer_refused", node.id)
+                        return
+                    continue
                 self.emit(Transfer(to=to, mode=node.mode, node_id=node.id),
                           payload={"to": to, "mode": node.mode})
                 if node.mode == "cold":
@@ -543,9 +562,17 @@ def persistence_hooks(pool: Any, snapshot: Any, settings: Any) -> dict[str, Any]
         return await search(pool, org_id=snapshot["org_id"], kb_ids=[UUID(k) for k in kb_ids],
                             query=query, top_k=top_k, settings=settings)
 
+    async def refuse_transfer(to: str) -> str | None:
+        if snapshot["channel"] != "phone":
+            return None  # elsewhere a transfer is an event for the integrator; nothing dials
+        from flows.phone_calls import refused_transfer
+
+        return await refused_transfer(pool, org_id=snapshot["org_id"], session_id=session_id,
+                                      to=to)
+
     return {"egress_allowlist": egress_allowlist, "subflow_depth": subflow_depth,
             "claim_call": claim_call, "complete_call": complete_call,
-            "search_knowledge": search_knowledge}
+            "search_knowledge": search_knowledge, "refuse_transfer": refuse_transfer}
 
 
 async def run_bounded(doc: FlowDocument, snapshot: Any, env: RunEnv,

@@ -11,13 +11,15 @@ MENU = ("Our menu has fresh bread, croissants, apple pie, carrot cake and cookie
         "We bake sourdough every morning. The last item today is lemon tart.")
 CONNECTING = "Connecting you now."
 SORRY = "Sorry, I did not catch that."
+CANNOT_TRANSFER = "I cannot connect you to that number."
 TRANSFER_OK = "+12125550199"
 TRANSFER_PREMIUM = "+19005551234"
 
 
 def phone_flow() -> dict[str, Any]:
     """Speech or keypad: hours, one, the menu (long: to talk over), 9 → a transfer to an allowed
-    number, 8 → a transfer to a premium-rate number."""
+    number, 8 → a transfer to a premium-rate number (refused by the toll-fraud guard: the
+    caller hears why and stays on the line)."""
     return {"name": "Phone bakery", "variables": {
         "choice": {"type": "string", "default": ""},
         "voice_no_input_s": {"type": "number", "default": 120},
@@ -32,6 +34,7 @@ def phone_flow() -> dict[str, Any]:
         {"id": "transfer_ok", "type": "transfer", "to": TRANSFER_OK},
         {"id": "transfer_premium", "type": "transfer", "to": TRANSFER_PREMIUM},
         {"id": "sorry", "type": "say", "text": SORRY},
+        {"id": "cannot_transfer", "type": "say", "text": CANNOT_TRANSFER},
     ], "edges": [
         {"from": "start", "to": "greet"},
         {"from": "greet", "to": "listen"},
@@ -46,4 +49,6 @@ def phone_flow() -> dict[str, Any]:
         {"from": "menu", "to": "listen"},
         {"from": "sorry", "to": "listen"},
         {"from": "connecting", "to": "transfer_ok"},
+        {"from": "transfer_premium", "to": "cannot_transfer"},  # a refused transfer goes on
+        {"from": "cannot_transfer", "to": "listen"},
     ]}

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import httpx
-from phone_flows import CONNECTING, TRANSFER_OK, TRANSFER_PREMIUM
+from phone_flows import CANNOT_TRANSFER, CONNECTING, TRANSFER_OK, TRANSFER_PREMIUM
 
 from aico.settings import LimitSettings
 
@@ -95,14 +95,34 @@ async def test_a_transfer_to_a_premium_number_is_refused_and_recorded(twilio_org
     org = await twilio_org()
     line = org.line()
     answer = await line.ring()
+    session_id = await pool.fetchval("SELECT session_id FROM phone_calls WHERE call_ref = $1",
+                                     line.call_sid)
     await line.open_stream(answer.text)
+
+    async def said() -> list[str]:
+        events = (await org.api.get(f"/v1/sessions/{session_id}/events")).json()["items"]
+        return [e["payload"].get("text", "") for e in events if e["type"] == "say"]
+
     try:
         connected = time.monotonic()
         await line.wait_audio(after=connected)
         await line.press("8")
-        await asyncio.wait_for(line.closed.wait(), 60)  # the flow ended the call
+        deadline = time.monotonic() + 60
+        while CANNOT_TRANSFER not in await said():  # the flow goes on past the refused node
+            assert time.monotonic() < deadline, "the caller was not told"
+            await asyncio.sleep(0.1)
+        assert not line.closed.is_set()  # still on the line
+        await line.wait_audio(after=time.monotonic())
     finally:
         await line.hang_up()
+    await session_status(pool, session_id, "ended")
+    stored = (await org.api.get(f"/v1/sessions/{session_id}/events")).json()["items"]
+    assert [e["payload"] for e in stored if e["type"] == "transfer.refused"] == [
+        {"node_id": "transfer_premium", "to": TRANSFER_PREMIUM, "reason": "premium_rate"}]
+    assert not [e for e in stored if e["type"] == "transfer"]
+    assert stored[-1]["type"] == "end" and stored[-1]["payload"]["reason"] != "transferred"
+    assert (await org.api.get(f"/v1/sessions/{session_id}")).json()["variables"][
+        "transfer_error"] == "premium_rate"
     assert line.twiml_updates == []
     assert org.rest.updates(line.call_sid) == []  # Twilio was never asked to dial it
     call = await pool.fetchrow("SELECT id FROM phone_calls WHERE call_ref = $1", line.call_sid)
