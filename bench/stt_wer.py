@@ -8,9 +8,10 @@ distance over normalized words / reference words) and decode ms p50/p95 per leng
 
 - padded: faster-whisper's way, features padded to 30 s (the reference);
 - unpadded: the real length, tokens bounded by duration, no guard;
-- fast M s / S s, no guard: features padded to at least M s (S s for clips under 2 s), with
-  0.3 s of silence before the speech and at least 1 s after it;
-- guarded …: the same with the guard (token bound, loops, too few words) → padded.
+- fast, no guard: features padded to at least 8 s (20 s for clips under 2 s) and to 3x the
+  clip's length, with 0.3 s of silence before the speech and at least 1 s after it;
+- guarded: the same with the guard (token bound, loops, too few words) → padded; and a
+  variant without the 3x rule.
 
 Then the guarded decode in batches of `--batch` (as the STT deployment batches requests): ms per
 utterance. Piper samples noise, so the audio (and the WER) differs a little between runs; within a run
@@ -34,13 +35,14 @@ BUCKETS = [(0.0, 1.0, "< 1 s"), (1.0, 2.0, "1-2 s"), (2.0, 4.0, "2-4 s"), (4.0, 
 
 DECODES: dict[str, DecodeGuard] = {
     "padded": DecodeGuard(enabled=False),
-    "unpadded": DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0, fallback=False),
-    "fast 8 s / 20 s, no guard": DecodeGuard(fallback=False),
-    "guarded 8 s / 20 s (default)": DecodeGuard(),
-    "guarded 3 s / 15 s": DecodeGuard(min_s=3.0, short_min_s=15.0),
+    "unpadded": DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0,
+                            min_width_ratio=0.0, fallback=False),
+    "fast, no guard": DecodeGuard(fallback=False),
+    "guarded (default)": DecodeGuard(),
+    "guarded, width 8 s / 20 s only": DecodeGuard(min_width_ratio=0.0),
 }
 
-DEFAULT = "guarded 8 s / 20 s (default)"  # what providers/whisper_decode.py ships
+DEFAULT = "guarded (default)"  # what providers/whisper_decode.py ships
 
 
 @dataclass

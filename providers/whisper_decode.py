@@ -8,8 +8,9 @@ shorter features; decoding those is 4-5x faster with the same words on full sent
 Unpadded, Whisper never sees the silence after the speech that ended every training window,
 and short clips loop ("Billing, Billing, Billing…"). Measured on the word-error set
 (`bench/stt_wer.py`, `bench/results/stt_wer.md`), more trailing padding helps: the fast path
-pads to a minimum length (8 s; 20 s for clips under 2 s, which otherwise mishear one-word
-answers) plus a tail, with 0.3 s of silence before the speech, bounds the tokens by the
+pads to a minimum width (8 s, 20 s for clips under 2 s, which otherwise mishear one-word
+answers; and at least 3x the clip's length, long clips lost words otherwise) with 0.3 s of
+silence before the speech and 1 s after it, bounds the tokens by the
 audio's duration, and a check (a loop: an n-gram or the zlib compression ratio; too few words
 for a long clip) sends a clip back to the padded decode.
 
@@ -41,6 +42,7 @@ class DecodeGuard:
 
     min_s: float = 8.0  # pad shorter clips' features to this length
     tail_s: float = 1.0  # and always this much silence after the speech
+    min_width_ratio: float = 3.0  # and to 3x the clip's length (a 5 s clip to 15 s)
     lead_s: float = 0.3  # silence before the speech: a clip cut at its first word lost it
     short_s: float = 2.0  # clips shorter than this loop more and mishear more: pad them
     short_min_s: float = 20.0  # further (2/3 of the 30 s window's encoder time)
@@ -186,7 +188,7 @@ class WhisperDecoder:
         else:
             longest = max(f.shape[1] for f in feats)
             width = max(longest + int(guard.tail_s * FRAMES_PER_S),
-                        int(min_s * FRAMES_PER_S))
+                        int(min_s * FRAMES_PER_S), int(longest * guard.min_width_ratio))
             width = min(width, WINDOW_FRAMES)
         # Zero is what faster-whisper's own `pad_or_trim` pads the features with.
         batch = np.zeros((len(feats), feats[0].shape[0], width), dtype=np.float32)

@@ -8,6 +8,7 @@ several concurrent callers their own words.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ from providers.whisper_decode import DecodeGuard, WhisperDecoder, repetition
 from tests.providers.conftest import word_error_rate
 
 # At these widths (the clip's own length, nothing after it) short clips loop on this model.
-UNPADDED = DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0, fallback=False)
-UNPADDED_GUARDED = DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0)
+UNPADDED_GUARDED = DecodeGuard(min_s=0.0, tail_s=0.0, lead_s=0.0, short_min_s=0.0,
+                               min_width_ratio=0.0)
+UNPADDED = dataclasses.replace(UNPADDED_GUARDED, fallback=False)
 
 
 async def speak(piper, text: str) -> bytes:
