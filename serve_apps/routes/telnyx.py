@@ -16,23 +16,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import time
-from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response, WebSocket
 
-from actors.transports import HOST_FAILED, run_call
 from actors.transports.telnyx_media import TelnyxMediaTransport
 from actors.transports.twilio_media import StreamRefused
 from aico.errors import AicoError, BadRequest, Forbidden
 from db import phone_numbers as numbers_db
-from db import voice_leases as leases_db
-from flows.phone_calls import APOLOGY, answer_inbound_call, attach_stream, transfer_call
+from flows.phone_calls import APOLOGY, answer_inbound_call, attach_stream
 from flows.telephony import PhoneNumber
 from flows.telnyx_calls import (
     PROVIDER,
@@ -42,15 +37,8 @@ from flows.telnyx_calls import (
     stream_texml,
 )
 from flows.telnyx_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_telnyx_signature
-from serve_apps.call_lease import (
-    keep_lease,
-    live_observer,
-    new_holder,
-    record_failure,
-    release_lease,
-)
 from serve_apps.deps import PoolDep, StateDep
-from serve_apps.routes.twilio import STREAM_CLOSE_CODES
+from serve_apps.routes.twilio import STREAM_CLOSE_CODES, carry_media_stream
 from serve_apps.routes.voice import start_voice_sweeper, voice_host
 from serve_apps.state import app_state
 
@@ -123,40 +111,4 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("Telnyx media stream refused: %s", err.message)
         await transport.close(err.code, code=STREAM_CLOSE_CODES.get(err.status, 1008))
         return
-    session_id, org_id = call["session_id"], call["org_id"]
-    limits = settings.limits
-    holder = new_holder()
-    outcome = await leases_db.acquire_voice_leases_row(
-        pool, org_id=org_id, session_id=session_id, holder=holder,
-        ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
-    if outcome in ("busy", "org_cap"):
-        await transport.close(outcome, code=4423 if outcome == "busy" else 4429)
-        return
-
-    async def on_transfer(event: dict[str, Any]) -> None:
-        await transfer_call(pool, settings=settings, session_id=session_id,
-                            to=str(event.get("to") or ""), mode=str(event.get("mode") or "cold"))
-
-    transport.on_transfer = on_transfer
-    started = False
-    async def lease_lost() -> None:
-        await transport.close("lease_lost", code=1011)
-
-    heartbeat = asyncio.create_task(keep_lease(pool, session_id, holder,
-                                               limits.voice_lease_ttl_s, on_lost=lease_lost))
-    try:
-        host = await voice_host(state)
-        started = True
-        reason = await run_call(transport, host, session_id, connected_at=connected_at,
-                                observe=live_observer(pool, org_id, session_id))
-        if reason.startswith(HOST_FAILED):
-            await record_failure(pool, session_id, reason)
-    except Exception as err:
-        log.exception("Telnyx call %s failed", session_id)
-        await transport.close("error", code=1011)
-        await record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
-    finally:
-        heartbeat.cancel()
-        with contextlib.suppress(BaseException):
-            await heartbeat
-        await release_lease(pool, session_id, holder, started=started)
+    await carry_media_stream(state, pool, transport, call, connected_at=connected_at)

@@ -181,14 +181,23 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream for %s refused: %s", start.call_sid, err.message)
         await transport.close(err.code, code=STREAM_CLOSE_CODES.get(err.status, 1008))
         return
+    await carry_media_stream(state, pool, transport, call, connected_at=connected_at)
+
+
+async def carry_media_stream(state: ApiState, pool: asyncpg.Pool,
+                             transport: TwilioMediaTransport, call: Any, *,
+                             connected_at: float) -> None:
+    """A phone call's media stream (Twilio's or Telnyx's) carried to its end: the session's
+    lease held like a voice call's, the flow's transfers through the carrier."""
     session_id, org_id = call["session_id"], call["org_id"]
+    settings = state.settings
     limits = settings.limits
     holder = new_holder()
     outcome = await leases_db.acquire_voice_leases_row(
         pool, org_id=org_id, session_id=session_id, holder=holder,
         ttl_s=limits.voice_lease_ttl_s, max_per_org=limits.voice_calls_per_org)
     if outcome in ("busy", "org_cap"):
-        log.warning("media stream for %s refused: %s", start.call_sid, outcome)
+        log.warning("media stream of session %s refused: %s", session_id, outcome)
         await transport.close(outcome, code=4423 if outcome == "busy" else 4429)
         return
 
@@ -196,11 +205,11 @@ async def media_stream(ws: WebSocket) -> None:
         await transfer_call(pool, settings=settings, session_id=session_id,
                             to=str(event.get("to") or ""), mode=str(event.get("mode") or "cold"))
 
-    transport.on_transfer = on_transfer
-    started = False
     async def lease_lost() -> None:
         await transport.close("lease_lost", code=1011)
 
+    transport.on_transfer = on_transfer
+    started = False
     heartbeat = asyncio.create_task(keep_lease(pool, session_id, holder,
                                                limits.voice_lease_ttl_s, on_lost=lease_lost))
     try:
