@@ -78,6 +78,8 @@ class TwilioMediaTransport:
         self._pending = b""  # agent μ-law short of a whole 20 ms message
         self._send_lock = asyncio.Lock()
 
+    carrier = "Twilio"
+
     async def handshake(self, *, timeout_s: float = 10.0) -> StreamStart:
         """Read `connected` (optional) and `start`."""
         for _ in range(2):
@@ -87,26 +89,31 @@ class TwilioMediaTransport:
                 raise StreamRefused("no start message") from err
             event = self._parse(message)
             if event is None:
-                raise StreamRefused("expected Twilio's connected and start messages")
+                raise StreamRefused(f"expected {self.carrier}'s connected and start messages")
             if event.get("event") == "connected":
                 continue
             if event.get("event") != "start" or not isinstance(event.get("start"), dict):
                 raise StreamRefused("expected a start message")
-            start = event["start"]
-            media_format = start.get("mediaFormat") or {}
-            if media_format and (media_format.get("encoding") != "audio/x-mulaw"
-                                 or int(media_format.get("sampleRate") or 0) != PHONE_RATE):
-                raise StreamRefused(f"unsupported media format {media_format}")
-            params = start.get("customParameters") or {}
-            self.stream_sid = str(event.get("streamSid") or start.get("streamSid") or "")[:64]
+            started = self._started(event)
             self.audio = AudioBudget(sample_rate=PHONE_RATE,
                                      slack_s=self.limits.voice_audio_slack_s)
-            return StreamStart(call_sid=str(start.get("callSid") or "")[:64],
-                               stream_sid=self.stream_sid,
-                               account_sid=str(start.get("accountSid") or "")[:64],
-                               parameters={str(k)[:64]: str(v)[:1024]
-                                           for k, v in dict(params).items()})
+            return started
         raise StreamRefused("expected a start message")
+
+    def _started(self, event: dict[str, Any]) -> StreamStart:
+        """The carrier's `start` message: its media format checked, the stream's ids read."""
+        start = event["start"]
+        media_format = start.get("mediaFormat") or {}
+        if media_format and (media_format.get("encoding") != "audio/x-mulaw"
+                             or int(media_format.get("sampleRate") or 0) != PHONE_RATE):
+            raise StreamRefused(f"unsupported media format {media_format}")
+        params = start.get("customParameters") or {}
+        self.stream_sid = str(event.get("streamSid") or start.get("streamSid") or "")[:64]
+        return StreamStart(call_sid=str(start.get("callSid") or "")[:64],
+                           stream_sid=self.stream_sid,
+                           account_sid=str(start.get("accountSid") or "")[:64],
+                           parameters={str(k)[:64]: str(v)[:1024]
+                                       for k, v in dict(params).items()})
 
     def _parse(self, message: Mapping[str, Any]) -> dict[str, Any] | None:
         if message.get("type") == "websocket.disconnect":
