@@ -391,15 +391,21 @@ def main() -> None:
         except (Exception, SystemExit) as err:  # noqa: BLE001 - the other systems still run
             results[name] = {"error": repr(err)[:500]}
             print(f"{name} failed: {err!r}", flush=True)
-    uptime_after = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    text = "\n".join([table(results), "", live_table(results.get("aico", {})), "",
-                      f"uptime before: `{uptime_before}`", f"uptime after: `{uptime_after}`"])
-    print(text, flush=True)
-    (work / "results.json").write_text(json.dumps(results, indent=1))
-    if args.out:
-        Path(args.out).write_text(text + "\n\n<details><summary>raw figures</summary>\n\n```json\n"
-                                  + json.dumps(results, indent=1) + "\n```\n</details>\n")
+        report(results, args.out, work, uptime_before)  # after each system: nothing is lost
+    print(report(results, args.out, work, uptime_before), flush=True)
     print(f"raw: {work / 'results.json'}", flush=True)
+
+
+def report(results: dict[str, dict[str, Any]], out: str, work: Path, uptime_before: str) -> str:
+    uptime_now = subprocess.run(["uptime"], capture_output=True, text=True,
+                                check=False).stdout.strip()
+    text = "\n".join([table(results), "", live_table(results.get("aico", {})), "",
+                      f"uptime before: `{uptime_before}`", f"uptime after: `{uptime_now}`"])
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    if out:
+        Path(out).write_text(text + "\n\n<details><summary>raw figures</summary>\n\n```json\n"
+                             + json.dumps(results, indent=1) + "\n```\n</details>\n")
+    return text
 
 
 if __name__ == "__main__":
