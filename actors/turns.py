@@ -162,8 +162,10 @@ class TurnDetector:
             self._feed(utt)
             assert utt.stream is not None
             utt.stream.pause()
-            if self.end_of_turn_model is not None:
-                utt.verdict = self._judge(utt, self.end_of_turn_model)
+            model = self.end_of_turn_model
+            if model is not None and model.worth_asking(
+                    self.options.end_of_turn_silence_s - PAUSE_S):
+                utt.verdict = self._judge(utt, model)
 
     def _check_barge_in(self, utt: Utterance, now: float) -> None:
         if utt.barged or not utt.during_agent:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,19 @@ class EndOfTurnModel:
 
     def __init__(self, session: object) -> None:
         self._session = session
+        # How long a verdict has taken lately (wall clock, queueing included): on a busy
+        # machine it arrives after the fallback silence has ended the turn anyway, and asking
+        # only takes CPU from the calls' speech recognition.
+        self._recent_s = 0.0
+
+    def worth_asking(self, within_s: float) -> bool:
+        """Whether a verdict is likely before `within_s` (the rest of the fallback silence).
+        A skipped question lowers the estimate, so the model is tried again once the machine
+        has calmed down."""
+        if self._recent_s < within_s:
+            return True
+        self._recent_s *= 0.85
+        return False
 
     @classmethod
     def load(cls, *, path: str | Path | None = None) -> EndOfTurnModel:
@@ -123,5 +137,10 @@ class EndOfTurnModel:
 
     async def completeness(self, pcm16: bytes) -> float:
         # Only the last 8 s matter: copy no more than that into the worker thread.
-        return await asyncio.to_thread(self.completeness_sync,
-                                       pcm16[-RATE * WINDOW_S * 2:])
+        started = time.monotonic()
+        try:
+            return await asyncio.to_thread(self.completeness_sync,
+                                           pcm16[-RATE * WINDOW_S * 2:])
+        finally:
+            took = time.monotonic() - started
+            self._recent_s = took if not self._recent_s else 0.7 * self._recent_s + 0.3 * took

@@ -5,11 +5,19 @@ it is loaded here by path, for the comparison only, without importing the pipeca
 from __future__ import annotations
 
 import importlib.util
+import time
+from typing import Any
 
 import numpy as np
 import pytest
 
-from providers.turn_model import RATE, WINDOW_S, features, packaged_model_path
+from providers.turn_model import (
+    RATE,
+    WINDOW_S,
+    EndOfTurnModel,
+    features,
+    packaged_model_path,
+)
 
 
 def reference_features() -> object:
@@ -33,3 +41,20 @@ def test_features_equal_the_reference_for_short_and_long_turns(seconds: float) -
     assert got.shape == expected.shape == (80, 800)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+async def test_the_model_is_not_asked_while_its_verdicts_come_after_the_silence():
+    """On a busy machine a verdict arrives after the fallback silence has ended the turn: the
+    turn detector stops asking (it only takes CPU from the calls), and tries again later."""
+    class SlowSession:
+        def run(self, _outputs: Any, _feeds: Any) -> list[Any]:
+            time.sleep(0.2)
+            return [[[0.9]]]
+
+    model = EndOfTurnModel(SlowSession())
+    assert model.worth_asking(0.3)  # nothing known yet
+    assert await model.completeness(b"\0\0" * 16000) == pytest.approx(0.9)
+    assert model.worth_asking(0.3)  # 0.2 s fits in 0.3 s
+    assert not model.worth_asking(0.1)
+    asked_again = [model.worth_asking(0.1) for _ in range(20)]
+    assert asked_again[0] is False and True in asked_again
