@@ -101,10 +101,11 @@ class EndOfTurnModel:
         self._recent_s = 0.0
 
     def worth_asking(self, within_s: float) -> bool:
-        """Whether a verdict is likely before `within_s` (the rest of the fallback silence).
-        A skipped question lowers the estimate, so the model is tried again once the machine
-        has calmed down."""
-        if self._recent_s < within_s:
+        """Whether a verdict is likely well before `within_s` (the rest of the fallback
+        silence): in its first half, or the turn gains little for the CPU it costs. A skipped
+        question lowers the estimate, so the model is tried again once the machine has calmed
+        down."""
+        if self._recent_s < within_s / 2:
             return True
         self._recent_s *= 0.85
         return False
