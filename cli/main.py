@@ -31,6 +31,9 @@ class Progress:
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        # Set by the Ctrl-C/SIGTERM handler: a library that catches the KeyboardInterrupt and
+        # raises its own error (pydantic-core wraps it in a SchemaError) is still a Ctrl-C.
+        self.interrupted = threading.Event()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -41,6 +44,8 @@ class Progress:
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, StepFailed)):
                 raise
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt from exc
             print(f"  ✗ {name} failed after {time.perf_counter() - t0:.1f}s: "
                   f"{type(exc).__name__}: {exc}", flush=True)
             raise StepFailed(name, exc) from exc
@@ -80,6 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cleanups: list[tuple[str, Callable[[], None]]] = []
 
     def interrupt(_signum: int, _frame: Any) -> None:
+        progress.interrupted.set()
         raise KeyboardInterrupt
 
     def on_signal(_signum: int, _frame: Any) -> None:
