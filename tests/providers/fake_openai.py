@@ -89,7 +89,10 @@ class FakeOpenAI:
         for i, word in enumerate(words):
             if self.drop_after_chunks is not None and i >= self.drop_after_chunks:
                 self.drop_after_chunks = None
-                request.transport.close()
+                # A connection that drops mid-stream: the transport is there while the
+                # handler runs (aiohttp sets it to None only once the connection is gone).
+                if request.transport is not None:
+                    request.transport.close()
                 return resp
             await send({"index": 0, "delta": {"content": word + (" " if i < len(words) - 1
                                                                    else "")},
