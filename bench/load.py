@@ -27,21 +27,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "voice")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "voice")]
 
 from voice_call_client import CallClient
 
@@ -98,87 +95,25 @@ class LoadTest:
         self.rows: list[dict[str, Any]] = []
 
     async def setup(self) -> None:
-        import ray
-        import uvicorn
+        from cluster_setup import BenchStack, NodeSpec
 
-        from actors.call_placement import CallPlacement
-        from actors.host import RayVoiceHost
-        from aico.settings import Settings, VoiceSettings
-        from db.api_clients import insert_api_client, new_token
-        from db.embedded import start_embedded_postgres
-        from db.migrate import prepare_database
-        from db.organizations import insert_organization
-        from db.pool import create_pool
-        from serve_apps.api import create_app
+        from aico.settings import VoiceSettings
 
-        self.home = Path(tempfile.mkdtemp(prefix="aico-load-"))
-        self.home.chmod(0o755)
-        self.pg = start_embedded_postgres(self.home / "pg", delete_on_stop=True)
-        await prepare_database(self.pg.dsn)
-        self.pool = await create_pool(self.pg.dsn, min_size=2, max_size=20)
-        env = {"AICO_HOME": str(self.home), "AICO_DATABASE_URL": self.pg.dsn,
-               "AICO_MODELS": "serve", "AICO_LIMIT_SESSIONS_PER_MINUTE_PER_ORG": "100000",
-               "AICO_LIMIT_MESSAGES_PER_MINUTE_PER_ORG": "1000000",
-               "AICO_LIMIT_MESSAGES_PER_MINUTE_PER_SESSION": "100000",
-               "AICO_OBSERVABILITY_METRICS_PUSH_S": "1"}
-        os.environ.update(env)
-        os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
-        calls = {"aico_calls": float(self.args.calls_per_node)}
-        if self.args.ray_nodes > 1:
-            from ray.cluster_utils import Cluster
-
-            self.cluster = Cluster(initialize_head=True, head_node_args={
-                "num_cpus": 2, "resources": calls, "include_dashboard": False})
-            for _ in range(self.args.ray_nodes - 1):
-                self.cluster.add_node(num_cpus=2, resources=calls)
-            ray.init(address=self.cluster.address, runtime_env={"env_vars": env},
-                     logging_level=logging.WARNING)
-        else:
-            ray.init(num_cpus=2, resources=calls, include_dashboard=False,
-                     runtime_env={"env_vars": env}, logging_level=logging.WARNING)
-        await self.deploy_models()
-        self.settings = Settings(home=self.home, database_url=self.pg.dsn)
-        org = await insert_organization(self.pool, slug="load", name="load")
-        self.token = new_token()
-        await insert_api_client(self.pool, org_id=org["id"], name="load", token=self.token)
-        voice = VoiceSettings(pool_size=self.args.pool_size)
-        self.placement = CallPlacement(voice)
-        warm = await self.placement.wait_warm(timeout_s=600)
-        print("warm call actors by node:", {k[:12]: v for k, v in warm.items()}, flush=True)
-        self.app = create_app(self.settings.model_copy(update={"voice": voice}), pool=self.pool,
-                              voice_host=RayVoiceHost(self.placement))
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="off"))
-        self.server_task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}",
-                                      headers={"Authorization": f"Bearer {self.token}"},
-                                      timeout=120)
-        doc = load_flow(llm=self.args.llm)
-        r = await self.http.post("/v1/flows", json={"name": doc["name"], "document": doc})
-        self.flow_id = r.json()["id"]
-        await self.http.post(f"/v1/flows/{self.flow_id}/publish")
-        self.question = await self.caller_audio()
-
-    async def deploy_models(self) -> None:
-        from ray import serve
-
-        from serve_apps.models import build_models_app
-
-        providers = {"stt": {"kind": "faster-whisper"}, "tts": {"kind": "piper"},
-                     "llm": {"kind": "llamacpp", "temperature": 0.0}}
-        serve.start(http_options={"host": "127.0.0.1", "port": 0})
-        serve.run(build_models_app(providers=providers), name="models", route_prefix=None)
-
-    async def caller_audio(self) -> bytes:
-        from actors.audio import resample_pcm16
-        from providers.runtime import open_tts
-
-        tts = await open_tts({"kind": "piper"}, secrets={})
-        chunks = [f.pcm16 async for f in tts.synthesize(QUESTION)]
-        return resample_pcm16(b"".join(chunks), tts.sample_rate, 16000)
+        node = NodeSpec(num_cpus=2, calls=self.args.calls_per_node)
+        self.stack = BenchStack(
+            prefix="aico-load-", nodes=[node] * self.args.ray_nodes,
+            env={"AICO_LIMIT_SESSIONS_PER_MINUTE_PER_ORG": "100000",
+                 "AICO_LIMIT_MESSAGES_PER_MINUTE_PER_ORG": "1000000",
+                 "AICO_LIMIT_MESSAGES_PER_MINUTE_PER_SESSION": "100000"})
+        await self.stack.start(flow=load_flow(llm=self.args.llm),
+                               voice=VoiceSettings(pool_size=self.args.pool_size))
+        print("warm call actors by node:",
+              {k[:12]: v for k, v in self.stack.warm_by_node.items()}, flush=True)
+        self.placement = self.stack.placement
+        self.http = self.stack.http
+        self.port = self.stack.port
+        self.flow_id = self.stack.flow_id
+        self.question = (await self.stack.caller_audio(QUESTION))[QUESTION]
 
     async def metrics(self) -> dict[tuple[str, str], float]:
         r = await self.http.get("/metrics")
@@ -189,8 +124,7 @@ class LoadTest:
     async def caller(self, until: float, out: dict[str, list[Any]]) -> None:
         r = await self.http.post(f"/v1/flows/{self.flow_id}/sessions", json={"channel": "voice"})
         body = r.json()
-        path = body["voice"]["url"].split("/v1/", 1)[1]
-        async with CallClient(f"ws://127.0.0.1:{self.port}/v1/{path}") as call:
+        async with CallClient(self.stack.voice_url(body)) as call:
             await call.wait_event("agent_speech_ended", timeout=120)
             while time.monotonic() < until:
                 spoke = await call.say(self.question)
@@ -288,16 +222,7 @@ class LoadTest:
                           "steps": self.rows}, indent=1), flush=True)
 
     async def close(self) -> None:
-        import ray
-
-        self.server.should_exit = True
-        await self.server_task
-        await self.http.aclose()
-        await self.pool.close()
-        ray.shutdown()
-        if self.args.ray_nodes > 1:
-            self.cluster.shutdown()
-        self.pg.stop()
+        await self.stack.close()
 
 
 async def main_async(args: argparse.Namespace) -> None:
