@@ -1,16 +1,21 @@
 """The operator's configs are what Ray and KubeRay accept: `cluster.yaml` by Ray's cluster
 launcher schema, `deploy/serve.yaml` by Serve's config schema and by building its applications
 from their import paths, `deploy/rayservice.yaml` by the same Serve schema for `serveConfigV2`
-and by Ray's own KubeRay translation (RayCluster spec → autoscaler config, validated against the
-autoscaler's schema). KubeRay's CRD itself is not on PyPI, npm or apt, so it is not checked
-here: see the report in deploy/README.md."""
+by Ray's own KubeRay translation (RayCluster spec → autoscaler config, validated against the
+autoscaler's schema) and by KubeRay's RayService CRD schema (its `openAPIV3Schema`, vendored in
+tests/scale/fixtures/ from ray-project/kuberay, see deploy/README.md), checked as
+`kubectl apply --validate=strict` does: unknown fields are errors, not pruned."""
 
 from __future__ import annotations
 
+import copy
 import importlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pytest
 import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import (
     _derive_autoscaling_config_from_ray_cr,
@@ -21,6 +26,7 @@ from ray.serve._private.build_app import build_app
 from ray.serve.schema import ServeDeploySchema
 
 ROOT = Path(__file__).resolve().parents[2]
+RAYSERVICE_SCHEMA = Path(__file__).parent / "fixtures" / "kuberay_rayservice_v1_schema.yaml"
 
 
 def load(name: str) -> Any:
@@ -78,3 +84,46 @@ def test_rayservice_example_is_a_valid_serve_config_on_a_valid_ray_cluster():
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         container = group["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "aico"}} in container["envFrom"]
+
+
+def strict(schema: Any) -> Any:
+    """The CRD schema as the API server applies it with strict field validation: an object with
+    declared properties takes no others unless it preserves unknown fields."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if ("properties" in out and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def rayservice_validator() -> jsonschema.Draft7Validator:
+    schema = yaml.load(RAYSERVICE_SCHEMA.read_text(), Loader=getattr(yaml, "CSafeLoader",
+                                                                      yaml.SafeLoader))
+    return jsonschema.Draft7Validator(strict(schema))
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in rayservice_validator().iter_errors(document))
+
+
+def test_rayservice_example_validates_against_kuberays_rayservice_crd_schema():
+    assert schema_errors(load("deploy/rayservice.yaml")) == []
+
+
+@pytest.mark.parametrize("break_it, field", [
+    (lambda s: s["spec"].update(serveConfig=s["spec"].pop("serveConfigV2")), "serveConfig"),
+    (lambda s: s["spec"]["rayClusterConfig"]["workerGroupSpecs"][0].update(replicas="two"),
+     "replicas"),
+    (lambda s: s["spec"]["rayClusterConfig"]["headGroupSpec"].pop("template"), "template"),
+], ids=["misspelt field", "wrong type", "missing required"])
+def test_the_crd_schema_rejects_a_broken_rayservice(break_it, field):
+    service = copy.deepcopy(load("deploy/rayservice.yaml"))
+    break_it(service)
+    errors = schema_errors(service)
+    assert errors and any(field in e for e in errors), errors
