@@ -2,10 +2,10 @@
 by step until the latency objective breaks. Loopback only, bounded in callers and in time.
 
     .venv/bin/python bench/load.py --steps 1,2 --step-s 20 --chat 1          # smoke
-    .venv/bin/python bench/load.py --steps 1,2,4,6,8,12 --step-s 60 --chat 2   # find the limit
-    .venv/bin/python bench/load.py --ray-nodes 2 ...                          # two Ray nodes here
+    .venv/bin/python bench/load.py --steps 1,2,4,6,8 --step-s 60 --chat 2      # find the limit
+    .venv/bin/python bench/load.py --steps 1,2,4,6,8 --step-s 60 --chat 2 --ray-nodes 2
 
-Set-up: an embedded PostgreSQL, a local Ray (or `--ray-nodes N` nodes with
+Set-up (bench/cluster_setup.py, shared with bench/drill.py): an embedded PostgreSQL, a local Ray (or `--ray-nodes N` nodes with
 `ray.cluster_utils.Cluster`, each declaring `aico_calls`), the `models` Serve app (STT, TTS, and
 the LLM with `--llm`), the API in this process on a loopback port with calls placed by
 `actors.call_placement` on VoiceSession actors (so over every node), and a flow that greets,
@@ -16,7 +16,9 @@ waits for the answer, and speaks again. Meanwhile M chat loops start a session a
 messages. Per step it prints: callers held, turns asked and answered, voice-to-voice p50/p95
 (client side: the caller's last voiced frame sent → the first agent audio received; and the
 server's own figure from the `metrics` events), the same percentiles read from the API's
-`/metrics` histogram for that step (bucket bounds), executor steps/s (from `/metrics`), chat
+`/metrics` histogram for that step (the bucket's bounds; the scrape waits until the hub holds
+every turn of the step) and whether they bracket the server's nearest-rank percentiles of the same
+turns (`metrics_brackets_server`), executor steps/s (from `/metrics`), chat
 sessions and messages per second, memory per call (the mean RSS of the VoiceSession worker
 processes, live and warm, and how many there are), CPU and load average. The ramp stops at the first step whose v2v p95 exceeds `--objective-s` or that
 leaves a turn unanswered; the last step that held is the machine's limit.
@@ -63,6 +65,14 @@ def pct(xs: list[float], p: float) -> float | None:
     return round(float(np.percentile(xs, p))) if xs else None
 
 
+def rank_pct(xs: list[float], p: float) -> float | None:
+    """The nearest-rank percentile (the smallest sample with at least p % at or below it): the
+    definition a histogram's buckets bracket. `pct` interpolates between two samples, which in
+    a long tail can sit buckets below the sample the histogram counts (a p95 of 36 turns is
+    a quarter of the way from the 34th to the 35th; the histogram's is the 35th)."""
+    return round(float(np.percentile(xs, p, method="inverted_cdf"))) if xs else None
+
+
 SAMPLE = re.compile(r'^(\w+)(?:\{(.*)\})? (\S+)$')
 
 
@@ -75,18 +85,41 @@ def scrape(text: str) -> dict[tuple[str, str], float]:
     return out
 
 
-def histogram_quantile(before: dict, after: dict, name: str, q: float) -> float | None:
-    """The q-quantile of a histogram's growth between two scrapes: the upper bound of the
-    first bucket that holds it (what Prometheus' histogram_quantile brackets)."""
-    grown = sorted((float(labels.split('le="', 1)[1].rstrip('"')), v - before.get((n, labels), 0))
-                   for (n, labels), v in after.items() if n == f"{name}_bucket")
+def histogram_growth(before: dict, after: dict, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of each bucket's growth between two scrapes."""
+    return sorted((float(labels.split('le="', 1)[1].rstrip('"')),
+                   v - before.get((n, labels), 0))
+                  for (n, labels), v in after.items() if n == f"{name}_bucket")
+
+
+def histogram_quantile(before: dict, after: dict, name: str,
+                       q: float) -> tuple[float, float] | None:
+    """The bucket (lower, upper bound in ms) that holds the q-quantile of a histogram's growth
+    between two scrapes: the first whose cumulative count reaches q × the total (the rank
+    Prometheus' histogram_quantile interpolates in)."""
+    grown = histogram_growth(before, after, name)
     total = grown[-1][1] if grown else 0
     if not total:
         return None
+    lower = 0.0
     for bound, count in grown:
         if count >= q * total:
-            return round(bound * 1000)
+            return round(lower * 1000), round(bound * 1000) if bound != float("inf") else bound
+        lower = bound
     return None
+
+
+def histogram_count(before: dict, after: dict, name: str) -> float:
+    return after.get((f"{name}_count", ""), 0) - before.get((f"{name}_count", ""), 0)
+
+
+def bracketed(bucket: tuple[float, float] | None, value: float | None) -> bool | None:
+    if bucket is None or value is None:
+        return None
+    return bucket[0] < value <= bucket[1]
+
+
+V2V = "aico_voice_to_voice_seconds"
 
 
 class LoadTest:
@@ -173,21 +206,36 @@ class LoadTest:
         loads = await self.placement.loads()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         elapsed = time.monotonic() - started
-        await asyncio.sleep(2.5)  # every process pushed its last figures to the hub
+        server = [x for x in out["server"] if x is not None]
+        # The scrape window is the step's turns exactly: wait (bounded) until the hub holds every
+        # turn the callers were sent a `metrics` event for, as each actor pushes its figures
+        # every second; a fixed pause missed a loaded machine's late pushes.
         after = await self.metrics()
+        settle = time.monotonic() + 30
+        while (histogram_count(before, after, V2V) < len(server)
+               and time.monotonic() < settle):
+            await asyncio.sleep(0.5)
+            after = await self.metrics()
         steps = sum(v - before.get(k, 0) for k, v in after.items()
                     if k[0] == "aico_executor_steps_total")
-        server = [x for x in out["server"] if x is not None]
+        p50_bucket = histogram_quantile(before, after, V2V, 0.5)
+        p95_bucket = histogram_quantile(before, after, V2V, 0.95)
         row = {
             "callers": callers, "held": callers - sum(isinstance(r, BaseException)
                                                       for r in results[:callers]),
             "turns_asked": len(out["asked"]), "turns_answered": len(out["answered"]),
             "v2v_ms_p50": pct(out["v2v"], 50), "v2v_ms_p95": pct(out["v2v"], 95),
             "server_v2v_ms_p50": pct(server, 50), "server_v2v_ms_p95": pct(server, 95),
-            "metrics_v2v_ms_p50_bucket": histogram_quantile(
-                before, after, "aico_voice_to_voice_seconds", 0.5),
-            "metrics_v2v_ms_p95_bucket": histogram_quantile(
-                before, after, "aico_voice_to_voice_seconds", 0.95),
+            "server_v2v_ms_p50_rank": rank_pct(server, 50),
+            "server_v2v_ms_p95_rank": rank_pct(server, 95),
+            "metrics_v2v_turns": histogram_count(before, after, V2V),
+            "metrics_v2v_ms_p50_bucket": p50_bucket, "metrics_v2v_ms_p95_bucket": p95_bucket,
+            # The acceptance's "within a histogram bucket": the same turns (counts equal) and
+            # the same percentile definition (nearest rank) land in the bucket /metrics names.
+            "metrics_brackets_server": (
+                histogram_count(before, after, V2V) == len(server)
+                and bracketed(p50_bucket, rank_pct(server, 50)) is True
+                and bracketed(p95_bucket, rank_pct(server, 95)) is True),
             "executor_steps_per_s": round(steps / elapsed, 1),
             "chat_sessions_per_s": round(len(out["chat_sessions"]) / elapsed, 2),
             "chat_messages_per_s": round(len(out["chat_messages"]) / elapsed, 2),
@@ -238,8 +286,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 2, 4, 6, 8])
-    parser.add_argument("--step-s", type=float, default=45.0)
-    parser.add_argument("--chat", type=int, default=1, help="chat loops running throughout")
+    parser.add_argument("--step-s", type=float, default=60.0)
+    parser.add_argument("--chat", type=int, default=2, help="chat loops running throughout")
     parser.add_argument("--llm", action="store_true", help="answer each turn with the LLM")
     parser.add_argument("--ray-nodes", type=int, default=1)
     parser.add_argument("--calls-per-node", type=int, default=32)
