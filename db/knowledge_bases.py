@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import numpy as np
 
+from db import reembedding
 from db.pool import Conn, org_transaction, returned_row
 
 SearchMode = Literal["hybrid", "vector", "text"]
@@ -174,19 +175,14 @@ async def has_stale_embeddings(conn: Conn, *, org_id: UUID, model: str) -> bool:
 async def stale_chunks(conn: Conn, *, org_id: UUID, model: str,
                        limit: int) -> list[asyncpg.Record]:
     """Up to `limit` of the organization's chunks embedded with another model than `model`."""
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetch(
-            "SELECT id, heading, text FROM knowledge_chunks WHERE org_id = $1"
-            " AND embedding_model <> $2 ORDER BY id LIMIT $3", org_id, model, limit)
+    return await reembedding.stale_rows(conn, "knowledge_chunks", org_id=org_id, model=model,
+                                        limit=limit)
 
 
 async def set_chunk_embeddings(conn: Conn, *, org_id: UUID, model: str,
                                vectors: Sequence[tuple[int, Any]]) -> None:
-    async with org_transaction(conn, org_id) as c:
-        await c.executemany(
-            "UPDATE knowledge_chunks SET embedding = $3, embedding_model = $4"
-            " WHERE org_id = $1 AND id = $2",
-            [(org_id, chunk_id, vector, model) for chunk_id, vector in vectors])
+    await reembedding.set_embeddings(conn, "knowledge_chunks", org_id=org_id, model=model,
+                                     vectors=vectors)
 
 
 async def claim_stalled_document(conn: Conn, *, org_id: UUID, document_id: UUID,

@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db import reembedding
 from db.pool import Conn, org_transaction
 
 
@@ -27,19 +28,14 @@ async def insert_episode(conn: Conn, *, org_id: UUID, user_id: str, user_cluster
 async def stale_episodes(conn: Conn, *, org_id: UUID, model: str,
                          limit: int) -> list[asyncpg.Record]:
     """Up to `limit` of the organization's episodes embedded with another model than `model`."""
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetch(
-            "SELECT id, text FROM memory_episodes WHERE org_id = $1 AND embedding_model <> $2"
-            " ORDER BY id LIMIT $3", org_id, model, limit)
+    return await reembedding.stale_rows(conn, "memory_episodes", org_id=org_id, model=model,
+                                        limit=limit)
 
 
 async def set_episode_embeddings(conn: Conn, *, org_id: UUID, model: str,
                                  vectors: Sequence[tuple[int, Any]]) -> None:
-    async with org_transaction(conn, org_id) as c:
-        await c.executemany(
-            "UPDATE memory_episodes SET embedding = $3, embedding_model = $4"
-            " WHERE org_id = $1 AND id = $2",
-            [(org_id, episode_id, vector, model) for episode_id, vector in vectors])
+    await reembedding.set_embeddings(conn, "memory_episodes", org_id=org_id, model=model,
+                                     vectors=vectors)
 
 
 async def org_flows_recall_episodes(conn: Conn, *, org_id: UUID) -> bool:
