@@ -55,6 +55,8 @@ class VoiceSettings(BaseSettings):
     orphan_after_s: float = Field(
         30.0, ge=5, description="a call with no caller audio this long is hung up")
     token_ttl_s: int = Field(300, ge=10, le=86400)
+    greeting_cache_mib: int = Field(
+        64, ge=1, le=4096, description="greeting audio a TTS deployment replica keeps (LRU)")
     end_of_turn_silence_s: float | None = None
     end_of_turn_model: bool | None = None
     barge_in_min_speech_s: float | None = None
