@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db import channel_numbers
 from db.pool import Conn, lookup_transaction, org_transaction
 
 COLUMNS = "id, org_id, number, flow_id, provider, settings, created_at, updated_at"
@@ -32,18 +33,13 @@ async def insert_phone_number(conn: Conn, *, org_id: UUID, number: str, flow_id:
 
 
 async def list_phone_numbers(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetch(
-            f"SELECT {COLUMNS} FROM phone_numbers WHERE org_id = $1 ORDER BY created_at, id",
-            org_id)
+    return await channel_numbers.list_numbers(conn, "phone_numbers", COLUMNS, org_id=org_id)
 
 
 async def get_phone_number(conn: Conn, *, org_id: UUID,
                            number_id: UUID) -> asyncpg.Record | None:
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
-            f"SELECT {COLUMNS} FROM phone_numbers WHERE org_id = $1 AND id = $2",
-            org_id, number_id)
+    return await channel_numbers.get_number(conn, "phone_numbers", COLUMNS, org_id=org_id,
+                                            number_id=number_id)
 
 
 async def get_phone_number_by_number(conn: Conn, *, org_id: UUID,
@@ -64,21 +60,14 @@ async def find_phone_number(conn: Conn, number: str) -> asyncpg.Record | None:
 
 async def update_phone_number(conn: Conn, *, org_id: UUID, number_id: UUID,
                               changes: dict[str, Any]) -> asyncpg.Record | None:
-    sets = [f"{name} = ${i}" for i, name in enumerate(changes, start=3) if name in UPDATABLE]
-    if len(sets) != len(changes):
-        raise ValueError(f"not updatable: {sorted(set(changes) - set(UPDATABLE))}")
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
-            f"UPDATE phone_numbers SET {', '.join([*sets, 'updated_at = now()'])}"
-            f" WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}",
-            org_id, number_id, *changes.values())
+    return await channel_numbers.update_number(conn, "phone_numbers", COLUMNS, org_id=org_id,
+                                               number_id=number_id, changes=changes,
+                                               updatable=UPDATABLE)
 
 
 async def delete_phone_number(conn: Conn, *, org_id: UUID, number_id: UUID) -> bool:
-    async with org_transaction(conn, org_id) as c:
-        status = await c.execute("DELETE FROM phone_numbers WHERE org_id = $1 AND id = $2",
-                                 org_id, number_id)
-    return status.endswith(" 1")
+    return await channel_numbers.delete_number(conn, "phone_numbers", org_id=org_id,
+                                               number_id=number_id)
 
 
 # --- the dialing policy ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from db import channel_numbers
 from db.pool import Conn, lookup_transaction, org_transaction
 
 COLUMNS = ("id, org_id, phone_number_id, display_number, flow_id, app_secret_secret,"
@@ -40,41 +41,27 @@ async def insert_whatsapp_number(conn: Conn, *, org_id: UUID, phone_number_id: s
 
 
 async def list_whatsapp_numbers(conn: Conn, *, org_id: UUID) -> list[asyncpg.Record]:
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetch(
-            f"SELECT {COLUMNS} FROM whatsapp_numbers WHERE org_id = $1 ORDER BY created_at, id",
-            org_id)
+    return await channel_numbers.list_numbers(conn, "whatsapp_numbers", COLUMNS, org_id=org_id)
 
 
 async def get_whatsapp_number(conn: Conn, *, org_id: UUID,
                               number_id: UUID) -> asyncpg.Record | None:
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
-            f"SELECT {COLUMNS} FROM whatsapp_numbers WHERE org_id = $1 AND id = $2",
-            org_id, number_id)
+    return await channel_numbers.get_number(conn, "whatsapp_numbers", COLUMNS, org_id=org_id,
+                                            number_id=number_id)
 
 
 async def update_whatsapp_number(conn: Conn, *, org_id: UUID, number_id: UUID,
                                  changes: dict[str, Any]) -> asyncpg.Record | None:
     """Apply `changes` (keys from UPDATABLE); a new access token clears the recorded error."""
-    sets = [f"{name} = ${i}" for i, name in enumerate(changes, start=3)
-            if name in UPDATABLE]
-    if len(sets) != len(changes):
-        raise ValueError(f"not updatable: {sorted(set(changes) - set(UPDATABLE))}")
-    if "access_token_secret" in changes:
-        sets.append("last_error = NULL")
-    async with org_transaction(conn, org_id) as c:
-        return await c.fetchrow(
-            f"UPDATE whatsapp_numbers SET {', '.join([*sets, 'updated_at = now()'])}"
-            f" WHERE org_id = $1 AND id = $2 RETURNING {COLUMNS}",
-            org_id, number_id, *changes.values())
+    return await channel_numbers.update_number(
+        conn, "whatsapp_numbers", COLUMNS, org_id=org_id, number_id=number_id, changes=changes,
+        updatable=UPDATABLE,
+        also_set=["last_error = NULL"] if "access_token_secret" in changes else [])
 
 
 async def delete_whatsapp_number(conn: Conn, *, org_id: UUID, number_id: UUID) -> bool:
-    async with org_transaction(conn, org_id) as c:
-        status = await c.execute("DELETE FROM whatsapp_numbers WHERE org_id = $1 AND id = $2",
-                                 org_id, number_id)
-    return status.endswith(" 1")
+    return await channel_numbers.delete_number(conn, "whatsapp_numbers", org_id=org_id,
+                                               number_id=number_id)
 
 
 async def find_whatsapp_numbers(conn: Conn,
