@@ -220,6 +220,54 @@ async def live_caller(client: AicoClient, caller: bytes, *, turns: int,
                 except AssertionError:
                     out["reply_not_ended"] = out.get("reply_not_ended", 0) + 1
             await asyncio.sleep(0.3)
+        out["server"] = [e["turn"] for _, e in call.events
+                         if e.get("type") == "metrics" and "turn" in e]
+    return out
+
+
+STAGES = ("end_of_turn_ms", "stt_final_ms", "executor_ms", "llm_ttft_ms",
+          "llm_first_sentence_ms", "tts_ttfb_ms", "aico_ms", "voice_to_voice_ms")
+
+
+def stage_percentiles(turns: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Per server stage, [p50, p95] over the turns that report it."""
+    return {k: [pct(v, 50), pct(v, 95)] for k in STAGES
+            if (v := [float(t[k]) for t in turns if t.get(k) is not None])}
+
+
+def replica_cpu_s(root_pid: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each model replica and the call actors."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for title in ("ray::ServeReplica:models", "ray::VoiceSession", "ray::ProxyActor",
+                  "ray::ServeReplica:api"):
+        for proc in _processes_raw(title, root_pid):
+            try:
+                cpu = proc.cpu_times()
+                name = (proc.cmdline() or [""])[0]
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            key = name.split(" ")[0] if "ServeReplica" in name else title
+            out[key] = round(out.get(key, 0.0) + cpu.user + cpu.system, 1)
+    return out
+
+
+def _processes_raw(title: str, root_pid: int | None) -> list[Any]:
+    import psutil
+
+    procs: list[Any] = []
+    if root_pid is None:
+        procs = list(psutil.process_iter())
+    else:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs = psutil.Process(root_pid).children(recursive=True)
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
+                                 psutil.ZombieProcess):
+            if (proc.cmdline() or [""])[0].startswith(title):
+                out.append(proc)
     return out
 
 
@@ -239,6 +287,9 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     samples: list[list[float]] = []
     sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid))
     idle_actors = call_actor_pss_mib(client.root_pid)
+    cpu_before = replica_cpu_s(client.root_pid)
+    wall0 = time.monotonic()
+
     async def dial(i: int) -> dict[str, Any]:
         await asyncio.sleep(i * stagger_s)
         return await live_caller(client, caller, turns=turns)
@@ -246,6 +297,8 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     results = await asyncio.gather(*(dial(i) for i in range(callers)), return_exceptions=True)
     stop.set()
     await sampler
+    wall = time.monotonic() - wall0
+    cpu_after = replica_cpu_s(client.root_pid)
     ok = [r for r in results if isinstance(r, dict)]
     v2v = [x for r in ok for x in r["v2v_ms"]]
     busiest = max(samples, key=len, default=[])
@@ -260,6 +313,11 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "call_actor_pss_mib_p50": pct(per_actor, 50),
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
         "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
+        "server_stage_ms_p50_p95": stage_percentiles([t for r in ok for t in r["server"]]),
+        # Share of one core each process used during the run (2.0 = both cores).
+        "cpu_cores_used": {k: round((v - cpu_before.get(k, 0.0)) / wall, 2)
+                           for k, v in cpu_after.items()},
+        "wall_s": round(wall, 1),
     }
 
 
@@ -566,6 +624,8 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
                   f"{r['turns_asked']}, v2v p50 {r['v2v_ms_p50']} ms, p95 {r['v2v_ms_p95']} ms;"
                   f" call actor PSS p50 {r['call_actor_pss_mib_p50']} MiB, max "
                   f"{r['call_actor_pss_mib_max']} MiB", flush=True)
+            print(f"server stages p50/p95 ms: {r['server_stage_ms_p50_p95']}", flush=True)
+            print(f"cores used: {r['cpu_cores_used']}", flush=True)
         if args.in_a_row:
             r = await calls_in_a_row(client, caller, calls=args.in_a_row)
             results["in_a_row"] = r

@@ -153,9 +153,13 @@ class PiperConfig(ProviderConfig):
     speaker_id: int | None = None
     length_scale: float | None = Field(None, gt=0, description="> 1 speaks slower")
     use_cuda: bool = False
+    parallel: int = Field(2, ge=1, le=16, description="sentences synthesized at once by one "
+                          "loaded voice (others wait, first sentences of replies first)")
+    cpu_threads: int = Field(0, ge=0, description="onnxruntime threads per synthesis; "
+                             "0 = min(2, CPUs)")
 
     def model_key(self) -> tuple[Any, ...]:
-        return (self.kind, self.voice, self.use_cuda)
+        return (self.kind, self.voice, self.use_cuda, self.parallel, self.cpu_threads)
 
 
 class OpenAITTSConfig(ProviderConfig):

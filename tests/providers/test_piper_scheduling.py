@@ -1,0 +1,107 @@
+"""Piper shared by many calls: sentences from several calls synthesize at once, and a caller
+waiting for a reply's first audio goes ahead of a reply that is already playing.
+
+Real packaged voice (joe medium), loaded once per test with its own slot count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from providers.configs import PiperConfig
+from providers.piper_tts import PiperTTS, PiperVoiceModel
+
+# One sentence that takes a while to synthesize (no full stop inside: Piper splits there).
+LONG = ("Our bakery on the corner of Main Street opens every morning at seven, closes at six "
+        "in the evening, bakes sourdough, rye and spelt loaves, croissants and cinnamon rolls, "
+        "and takes orders for birthday cakes, wedding cakes and office parties by phone")
+LATER = "This second sentence of an earlier reply can wait while its first one plays."
+
+
+def voice(parallel: int) -> tuple[PiperConfig, PiperVoiceModel]:
+    config = PiperConfig(parallel=parallel)
+    return config, PiperTTS.load_model(config)
+
+
+async def audio_of(tts: PiperTTS, text: str, log: list[str], name: str) -> list[bytes]:
+    chunks = []
+    async for frame in tts.synthesize(text):
+        chunks.append(frame.pcm16)
+        log.append(f"{name}{len(chunks)}")
+    return chunks
+
+
+async def wait_until(condition, *, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+async def test_two_calls_synthesize_at_once_on_one_voice() -> None:
+    config, model = voice(parallel=2)
+    first, second = PiperTTS(config, model=model), PiperTTS(config, model=model)
+    log: list[str] = []
+
+    a, b = await asyncio.gather(audio_of(first, LONG, log, "a"), audio_of(second, LONG, log, "b"))
+
+    assert model.slots.most_at_once == 2  # both sentences were in the model together
+    # Each call got its own whole sentence: several seconds of speech, not silence.
+    for chunks in (a, b):
+        assert len(chunks) == 1 and len(chunks[0]) / 2 / model.sample_rate > 5.0
+        assert max(abs(int.from_bytes(chunks[0][i:i + 2], "little", signed=True))
+                   for i in range(0, len(chunks[0]), 400)) > 1000
+
+
+async def test_one_slot_runs_one_sentence_at_a_time() -> None:
+    config, model = voice(parallel=1)
+    calls = [PiperTTS(config, model=model) for _ in range(3)]
+    log: list[str] = []
+
+    await asyncio.gather(*(audio_of(tts, "Hello, bakery here.", log, str(i))
+                           for i, tts in enumerate(calls)))
+
+    assert model.slots.most_at_once == 1
+    assert sorted(log) == ["01", "11", "21"]
+
+
+async def test_a_replys_first_audio_goes_ahead_of_a_playing_replys_next_sentence() -> None:
+    config, model = voice(parallel=1)
+    model.slots.max_wait_s = 600  # this test is about the order, not about starvation
+    playing, other, caller = (PiperTTS(config, model=model) for _ in range(3))
+    log: list[str] = []
+    # Another call's synthesis holds the one slot while the first two requests queue up.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with model.slots.slot(first=True, cost=0):
+            held.set()
+            release.wait()
+
+    holder = asyncio.get_running_loop().run_in_executor(None, hold)
+    await wait_until(held.is_set)
+    reply = asyncio.create_task(audio_of(playing, f"Yes. {LATER}", log, "reply"))
+    await wait_until(lambda: model.slots.waiting() == 1)
+    long_one = asyncio.create_task(audio_of(other, LONG, log, "long"))
+    await wait_until(lambda: model.slots.waiting() == 2)
+    release.set()
+    await holder
+    # The reply's short first sentence goes first; then the long sentence takes the slot and
+    # the reply's second sentence waits for it.
+    await wait_until(lambda: log == ["reply1"])
+    await wait_until(lambda: model.slots.waiting() == 1)
+    # Now a caller finishes a turn: its reply's first audio is what they are waiting for.
+    answer = asyncio.create_task(audio_of(caller, "We open at seven.", log, "answer"))
+    await asyncio.gather(reply, long_one, answer)
+
+    assert log == ["reply1", "long1", "answer1", "reply2"]
+    assert [first for _, first in model.slots.started] == [True, True, True, True, False]
+
+
+@pytest.mark.parametrize("parallel", [0, 17])
+def test_parallel_is_bounded(parallel: int) -> None:
+    with pytest.raises(ValueError, match="parallel"):
+        PiperConfig(parallel=parallel)
