@@ -109,3 +109,12 @@ async def get_voice_token_uses_exists(conn: Conn, *, org_id: UUID, token_id: str
     async with org_transaction(conn, org_id) as c:
         return bool(await c.fetchval("SELECT 1 FROM voice_token_uses WHERE token_id = $1",
                                      token_id))
+
+
+async def list_voice_sessions_never_connected(conn: Conn, *, older_than_s: float,
+                                              limit: int = 100) -> list[asyncpg.Record]:
+    """Live voice sessions older than `older_than_s` that no socket ever attached to (no lease,
+    no token use, the flow never started): the sweeper ends them (migration 0053)."""
+    return await conn.fetch(
+        "SELECT session_id, org_id, created_at"
+        " FROM aico_voice_sessions_never_connected($1, $2)", float(older_than_s), limit)
