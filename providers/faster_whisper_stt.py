@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ def packaged_model_path() -> Path:
 def pcm16_to_float(pcm16: bytes, sample_rate: int) -> np.ndarray:
     """16-bit PCM at any rate → float32 at 16 kHz (linear resampling is enough for speech)."""
     return pcm.resample(pcm.pcm16_to_float(pcm16), sample_rate, WHISPER_RATE)
+
+
+def cpu_threads(config: FasterWhisperConfig) -> int:
+    """CTranslate2's threads: the configured count, else its default of 4 but never more than
+    the CPUs (on 2 cores, 4 OpenMP threads beside the TTS and LLM runtimes only contend)."""
+    return config.cpu_threads or min(4, os.cpu_count() or 1)
 
 
 class WhisperModel:
@@ -80,7 +87,7 @@ class FasterWhisperSTT(STT):
             raise ProviderConfigError(f"Whisper model not found: {model_ref}",
                                       provider="faster-whisper")
         model = CT2Whisper(model_ref, device=device, compute_type=compute_type,
-                           cpu_threads=config.cpu_threads, local_files_only=True)
+                           cpu_threads=cpu_threads(config), local_files_only=True)
         log.info("faster-whisper %s on %s (%s)", model_ref, device, compute_type)
         return WhisperModel(model, device)
 

@@ -59,10 +59,19 @@ class DeploymentResources(BaseModel):
         return opts
 
 
+# Defaults under `AICO_MODEL_DEPLOYMENTS`. TTS: every call's pending sentence reaches the
+# replica, whose scheduler puts replies' first sentences first (a request Serve holds back
+# waits in arrival order instead).
+DEFAULT_RESOURCES: dict[str, dict[str, Any]] = {"tts": {"max_ongoing_requests": 64}}
+
+
 def deployment_resources(settings: Settings | None = None) -> dict[str, DeploymentResources]:
-    """Per capability, from `AICO_MODEL_DEPLOYMENTS` (`settings.serving.deployments`)."""
+    """Per capability, from `AICO_MODEL_DEPLOYMENTS` (`settings.serving.deployments`) over
+    `DEFAULT_RESOURCES`."""
     raw = (settings or get_settings()).serving.deployments
-    return {cap: DeploymentResources.model_validate(raw.get(cap, {})) for cap in DEPLOYMENTS}
+    return {cap: DeploymentResources.model_validate({**DEFAULT_RESOURCES.get(cap, {}),
+                                                     **raw.get(cap, {})})
+            for cap in DEPLOYMENTS}
 
 
 @serve.deployment(name="models", num_replicas=1, ray_actor_options={"num_cpus": 0})
