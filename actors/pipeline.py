@@ -10,6 +10,10 @@
 JSON events of docs/voice-protocol.md). The pipeline keeps nothing PostgreSQL does not: a new
 one started with `resume=True` on the same session carries on from the last committed step.
 
+When the caller pauses and the pause decode has words, the reply to them is prepared
+speculatively (`flows.executor.speculate`: nothing committed, the LLM stream buffered, unheard);
+the turn adopts it if it ends with the same words, and cancels it if the caller goes on.
+
 Per turn it records end-of-turn delay, STT final latency, LLM time to first token, TTS time
 to first byte and voice-to-voice latency (the caller's last voiced audio → the first agent
 frame sent), appends them to `sessions.metrics` and sends them as a `metrics` event.
@@ -35,8 +39,9 @@ from actors.turns import RATE, TurnDetector, TurnTimings, Utterance, load_end_of
 from aico.errors import NotFound
 from aico.settings import Settings
 from db import session_metrics
+from flows import speculative
 from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
-from flows.executor import StepContext, step
+from flows.executor import StepContext, speculate, step
 from flows.sessions import open_session_speech, provider_usage, resume_point
 from providers.pcm import resample_pcm16
 
@@ -75,6 +80,8 @@ class VoicePipeline:
         self.end_reason: str | None = None
         self._closing = False
         self._released: list[Any] = []  # providers closed with the call
+        # The reply being prepared on the caller's last pause: (its words, normalised; task).
+        self._speculation: tuple[str, asyncio.Task[Any]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -102,7 +109,8 @@ class VoicePipeline:
             load_vad(), stt, self.options, agent_speaking=lambda: self._agent_busy(),
             on_speech_start=self._on_speech_start, on_barge_in=self._on_barge_in,
             on_turn=self._on_turn, on_interim=self._on_interim, on_discard=self._on_discard,
-            end_of_turn_model=end_of_turn_model)
+            end_of_turn_model=end_of_turn_model, on_pause_text=self._on_pause_text,
+            on_resume=lambda utt: self._cancel_speculation())
         ready = {"type": "ready", "sample_rate": tts.sample_rate,
                  "session_id": str(self.session_id), "resumed": bool(resume)}
         self._send(ready)
@@ -176,6 +184,10 @@ class VoicePipeline:
         self.ended.set()
 
     async def _stop_work(self) -> None:
+        self._cancel_speculation()
+        for pending in self._ctx.speculations.values():
+            speculative.discard(pending)
+        self._ctx.speculations.clear()
         tasks = [t for t in (self._flow_task, self._step_task, *self._timers.values())
                  if t is not None and t is not asyncio.current_task()]
         for task in tasks:
@@ -212,6 +224,7 @@ class VoicePipeline:
     # --- the flow ----------------------------------------------------------------------
 
     def _user_event(self, event: InboundEvent) -> None:
+        self._cancel_speculation()  # a turn's own was taken by `_on_turn` before this
         self._listening = False
         self._cancel_timer("no_input")
         self._events.put_nowait(event)
@@ -298,6 +311,7 @@ class VoicePipeline:
         self._event({"type": "transcript", "role": "user", "text": text, "final": False})
 
     def _on_discard(self, utt: Utterance, reason: str) -> None:
+        self._cancel_speculation()
         self._event({"type": "user_speech_ignored", "reason": reason})
         if self._listening:
             self._arm_no_input()
@@ -321,8 +335,35 @@ class VoicePipeline:
             self._stream_text.pop(sid, None)
         self._unconfirmed.clear()
 
+    def _on_pause_text(self, text: str, utt: Utterance) -> None:
+        """The caller paused and the words so far are known: prepare the reply to them while
+        the silence decides whether the turn is over (only when the flow is listening and
+        nothing else is being said or stepped)."""
+        words = speculative.normalised(text)
+        if self._speculation is not None and self._speculation[0] == words:
+            return  # the same words again: the reply already being prepared stands
+        self._cancel_speculation()
+        if not words or self._closing or not self._listening or self._step_task is not None \
+                or not self._events.empty() or self._agent_busy():
+            return
+        task = asyncio.get_running_loop().create_task(
+            speculate(self._ctx, self.session_id, text), name="speculate")
+        self._speculation = (words, task)
+
+    def _cancel_speculation(self) -> None:
+        if self._speculation is not None:
+            speculative.discard(self._speculation[1])
+            self._speculation = None
+
     def _on_turn(self, text: str, timings: TurnTimings, utt: Utterance) -> None:
         self._event({"type": "transcript", "role": "user", "text": text, "final": True})
+        event_id = f"voice:{uuid.uuid4().hex}"
+        prepared, self._speculation = self._speculation, None
+        if prepared is not None:
+            if prepared[0] == speculative.normalised(text):
+                self._ctx.speculations[event_id] = prepared[1]  # the step adopts or cancels it
+            else:
+                speculative.discard(prepared[1])
         if self._unconfirmed:
             # The caller spoke while the reply was still being written: it is not wanted.
             assert self.speech is not None
@@ -338,8 +379,9 @@ class VoicePipeline:
             "stt_final_ms": _ms(timings.stt_final - timings.speech_end),
             "llm_ttft_ms": None, "tts_ttfb_ms": None, "voice_to_voice_ms": None,
             "_speech_end": timings.speech_end,
+            "_speculation": None if prepared is None else prepared[1],
         }
-        self._user_event(InboundEvent.user_turn(text, event_id=f"voice:{uuid.uuid4().hex}"))
+        self._user_event(InboundEvent.user_turn(text, event_id=event_id))
 
     # --- audio out and metrics ---------------------------------------------------------
 
@@ -376,6 +418,8 @@ class VoicePipeline:
             return
         turn.pop("_speech_end", None)
         turn.pop("_first_token", None)
+        # adopted / cancelled / refused (the flow may not run ahead) / None (no pause decode)
+        turn["speculation"] = speculative.outcome(turn.pop("_speculation", None))
         self._event({"type": "metrics", "turn": turn})
         await self._persist(turn)
 

@@ -9,6 +9,9 @@ turn ends once the silence reaches `end_of_turn_silence_s`, the fallback maximum
 of the pause itself is held back from the stream until the caller speaks again, so an
 utterance that ends at the pause ends with nothing new after the adapter's pause decode, and
 that decode is the final. If the caller goes on, the pause decode becomes an interim.
+The pause decode's text is offered (`on_pause_text`) as soon as it is ready while the caller
+is still quiet, so a reply may be prepared before the turn ends; `on_resume` says the caller
+went on after a pause (what was prepared on it is stale).
 
 Speech that starts while the agent is talking is a barge-in once it lasts
 `barge_in_min_speech_s` (and, when `barge_in_min_words` > 0, the STT hears that many words);
@@ -76,7 +79,9 @@ class TurnDetector:
                  on_turn: Callable[[str, TurnTimings, Utterance], Any],
                  on_interim: Callable[[str], Any],
                  on_discard: Callable[[Utterance, str], Any],
-                 end_of_turn_model: EndOfTurnModel | None = None) -> None:
+                 end_of_turn_model: EndOfTurnModel | None = None,
+                 on_pause_text: Callable[[str, Utterance], Any] | None = None,
+                 on_resume: Callable[[Utterance], Any] | None = None) -> None:
         self.options = options
         self.stt = stt
         self.end_of_turn_model = end_of_turn_model if options.end_of_turn_model else None
@@ -90,6 +95,8 @@ class TurnDetector:
         self._on_turn = on_turn
         self._on_interim = on_interim
         self._on_discard = on_discard
+        self._on_pause_text = on_pause_text
+        self._on_resume = on_resume
         self._preroll: deque[bytes] = deque(maxlen=int(PREROLL_S / 0.02) + 1)
         self.utterance: Utterance | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -151,6 +158,8 @@ class TurnDetector:
                 utt.verdict = None
             utt.paused_at = None
             utt.segment_start = started
+            if self._on_resume is not None:
+                self._on_resume(utt)
 
     def _speech_pause(self, now: float) -> None:
         utt = self.utterance
@@ -161,7 +170,9 @@ class TurnDetector:
         if utt.speech_s >= self.options.min_speech_s and self._transcribing(utt):
             self._feed(utt)
             assert utt.stream is not None
-            utt.stream.pause()
+            decoded = utt.stream.pause()
+            if decoded is not None and self._on_pause_text is not None:
+                self._offer_pause_text(utt, decoded)
             model = self.end_of_turn_model
             if model is not None and model.worth_asking(
                     self.options.end_of_turn_silence_s - PAUSE_S):
@@ -230,6 +241,20 @@ class TurnDetector:
             self._on_turn(text.strip(), timings, utt)
 
         self._spawn(finish())
+
+    def _offer_pause_text(self, utt: Utterance, decoded: asyncio.Future[str]) -> None:
+        pause = utt.paused_at
+
+        def offer(f: asyncio.Future[str]) -> None:
+            # Only while the caller is still quiet at this pause: once the turn has ended the
+            # same decode is its final, and once the caller went on it is stale.
+            if f.cancelled() or f.exception() is not None or not f.result().strip():
+                return
+            if self.utterance is utt and utt.paused_at == pause and \
+                    self._on_pause_text is not None:
+                self._on_pause_text(f.result().strip(), utt)
+
+        decoded.add_done_callback(offer)
 
     # --- end-of-turn model -------------------------------------------------------------
 

@@ -42,9 +42,9 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -54,10 +54,11 @@ from aico.settings import Settings, get_settings
 from db import flows as flows_db
 from db import session_events as session_events_db
 from db import sessions as sessions_db
-from flows import llm_context, memory
+from flows import llm_context, memory, speculative
 from flows.document import FlowDocument, parse_flow_document
 from flows.events import Action, End, InboundEvent, SayChunk, StartChild, action_from_dict
-from flows.runner import RunEnv, StepOutcome, persistence_hooks, run_bounded
+from flows.runner import NotSpeculable, RunEnv, StepOutcome, persistence_hooks, run_bounded
+from flows.speculative import SpeculativeReply
 
 log = logging.getLogger("aico.flows.executor")
 
@@ -77,6 +78,10 @@ class StepContext:
     on_llm_start: Callable[[float], None] | None = None
     # Filled by `step` for benchmarks: seconds spent in model calls during the last step.
     model_seconds: float = 0.0
+    # Replies started ahead of their turn (`speculate`), by the event id of the `user.turn`
+    # they may answer; the step of that event adopts or cancels its entry.
+    speculations: dict[str, asyncio.Future[SpeculativeReply | None]] = field(
+        default_factory=dict)
 
 
 _documents: OrderedDict[UUID, FlowDocument] = OrderedDict()
@@ -118,6 +123,8 @@ async def step(
         outcome = "abandoned"  # the caller stopped reading (a barge-in cancels the reply)
         raise
     finally:
+        # A speculation the step did not adopt is not wanted any more.
+        speculative.discard(ctx.speculations.pop(event.event_id, None))
         record_executor_step(time.monotonic() - started, outcome=outcome)
 
 
@@ -160,9 +167,11 @@ async def _step(ctx: StepContext, session_id: UUID, event: InboundEvent) -> Asyn
         for action in outcome.actions:
             yield action
         committed = {**snap, "state": outcome.state, "variables": outcome.variables}
+        pending = ctx.speculations.pop(event.event_id, None)
         for effect in outcome.effects:
-            async for action in _run_effect(ctx, committed, effect):
+            async for action in _run_effect(ctx, committed, effect, speculation=pending):
                 yield action
+        speculative.discard(pending)
         return
     raise Conflict(f"session {session_id} is too busy: gave up after {MAX_ATTEMPTS} attempts")
 
@@ -236,11 +245,12 @@ async def _replay_llm_reply(ctx: StepContext, snap: Any,
         yield action
 
 
-async def _run_effect(ctx: StepContext, snap: Any,
-                      effect: dict[str, Any]) -> AsyncIterator[Action]:
+async def _run_effect(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
+                      speculation: asyncio.Future[SpeculativeReply | None] | None = None,
+                      ) -> AsyncIterator[Action]:
     kind = effect["kind"]
     if kind == "llm":
-        async for action in _stream_llm(ctx, snap, effect):
+        async for action in _stream_llm(ctx, snap, effect, speculation=speculation):
             yield action
     elif kind == "child":
         child_id = UUID(effect["child_session_id"])
@@ -274,27 +284,43 @@ async def _relay_child(actions: AsyncIterator[Action], child_id: str) -> AsyncIt
             yield action
 
 
-async def _stream_llm(ctx: StepContext, snap: Any,
-                      effect: dict[str, Any]) -> AsyncIterator[Action]:
-    """Stream the reply of the llm node the session (as committed) waits on, then commit it
-    as `llm.completed`. `snap` holds the state and variables of that commit."""
-    from providers.llm import ChatMessage
-
-    doc = await flow_document(ctx.pool, snap["flow_version_id"])
-    node = doc.node_map()[effect["node_id"]]
+async def _llm_prompt(ctx: StepContext, snap: Any, node: Any) -> list[dict[str, Any]]:
+    """The messages an llm node sends, given the session as committed (`snap`)."""
     namespace = {**snap["variables"], "session_id": str(snap["id"]), "channel": snap["channel"]}
     # The instructions are a template: rendered off the event loop (bounded, time-limited).
     prompt = await asyncio.to_thread(llm_context.llm_messages, node, variables=namespace,
                                      history=snap["state"].get("history") or [],
                                      channel=snap["channel"])
-    prompt = await memory.with_memory(ctx.pool, snap, node, prompt, settings=ctx.settings)
-    llm = await _session_llm(ctx, snap)
+    return await memory.with_memory(ctx.pool, snap, node, prompt, settings=ctx.settings)
+
+
+async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
+                      speculation: asyncio.Future[SpeculativeReply | None] | None = None,
+                      ) -> AsyncIterator[Action]:
+    """Stream the reply of the llm node the session (as committed) waits on, then commit it
+    as `llm.completed`. `snap` holds the state and variables of that commit. A speculative
+    reply started for this very prompt is adopted instead of asking the LLM again."""
+    from providers.llm import ChatMessage
+
+    doc = await flow_document(ctx.pool, snap["flow_version_id"])
+    node = doc.node_map()[effect["node_id"]]
+    prompt = await _llm_prompt(ctx, snap, node)
+    options = {"temperature": node.temperature, "max_tokens": node.max_tokens}
+    stream = None
+    if speculation is not None:
+        reply = await _settled(speculation)
+        if reply is not None:
+            stream = reply.adopt(prompt, node_id=node.id, options=options)
+            if stream is not None and ctx.on_llm_start is not None:
+                ctx.on_llm_start(time.monotonic())  # its first token: what is left to wait
+    if stream is None:
+        llm = await _session_llm(ctx, snap)
+        stream = llm.chat([ChatMessage(**m) for m in prompt], **options)
     token = effect["token"]
     parts: list[str] = []
     started = time.perf_counter()
     try:
-        async for chunk in llm.chat([ChatMessage(**m) for m in prompt],
-                                    temperature=node.temperature, max_tokens=node.max_tokens):
+        async for chunk in stream:
             if chunk.text:
                 parts.append(chunk.text)
                 if node.say:
@@ -306,6 +332,52 @@ async def _stream_llm(ctx: StepContext, snap: Any,
     completed = InboundEvent.llm_completed(token, "".join(parts).strip())
     async for action in _step(ctx, snap["id"], completed):
         yield action
+
+
+async def _settled(pending: asyncio.Future[SpeculativeReply | None]) -> SpeculativeReply | None:
+    """The speculation once prepared (it may still be reading the session), or None."""
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        if pending.cancelled():
+            return None
+        raise  # this step itself was cancelled
+    except Exception:  # a failed speculation only means asking the LLM now
+        log.warning("speculative reply failed", exc_info=True)
+        return None
+
+
+async def speculate(ctx: StepContext, session_id: UUID | str,
+                    text: str) -> SpeculativeReply | None:
+    """Run the step a `user.turn` of `text` would run, committing nothing, and start the LLM
+    reply it leads to (see flows/speculative.py). None when the session is not waiting at a
+    listen node or the step would do anything but say, set, listen and start an llm reply."""
+    from providers.llm import ChatMessage
+
+    snap = await sessions_db.get_session_for_step(
+        ctx.pool, session_id=UUID(str(session_id)), event_id=f"speculative:{uuid4().hex}")
+    if snap is None or snap["status"] in ("ended", "failed"):
+        return None
+    if ((snap["state"] or {}).get("wait") or {}).get("kind") != "listen":
+        return None  # a collect node extracts with the LLM; other waits are not a turn's
+    doc = await flow_document(ctx.pool, snap["flow_version_id"])
+    env = replace(_run_env(ctx, snap), speculative=True)
+    try:
+        outcome = await run_bounded(doc, snap, env, InboundEvent.user_turn(text))
+    except NotSpeculable:
+        return None
+    if outcome.status in ("ended", "failed") or len(outcome.effects) != 1 or \
+            outcome.effects[0]["kind"] != "llm":
+        return None
+    node = doc.node_map()[outcome.effects[0]["node_id"]]
+    committed = {**snap, "state": outcome.state, "variables": outcome.variables}
+    prompt = await _llm_prompt(ctx, committed, node)
+    options = {"temperature": node.temperature, "max_tokens": node.max_tokens}
+    # The pipeline's turn metrics time the real turn's LLM call: this one is not announced.
+    llm = await _session_llm(replace(ctx, on_llm_start=None, speculations={}), snap)
+    reply = SpeculativeReply(text, node_id=node.id, prompt=prompt, options=options)
+    reply.start(llm.chat([ChatMessage(**m) for m in prompt], **options))
+    return reply
 
 
 def _run_env(ctx: StepContext, snap: Any) -> RunEnv:

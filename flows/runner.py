@@ -87,6 +87,15 @@ async def _transfer_allowed(to: str) -> str | None:
     return None
 
 
+class NotSpeculable(Exception):
+    """A speculative run (`RunEnv.speculative`) reached a node whose work may not happen before
+    the turn is real: an external call, a subflow, a transfer, the end of the session."""
+
+
+# What a speculative run may pass through: nodes without effects outside the snapshot.
+_SPECULABLE = (StartNode, SayNode, SetNode, ListenNode, LLMNode)
+
+
 @dataclass
 class RunEnv:
     """What node execution may reach outside the snapshot."""
@@ -107,6 +116,9 @@ class RunEnv:
     # Why a transfer node may not move the call to a destination (a phone call's toll-fraud
     # guard, flows.telephony), or None when it may.
     refuse_transfer: Callable[[str], Awaitable[str | None]] = _transfer_allowed
+    # A speculative run (flows.speculative): anything but say/set/listen/llm raises
+    # NotSpeculable, so nothing reaches the outside world for a turn that may not happen.
+    speculative: bool = False
 
 
 @dataclass
@@ -242,9 +254,13 @@ class FlowRun:
         state = self.out.state
         for _ in range(MAX_NODES_PER_STEP):
             if node_id is None:
+                if self.env.speculative:
+                    raise NotSpeculable("the session would end")
                 self.end("completed", state.get("at"))
                 return
             node = self.nodes[node_id]
+            if self.env.speculative and not isinstance(node, _SPECULABLE):
+                raise NotSpeculable(f"node {node.id!r} ({node.type}) waits for the real turn")
             state["at"] = node_id
             if isinstance(node, (StartNode,)):
                 pass
@@ -364,6 +380,8 @@ class FlowRun:
         self.emit(Listen(node.id))
 
     def count_external_call(self, node_id: str) -> None:
+        if self.env.speculative:  # a second wall: no external call for a speculative turn
+            raise NotSpeculable(f"node {node_id!r} calls out")
         self.external_calls += 1
         if self.external_calls > self.max_external_calls:
             raise StepLimitExceeded(

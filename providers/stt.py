@@ -134,9 +134,11 @@ class SpeechStream(ProviderStream[SpeechEvent]):
         if pcm16:
             self._input.put_nowait(pcm16)
 
-    def pause(self) -> None:
-        """Hint: the caller paused here. Streaming services ignore it; the buffered adapter
-        decodes what it has, to be reused as the final if no more audio comes before it."""
+    def pause(self) -> asyncio.Future[str] | None:
+        """Hint: the caller paused here. Streaming services ignore it (None); the buffered
+        adapter decodes what it has, to be reused as the final if no more audio comes before
+        it, and returns a future of that decode's text (a speculative reply may start on it)."""
+        return None
 
     async def flush(self) -> None:
         """Mark the end of an utterance. Buffered streams return once its final is queued;
@@ -160,7 +162,21 @@ class SpeechStream(ProviderStream[SpeechEvent]):
 
 
 class _Pause:
-    """A pause mark on a buffered stream's input queue."""
+    """A pause mark on a buffered stream's input queue; `text` gets the pause decode's text."""
+
+    def __init__(self) -> None:
+        self.text: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def resolve(self, decode: asyncio.Task[Transcript]) -> None:
+        def done(t: asyncio.Task[Transcript]) -> None:
+            if self.text.done():
+                return
+            if t.cancelled() or t.exception() is not None:
+                self.text.cancel()  # the final decode reports a real failure
+            else:
+                self.text.set_result(t.result().text)
+
+        decode.add_done_callback(done)
 
 
 class BufferedSpeechStream(SpeechStream):
@@ -174,9 +190,12 @@ class BufferedSpeechStream(SpeechStream):
         self.pause_decodes_reused = 0  # finals that were a pause decode (nothing to wait for)
         super().__init__(stt, sample_rate=sample_rate, language=language)
 
-    def pause(self) -> None:
-        if not self._input_ended:
-            self._input.put_nowait(_Pause())
+    def pause(self) -> asyncio.Future[str] | None:
+        if self._input_ended:
+            return None
+        mark = _Pause()
+        self._input.put_nowait(mark)
+        return mark.text
 
     def _decode(self, pcm16: bytes) -> asyncio.Task[Transcript]:
         return asyncio.create_task(self._stt.recognize(pcm16, sample_rate=self.sample_rate,
@@ -219,6 +238,10 @@ class BufferedSpeechStream(SpeechStream):
                 if isinstance(item, _Pause):
                     if buf and paused is None:
                         paused = (len(buf), self._decode(bytes(buf)))
+                    if paused is not None:
+                        item.resolve(paused[1])
+                    else:
+                        item.text.cancel()
                     continue
                 utterance += 1  # interims of this utterance that finish late are dropped
                 if interim is not None:
