@@ -2,7 +2,9 @@
 
 Every transport has the same small interface (`CallTransport`), and `run_call` bridges any of
 them to a `Call` from `actors.host`: caller frames and control messages in, agent audio and
-events out, hang-up by either side ending both.
+events out, hang-up by either side ending both. What crosses is typed by `aico.voice_messages`:
+a transport hands over `ClientMessage`s and is handed `ServerMessage`s; the pipeline's events
+(dicts, as they crossed the actor boundary) are typed here, in one place.
 """
 
 from __future__ import annotations
@@ -14,7 +16,22 @@ import time
 from typing import Any, Protocol
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from actors.host import VoiceHost
+from aico.voice_messages import (
+    ENDS_CALL,
+    CallEnded,
+    CallError,
+    Dtmf,
+    Hangup,
+    Ready,
+    ServerModel,
+    Start,
+    Stop,
+    server_message,
+    to_wire,
+)
 
 log = logging.getLogger("aico.actors.transports")
 
@@ -25,18 +42,19 @@ HOST_FAILED = "host_failed"
 class CallTransport(Protocol):
     sample_rate: int  # of the caller's audio
 
-    async def receive(self) -> bytes | dict[str, Any] | None:
+    async def receive(self) -> bytes | Dtmf | Hangup | Stop | Start | None:
         """Caller audio (PCM16 at `sample_rate`), a control message, or None: hung up."""
 
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None: ...
-    async def send_event(self, event: dict[str, Any]) -> None: ...
+    async def send_event(self, message: ServerModel) -> None: ...
     async def close(self, reason: str, *, code: int = 1000) -> None: ...
 
 
 async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID | str, *,
                    connected_at: float | None = None,
                    observe: Any = None) -> str:
-    """Run one call to its end; returns why it ended. `observe(event)` sees every event."""
+    """Run one call to its end; returns why it ended. `observe(event)` sees every event sent,
+    as its JSON object."""
     call = await host.open(session_id, sample_rate=transport.sample_rate,
                            connected_at=connected_at or time.monotonic())
     out_rate = 16000
@@ -49,9 +67,9 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
                 return
             if isinstance(item, bytes):
                 call.push_audio(item)
-            else:
-                await call.control(item)
-                if item.get("type") in ("hangup", "stop"):
+            elif not isinstance(item, Start):  # a second `start` changes nothing
+                await call.control(to_wire(item))
+                if item.type in ENDS_CALL:
                     return
 
     async def agent_to_caller() -> None:
@@ -60,16 +78,23 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
             if isinstance(item, bytes):
                 await transport.send_audio(item, out_rate)
                 continue
-            if item.get("type") == "ready":
-                out_rate = int(item["sample_rate"])
-                if item.get("resumed"):
+            try:
+                message = server_message(item)
+            except ValidationError as err:
+                # A pipeline event this vocabulary lacks: add it to aico/voice_messages.py.
+                log.error("call %s: event not in the voice vocabulary, not sent: %s",
+                          session_id, err)
+                continue
+            if isinstance(message, Ready):
+                out_rate = message.sample_rate
+                if message.resumed:
                     continue  # the caller already has a ready; a restart says `resumed`
-            await transport.send_event(item)
+            await transport.send_event(message)
             if observe is not None:
                 with contextlib.suppress(Exception):
-                    await observe(item)
-            if item.get("type") == "end":
-                reason = str(item.get("reason") or "ended")
+                    await observe(to_wire(message))
+            if isinstance(message, CallEnded):
+                reason = message.reason or "ended"
                 return
 
     inbound = asyncio.create_task(caller_to_agent())
@@ -93,8 +118,8 @@ async def run_call(transport: CallTransport, host: VoiceHost, session_id: UUID |
                 reason = f"{HOST_FAILED}: {type(task.exception()).__name__}"
     await call.hang_up(reason)
     if reason.startswith(HOST_FAILED):
-        await transport.send_event({"type": "error", "code": "call_failed",
-                                    "message": "the call's voice host failed"})
+        await transport.send_event(CallError(code="call_failed",
+                                             message="the call's voice host failed"))
         await transport.close(reason, code=1011)
     else:
         await transport.close(reason)

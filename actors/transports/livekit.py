@@ -25,6 +25,7 @@ from typing import Any
 
 from actors.transports.frame_limits import ControlBucket
 from aico.settings import LimitSettings
+from aico.voice_messages import Dtmf, Hangup, Interrupted, ServerModel, Start, Stop, to_wire
 from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.transports.livekit")
@@ -90,7 +91,7 @@ class LiveKitTransport:
         self.control = ControlBucket(rate_per_s=limits.voice_control_per_s,
                                      burst=limits.voice_control_burst)
         self.sample_rate = LIVEKIT_RATE
-        self._inbox: asyncio.Queue[bytes | dict[str, Any] | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[bytes | Dtmf | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._caller: str | None = None
 
@@ -121,7 +122,7 @@ class LiveKitTransport:
 
     def _on_dtmf(self, dtmf: Any) -> None:
         if self.control.allow():
-            self._inbox.put_nowait({"type": "dtmf", "digit": str(dtmf.digit)})
+            self._inbox.put_nowait(Dtmf(digit=str(dtmf.digit)))
         elif self.control.refused == 1:
             log.warning("caller %s sends DTMF faster than allowed: dropping", self._caller)
 
@@ -146,18 +147,19 @@ class LiveKitTransport:
         if participant.identity == self._caller:
             self._inbox.put_nowait(None)
 
-    async def receive(self) -> bytes | dict[str, Any] | None:
+    async def receive(self) -> bytes | Dtmf | Hangup | Stop | Start | None:
         return await self._inbox.get()
 
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None:
         for frame in pcm_to_frames(pcm16, sample_rate):
             await self.source.capture_frame(frame)
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "interrupted":
+    async def send_event(self, message: ServerModel) -> None:
+        if isinstance(message, Interrupted):
             self.source.clear_queue()  # barge-in: drop what LiveKit still buffers
         with contextlib.suppress(Exception):
-            await self.room.local_participant.publish_data(json.dumps(event), topic=EVENT_TOPIC)
+            await self.room.local_participant.publish_data(json.dumps(to_wire(message)),
+                                                           topic=EVENT_TOPIC)
 
     async def close(self, reason: str, *, code: int = 1000) -> None:
         for task in list(self._tasks):

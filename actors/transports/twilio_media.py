@@ -38,6 +38,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from actors.transports.frame_limits import AudioBudget, ControlBucket
 from actors.transports.mulaw import PHONE_RATE, mulaw_to_pcm16, pcm16_to_mulaw
 from aico.settings import LimitSettings
+from aico.voice_messages import (
+    AgentSpeechEnded,
+    CallTransferred,
+    Dtmf,
+    Hangup,
+    Interrupted,
+    ServerModel,
+    Start,
+    Stop,
+    to_wire,
+)
 from providers.pcm import resample_pcm16
 
 log = logging.getLogger("aico.actors.transports.twilio_media")
@@ -129,7 +140,7 @@ class TwilioMediaTransport:
             return None
         return event if isinstance(event, dict) else None
 
-    async def receive(self) -> bytes | dict[str, Any] | None:
+    async def receive(self) -> bytes | Dtmf | Hangup | Stop | Start | None:
         while True:
             try:
                 message = await self.ws.receive()
@@ -164,7 +175,7 @@ class TwilioMediaTransport:
             if kind == "dtmf":
                 digit = str((event.get("dtmf") or {}).get("digit") or "")
                 if digit in DTMF_DIGITS and self.control.allow():
-                    return {"type": "dtmf", "digit": digit}
+                    return Dtmf(digit=digit)
                 continue
             if kind == "mark":
                 name = str((event.get("mark") or {}).get("name") or "")[:64]
@@ -187,12 +198,11 @@ class TwilioMediaTransport:
         await self._send({"event": "media", "streamSid": self.stream_sid,
                           "media": {"payload": base64.b64encode(mulaw).decode()}})
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "interrupted":
+    async def send_event(self, message: ServerModel) -> None:
+        if isinstance(message, Interrupted):
             self._pending = b""
             await self._send({"event": "clear", "streamSid": self.stream_sid})
-        elif kind == "agent_speech_ended":
+        elif isinstance(message, AgentSpeechEnded):
             if self._pending:
                 await self._send_media(self._pending.ljust(FRAME_BYTES, b"\xff"))
                 self._pending = b""
@@ -200,9 +210,9 @@ class TwilioMediaTransport:
             self.marks_sent.append(name)
             await self._send({"event": "mark", "streamSid": self.stream_sid,
                               "mark": {"name": name}})
-        elif kind == "transfer" and self.on_transfer is not None:
+        elif isinstance(message, CallTransferred) and self.on_transfer is not None:
             try:
-                await self.on_transfer(event)
+                await self.on_transfer(to_wire(message))
             except Exception:  # the caller stays on the line with the agent
                 log.exception("stream %s: transfer failed", self.stream_sid)
 

@@ -3,7 +3,7 @@
 Protocol (docs/voice-protocol.md): the client's first text frame is
 `{"type": "start", "sample_rate": N}`; binary frames both ways are PCM16 little-endian mono
 (the caller's at N, the agent's at the rate announced in `{"type": "ready", "sample_rate": M}`);
-text frames carry JSON events.
+text frames carry JSON events, the messages of `aico.voice_messages` (parsed and written there).
 
 What a caller may send is bounded per connection (`settings.limits`): frame sizes are checked
 on the raw message before anything is parsed, text frames (dtmf and other control messages) pass
@@ -18,14 +18,25 @@ import contextlib
 import json
 import time
 from enum import IntEnum
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from actors.transports.frame_limits import AudioBudget, ControlBucket
 from aico.settings import LimitSettings
+from aico.voice_messages import (
+    ENDS_CALL,
+    START_USAGE,
+    BadClientMessage,
+    CallError,
+    Dtmf,
+    Hangup,
+    ServerModel,
+    Start,
+    Stop,
+    parse_client_message,
+    to_wire,
+)
 
-ALLOWED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 # Refusals a flooding client may collect before it is disconnected, in bursts of the bucket.
 REFUSED_BURSTS_BEFORE_CLOSE = 100
 
@@ -63,29 +74,25 @@ class WebSocketTransport:
 
     async def handshake(self, *, timeout_s: float = 10.0) -> None:
         """Wait for the client's `start` message."""
-        usage = "expected {\"type\": \"start\", \"sample_rate\": N} first"
         try:
             message = await asyncio.wait_for(self.ws.receive(), timeout_s)
         except TimeoutError as err:
-            raise ProtocolError(usage) from err
+            raise ProtocolError(START_USAGE) from err
         text = message.get("text")
         if isinstance(text, str) and self._too_big(text):
             await self.refuse(CloseCode.TOO_BIG, "frame_too_large", self._text_limit_message())
             raise ProtocolError("frame too large")
         try:
-            start = json.loads(text or "")
-        except ValueError as err:
-            raise ProtocolError(usage) from err
-        if not isinstance(start, dict) or start.get("type") != "start":
-            raise ProtocolError(usage)
-        rate = start.get("sample_rate", 16000)
-        if rate not in ALLOWED_RATES:
-            raise ProtocolError(f"sample_rate must be one of {ALLOWED_RATES}")
-        self.sample_rate = int(rate)
+            start = parse_client_message(text or "")
+        except BadClientMessage as err:
+            raise ProtocolError(err.message if err.code == "bad_start" else START_USAGE) from None
+        if not isinstance(start, Start):
+            raise ProtocolError(START_USAGE)
+        self.sample_rate = start.sample_rate
         self.audio = AudioBudget(sample_rate=self.sample_rate,
                                  slack_s=self.limits.voice_audio_slack_s)
 
-    async def receive(self) -> bytes | dict[str, Any] | None:
+    async def receive(self) -> bytes | Dtmf | Hangup | Stop | Start | None:
         while True:
             try:
                 message = await self.ws.receive()
@@ -121,10 +128,14 @@ class WebSocketTransport:
             if not isinstance(event, dict):
                 await self._notice("bad_message", "text frames must be JSON objects")
                 continue
-            if event.get("type") in ("hangup", "stop"):
-                return event  # ending the call is never rate limited
+            if event.get("type") in ENDS_CALL:
+                return Stop() if event["type"] == "stop" else Hangup()  # never rate limited
             if self.control.allow():
-                return event
+                try:
+                    return parse_client_message(event)
+                except BadClientMessage as err:
+                    await self._notice(err.code, err.message)
+                    continue
             if self.control.refused > REFUSED_BURSTS_BEFORE_CLOSE * self.control.burst:
                 await self.refuse(CloseCode.POLICY, "rate_limited",
                                   "too many control frames: the connection is closed")
@@ -145,21 +156,21 @@ class WebSocketTransport:
         now = time.monotonic()
         if now - self._notice_at >= 1.0:
             self._notice_at = now
-            await self.send_event({"type": "error", "code": code, "message": message})
+            await self.send_event(CallError(code=code, message=message))
 
     async def refuse(self, code: int, error: str, message: str) -> None:
         """Tell the caller why, then close with `code`."""
         self.end_reason = error
-        await self.send_event({"type": "error", "code": error, "message": message})
+        await self.send_event(CallError(code=error, message=message))
         await self.close(error, code=code)
 
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None:
         with contextlib.suppress(Exception):
             await self.ws.send_bytes(pcm16)
 
-    async def send_event(self, event: dict[str, Any]) -> None:
+    async def send_event(self, message: ServerModel) -> None:
         with contextlib.suppress(Exception):
-            await self.ws.send_text(json.dumps(event, default=str))
+            await self.ws.send_text(json.dumps(to_wire(message)))
 
     async def close(self, reason: str, *, code: int = CloseCode.NORMAL) -> None:
         if self.ws.application_state == WebSocketState.CONNECTED:

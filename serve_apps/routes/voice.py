@@ -37,6 +37,7 @@ from actors.transports import HOST_FAILED, run_call
 from actors.transports.websocket import CloseCode, ProtocolError, WebSocketTransport
 from aico.errors import AicoError, Conflict, NotFound
 from aico.signing import mint_voice_token, verify_voice_token
+from aico.voice_messages import CallError, ObserverHello, to_wire
 from db import sessions as sessions_db
 from db import voice_leases as leases_db
 from db import widgets as widgets_db
@@ -198,7 +199,7 @@ def _in_serve_replica() -> bool:
 async def _refuse(ws: WebSocket, code: int, error: str, message: str) -> None:
     await ws.accept()
     with contextlib.suppress(Exception):
-        await ws.send_text(json.dumps({"type": "error", "code": error, "message": message}))
+        await ws.send_text(json.dumps(to_wire(CallError(code=error, message=message))))
         await ws.close(code=code, reason=message[:100])
 
 
@@ -272,7 +273,7 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
     try:
         await transport.handshake()
     except ProtocolError as err:
-        await transport.send_event({"type": "error", "code": "bad_start", "message": str(err)})
+        await transport.send_event(CallError(code="bad_start", message=str(err)))
         await transport.close("protocol error")
         return
 
@@ -305,12 +306,11 @@ async def _carry_call(ws: WebSocket, state: ApiState, pool: asyncpg.Pool, sessio
                                          event={"type": "end", "reason": reason})
     except AicoError as err:
         body = err.to_body()
-        await transport.send_event({"type": "error", "code": body.pop("error"), **body})
+        await transport.send_event(CallError(code=body.pop("error"), **body))
         await transport.close("error")
     except Exception as err:
         log.exception("voice call %s failed", session_id)
-        await transport.send_event({"type": "error", "code": "internal",
-                                    "message": type(err).__name__})
+        await transport.send_event(CallError(code="internal", message=type(err).__name__))
         await transport.close("error", code=CloseCode.INTERNAL)
         await record_failure(pool, session_id, f"{HOST_FAILED}: {type(err).__name__}")
     finally:
@@ -340,8 +340,8 @@ async def live_session(ws: WebSocket, session_id: UUID, token: str = Query(defau
     try:
         async with live_hub(state, pool).subscribe(session_id) as events:
             await ws.accept()
-            await ws.send_text(json.dumps({"type": "hello", "session_id": sid,
-                                           "status": row["status"]}))
+            await ws.send_text(json.dumps(to_wire(ObserverHello(session_id=sid,
+                                                                status=row["status"]))))
             async for batch in items_until(events, _disconnected(ws)):
                 for event in batch:
                     await ws.send_text(json.dumps(event))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from actors.transports.frame_limits import ControlBucket
 from actors.transports.livekit import LiveKitTransport
 from aico.settings import LimitSettings
+from aico.voice_messages import Dtmf
 
 
 @dataclass
@@ -39,5 +40,5 @@ async def test_a_dtmf_flood_from_a_phone_is_bounded_by_the_bucket():
     while not transport._inbox.empty():
         delivered.append(await transport.receive())
     assert len(delivered) == 20  # the burst; nothing refilled within the instant
-    assert delivered[0] == {"type": "dtmf", "digit": "5"}
+    assert delivered[0] == Dtmf(digit="5")
     assert transport.control.refused == 2000 - len(delivered)

@@ -15,6 +15,7 @@ import pytest
 from livekit_standin import LiveKitStandIn, sip_participant_joined
 from phone_api import allow_dialing, put_secret
 
+from aico.voice_messages import ServerModel, to_wire
 from serve_apps.routes import livekit_webhook
 
 livekit = livekit_fixtures.livekit
@@ -143,8 +144,8 @@ class RoomMedia:
     async def send_audio(self, pcm16: bytes, sample_rate: int) -> None:
         self.audio_bytes += len(pcm16)
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    async def send_event(self, event: ServerModel) -> None:
+        self.events.append(to_wire(event))
 
     async def close(self, reason: str, *, code: int = 1000) -> None:
         if self.closed is None:  # the first close is why the agent left

@@ -25,13 +25,13 @@ export function VoicePanel({ flowId }: { flowId: string }) {
   const system = (text: string) => setLines((l) => [...l, { role: 'system', text, final: true }]);
   const onEvent = (ev: VoiceEvent) => {
     switch (ev.type) {
-      case 'ready': setDetail(`agent audio at ${String(ev.sample_rate)} Hz`); break;
+      case 'ready': setDetail(`agent audio at ${ev.sample_rate} Hz`); break;
       case 'transcript':
-        setLines((l) => applyTranscript(l, { role: String(ev.role ?? 'user'), text: String(ev.text ?? ''), final: ev.final !== false }));
+        setLines((l) => applyTranscript(l, ev));
         break;
       case 'agent_text':
         // Streamed pieces of an LLM reply; whole sentences come again as a final `transcript`.
-        if (ev.final === false && typeof ev.text === 'string') setLines((l) => appendAgentDelta(l, ev.text as string));
+        if (!ev.final) setLines((l) => appendAgentDelta(l, ev.text));
         break;
       case 'agent_speech_started': setSpeaking(true); break;
       case 'agent_speech_ended': setSpeaking(false); break;
@@ -40,14 +40,14 @@ export function VoicePanel({ flowId }: { flowId: string }) {
         system('(the caller interrupted the agent)');
         break;
       case 'metrics':
-        if (ev.turn && typeof ev.turn === 'object') setTurns((t) => [...t, ev.turn as TurnMetrics]);
+        if (ev.turn) { const turn: TurnMetrics = ev.turn; setTurns((t) => [...t, turn]); }
         if (typeof ev.greeting_first_audio_ms === 'number') setGreetingMs(ev.greeting_first_audio_ms);
         break;
-      case 'timer': system(`(timer: ${String(ev.name ?? '')})`); break;
-      case 'transfer': system(`(transfer to ${String(ev.to ?? '')}, ${String(ev.mode ?? '')})`); break;
-      case 'dtmf': system(`(keypad: ${String(ev.digit ?? '')})`); break;
-      case 'error': setError(new Error(typeof ev.message === 'string' ? ev.message : `voice error ${String(ev.code ?? '')}`)); break;
-      case 'end': setDetail(typeof ev.reason === 'string' ? `ended: ${ev.reason}` : 'the flow ended the call'); break;
+      case 'timer': system(`(timer: ${ev.name})`); break;
+      case 'transfer': system(`(transfer to ${ev.to}, ${ev.mode})`); break;
+      case 'dtmf': system(`(keypad: ${ev.digit})`); break;
+      case 'error': setError(new Error(ev.message || `voice error ${ev.code}`)); break;
+      case 'end': setDetail(ev.reason ? `ended: ${ev.reason}` : 'the flow ended the call'); break;
     }
   };
 

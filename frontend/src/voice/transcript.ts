@@ -1,8 +1,12 @@
 /** The live transcript of a voice call: interim text replaced by the final text of the same turn. */
+import type { Transcript } from '../api/voice-messages';
 
-export type LiveLine = { role: 'user' | 'agent' | string; text: string; final: boolean };
+export type LiveLine = { role: Transcript['role'] | 'system' | string; text: string; final: boolean };
 
-export function applyTranscript(lines: LiveLine[], ev: { role: string; text: string; final?: boolean }): LiveLine[] {
+/** A `transcript` message, or a stored transcript line (whose agent role is `assistant`, and which is final). */
+export type TranscriptLine = Pick<Transcript, 'text'> & { role: Transcript['role'] | string; final?: boolean };
+
+export function applyTranscript(lines: LiveLine[], ev: TranscriptLine): LiveLine[] {
   const role = ev.role === 'assistant' ? 'agent' : ev.role;
   const final = ev.final !== false;
   // An interim line of the same role, still open, is the one this event updates.

@@ -1,7 +1,9 @@
 /** A browser voice call: microphone → PCM16 frames over the voice WebSocket; agent audio played through WebAudio. */
+import type { ServerMessage, Start } from '../api/voice-messages';
 import { Framer, Resampler, bytesToPcm16, floatToPcm16, pcm16ToBytes, pcm16ToFloat } from './pcm';
 
-export type VoiceEvent = { type: string; [k: string]: unknown };
+/** What the server sends on the voice socket (generated from aico/voice_messages.py). */
+export type VoiceEvent = ServerMessage;
 
 export type VoiceCallHandlers = {
   onEvent: (ev: VoiceEvent) => void;
@@ -64,7 +66,8 @@ export class VoiceCall {
       this.stop();
     };
     ws.onerror = () => this.handlers.onState('error', 'The voice connection failed.');
-    ws.send(JSON.stringify({ type: 'start', sample_rate: SEND_RATE }));
+    const start: Start = { type: 'start', sample_rate: SEND_RATE };
+    ws.send(JSON.stringify(start));
 
     this.source = this.ctx.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.ctx, 'aico-capture');
@@ -86,10 +89,10 @@ export class VoiceCall {
     if (typeof m.data === 'string') {
       let ev: VoiceEvent;
       try { ev = JSON.parse(m.data); } catch { return; }
-      if (ev.type === 'ready' && typeof ev.sample_rate === 'number') this.playRate = ev.sample_rate;
+      if (ev.type === 'ready') this.playRate = ev.sample_rate;
       if (ev.type === 'interrupted') this.flushPlayback();
       this.handlers.onEvent(ev);
-      if (ev.type === 'end') { this.handlers.onState('ended', typeof ev.reason === 'string' ? ev.reason : undefined); }
+      if (ev.type === 'end') this.handlers.onState('ended', ev.reason || undefined);
       return;
     }
     this.framesReceived++;

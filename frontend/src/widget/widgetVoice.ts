@@ -22,8 +22,8 @@ export class TranscriptView {
 
   apply(ev: VoiceEvent): void {
     if (ev.type === 'transcript') {
-      this.lines = applyTranscript(this.lines, { role: String(ev.role ?? 'user'), text: String(ev.text ?? ''), final: ev.final !== false });
-    } else if (ev.type === 'agent_text' && ev.final === false && typeof ev.text === 'string') {
+      this.lines = applyTranscript(this.lines, ev);
+    } else if (ev.type === 'agent_text' && !ev.final) {
       // Streamed pieces of an LLM reply; the whole sentence comes again as a final `transcript`.
       this.lines = appendAgentDelta(this.lines, ev.text);
     } else {
@@ -53,7 +53,7 @@ export async function startCall(url: string, view: CallView): Promise<VoiceCall>
       if (ev.type === 'agent_speech_started') view.status('Speaking…');
       else if (ev.type === 'agent_speech_ended' || ev.type === 'ready') view.status('Listening…');
       else if (ev.type === 'error') {
-        view.note(ev.code === 'origin_refused' ? 'Voice is not available on this page.' : `Voice: ${String(ev.message ?? ev.code)}`);
+        view.note(ev.code === 'origin_refused' ? 'Voice is not available on this page.' : `Voice: ${ev.message || ev.code}`);
       }
     },
     onState: (state) => {
