@@ -11,7 +11,10 @@ Every sentence remembers how much of its audio has been played, so `interrupt()`
 the caller actually heard. The greeting (the flow's `say` texts before the agent first falls
 quiet) is the same on every call of a flow version: its audio is kept in a bounded per-process
 LRU (`greeting_cache`), keyed by the TTS configuration and the text, so a later call plays it
-without synthesis. `cache_greeting` fills it ahead of the first call.
+without synthesis. Behind it, a TTS that fronts a Serve deployment asks the deployment's cache
+(`TTS.cached_greeting`), shared by every call actor and filled when a flow is published, so a
+call on a fresh actor plays the greeting without synthesis too. `cache_greeting` fills the
+per-process level ahead of the first call.
 """
 
 from __future__ import annotations
@@ -365,7 +368,12 @@ class SpeechOut:
     async def _synthesize(self, sentence: Sentence) -> None:
         key = (self._cache_ns, sentence.text)
         cached = greeting_cache.get(key) if sentence.cacheable else None
-        if cached is not None:
+        if cached is None and sentence.cacheable:
+            # The second level: the TTS deployment's, shared by every call actor.
+            cached = await self.tts.cached_greeting(sentence.text)
+            if cached:
+                greeting_cache.put(key, cached)
+        if cached:
             self._first_audio(sentence)
             self._add_audio(sentence, cached)
             return
@@ -376,7 +384,9 @@ class SpeechOut:
             chunks.append(frame.pcm16)
             self._add_audio(sentence, frame.pcm16)
         if sentence.cacheable and chunks:
-            greeting_cache.put(key, b"".join(chunks))
+            pcm = b"".join(chunks)
+            greeting_cache.put(key, pcm)
+            self.tts.keep_greeting(sentence.text, pcm)
 
     def _first_audio(self, sentence: Sentence) -> None:
         if self._on_first_audio is not None:

@@ -184,6 +184,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             warm = _run(lambda: CallPlacement(settings.voice).wait_warm(timeout_s=300))
             print(f"    {sum(warm.values())} warm call actor(s) on {len(warm)} node(s)",
                   flush=True)
+        # Published flows' greetings into the TTS deployment's cache: readiness does not wait.
+        threading.Thread(target=_cache_greetings, args=(database_url,), daemon=True,
+                         name="aico-greetings").start()
     except StepFailed as exc:
         print(f"AICO did not start: {exc}", file=sys.stderr, flush=True)
         _cleanup(cleanups)
@@ -218,6 +221,26 @@ def _deploy_models(settings: Settings) -> None:
     from serve_apps.models import build_models_app
 
     serve.run(build_models_app(settings), name="models", route_prefix=None, blocking=False)
+
+
+def _cache_greetings(database_url: str) -> None:
+    """Every published flow's greeting, synthesized into the TTS deployment's cache, so the
+    first call after start plays it at once (serve_apps/greetings.py)."""
+    async def work() -> int:
+        from db.pool import create_pool
+        from serve_apps.greetings import cache_every_published_greeting
+
+        pool = await create_pool(database_url, min_size=1, max_size=1)  # the owner: every org
+        try:
+            return await cache_every_published_greeting(pool)
+        finally:
+            await pool.close()
+
+    try:
+        made = asyncio.run(work())
+        logging.getLogger("aico.cli").info("cached %d greeting piece(s)", made)
+    except Exception:  # a call synthesizes its greeting instead
+        logging.getLogger("aico.cli").warning("could not cache the greetings", exc_info=True)
 
 
 async def _seed(database_url: str, settings: Settings):

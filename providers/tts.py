@@ -113,6 +113,14 @@ class TTS(ABC):
             raise ProviderTimeout(f"{self.kind} sent no audio for {self.policy.timeout_s:g}s",
                                   provider=self.kind) from None
 
+    async def cached_greeting(self, text: str) -> bytes | None:
+        """The audio of a greeting piece from a cache shared by every call (a Serve TTS
+        deployment's), or None: then it is synthesized. Never raises."""
+        return None
+
+    def keep_greeting(self, text: str, pcm16: bytes) -> None:
+        """Hand a synthesized greeting piece to that shared cache (without waiting)."""
+
     def stream(self) -> SynthesizeStream:
         return self._stream_impl()
 

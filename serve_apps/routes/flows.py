@@ -17,6 +17,7 @@ from aico.errors import Conflict, NotFound
 from db import flows as flows_db
 from flows.document import flow_document_json_schema, parse_flow_document, validate_for_publish
 from serve_apps.deps import AdminDep, EditorDep, PoolDep, ViewerDep
+from serve_apps.greetings import cache_published_greeting
 
 router = APIRouter(prefix="/v1/flows", tags=["flows"])
 
@@ -121,13 +122,13 @@ async def publish_flow(flow_id: UUID, principal: AdminDep, pool: PoolDep) -> Flo
     if current is None:
         raise NotFound(f"flow {flow_id} not found")
     document = validate_for_publish(current["document"])
+    published = document.model_dump(mode="json", by_alias=True, exclude_none=True)
     async with pool.acquire() as conn:
         row = await flows_db.insert_flow_version(
-            conn, org_id=principal.org_id, flow_id=flow_id,
-            document=document.model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
+            conn, org_id=principal.org_id, flow_id=flow_id, document=published)
     if row is None:
         raise NotFound(f"flow {flow_id} not found")
+    await cache_published_greeting(published)  # the first call plays it without synthesis
     return _version_out(row)
 
 

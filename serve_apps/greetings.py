@@ -1,0 +1,138 @@
+"""Greetings ready before the first call.
+
+A flow's greeting is its opening `say` texts, spoken before it first listens: the same audio on
+every call of a version. When a version is published (and, at `aico up`, for every published
+flow) their audio is put in the greeting cache of the `models` app's TTS deployment, which every
+call actor asks before synthesizing (actors/speech_out.py), so even a call on a fresh actor
+plays the greeting without waiting for synthesis.
+
+    texts = opening_says(document)             # ["Hello! Say billing or support."]
+    await cache_flow_greeting(document)        # synthesized into the deployment's cache
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger("aico.greetings")
+
+MODELS_APP = "models"
+MAX_OPENING_NODES = 20
+# How long publishing waits for its greeting to be synthesized before answering (the rest
+# finishes in the background).
+PUBLISH_WAIT_S = 5.0
+
+LOOKUP_TTL_S = 10.0
+
+_background: set[asyncio.Task[Any]] = set()
+_lookup: list[Any] = []  # [when, handle]
+
+
+def opening_says(document: Mapping[str, Any]) -> list[str]:
+    """The `say` texts a call of this flow speaks first, in order, up to the first node that is
+    not a `say`, a branch, or a text rendered per call (a template)."""
+    nodes = {str(n.get("id")): n for n in document.get("nodes") or []}
+    outgoing: dict[str, list[Mapping[str, Any]]] = {}
+    for edge in document.get("edges") or []:
+        outgoing.setdefault(str(edge.get("from")), []).append(edge)
+    node = next((n for n in nodes.values() if n.get("type") == "start"), None)
+    texts: list[str] = []
+    seen: set[str] = set()
+    while node is not None and str(node.get("id")) not in seen and len(seen) < MAX_OPENING_NODES:
+        seen.add(str(node.get("id")))
+        if node.get("type") == "say":
+            text = str(node.get("text") or "").strip()
+            if not text or "{" in text:  # rendered from the call's variables
+                break
+            texts.append(text)
+        elif node.get("type") != "start":
+            break
+        edges = outgoing.get(str(node.get("id")), [])
+        if len(edges) != 1 or edges[0].get("when"):
+            break
+        node = nodes.get(str(edges[0].get("to")))
+    return texts
+
+
+async def tts_deployment() -> Any | None:
+    """A handle on the `models` app's TTS deployment, or None when it is not running here
+    (a handle found is kept `LOOKUP_TTL_S`: publishing must not ask Serve's controller each
+    time)."""
+    now = time.monotonic()
+    if _lookup and now - _lookup[0] < LOOKUP_TTL_S:
+        return _lookup[1]
+    handle = await _find_tts_deployment()
+    _lookup[:] = [now, handle] if handle is not None else []
+    return handle
+
+
+async def _find_tts_deployment() -> Any | None:
+    try:
+        import ray
+        from ray import serve
+    except ImportError:
+        return None
+    if not ray.is_initialized():
+        return None
+    try:
+        status = await asyncio.to_thread(serve.status)  # a controller round trip: off the loop
+        app = status.applications.get(MODELS_APP)
+        if app is None or "tts" not in app.deployments or app.status != "RUNNING":
+            return None
+        return serve.get_deployment_handle("tts", app_name=MODELS_APP)
+    except Exception as err:  # noqa: BLE001 - no Serve here: calls synthesize as before
+        log.debug("no tts deployment: %s", err)
+        return None
+
+
+async def cache_greetings(texts: Iterable[str]) -> int:
+    """Synthesize `texts` into the TTS deployment's greeting cache; how many pieces were new."""
+    texts = [t for t in texts if t]
+    if not texts:
+        return 0
+    handle = await tts_deployment()
+    if handle is None:
+        return 0
+    return int(await handle.cache_greetings.remote(texts))
+
+
+async def cache_flow_greeting(document: Mapping[str, Any]) -> int:
+    return await cache_greetings(opening_says(document))
+
+
+async def cache_published_greeting(document: Mapping[str, Any], *,
+                                   wait_s: float = PUBLISH_WAIT_S) -> None:
+    """For the publish route: the greeting is cached before the route answers, unless that
+    takes longer than `wait_s` (a busy TTS); then it finishes in the background. Never raises:
+    a call without a cached greeting synthesizes it."""
+    task = asyncio.get_running_loop().create_task(_logged(cache_flow_greeting(document)))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), wait_s)
+
+
+async def cache_every_published_greeting(pool: Any) -> int:
+    """Every published flow's greeting (the latest version of each), for `aico up`'s start;
+    `pool` is the owner's (it reads every organization's flows)."""
+    from db.published_flows import list_flow_versions_latest_everywhere
+
+    texts: list[str] = []
+    for row in await list_flow_versions_latest_everywhere(pool):
+        for text in opening_says(row["document"] or {}):
+            if text not in texts:
+                texts.append(text)
+    return await cache_greetings(texts)
+
+
+async def _logged(work: Any) -> int:
+    try:
+        return int(await work)
+    except Exception:  # the greeting is synthesized on the first call instead
+        log.warning("could not cache a flow's greeting", exc_info=True)
+        return 0
