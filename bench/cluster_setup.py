@@ -106,7 +106,9 @@ class BenchStack:
         head, *workers = self.nodes
         runtime_env = {"env_vars": env}
         if not workers and not self.cluster:
-            ray.init(num_cpus=head.num_cpus, resources=head.resources(),
+            # address="local": a new Ray even while another process runs a `Cluster` here
+            # (ray.init would otherwise join the one in /tmp/ray/ray_current_cluster).
+            ray.init(address="local", num_cpus=head.num_cpus, resources=head.resources(),
                      include_dashboard=False, runtime_env=runtime_env,
                      logging_level=logging.WARNING)
             return

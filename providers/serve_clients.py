@@ -2,19 +2,64 @@
 
 They subclass the same bases as the in-process providers, so the caller's object still owns
 timeouts, retries and usage; the replica only runs the model.
+
+A replica that dies with a request in flight (its actor killed, its node lost, the stream from
+the handle dropped) costs no turn: the request is sent once more at once, and Serve routes it to
+another replica (its router drops a replica whose actor died). What "once more" means depends
+on what the caller has already received:
+
+* STT `recognize`, embeddings: idempotent, asked again.
+* TTS `synthesize`: spoken again from the start, and the audio already delivered is skipped,
+  so a partly played sentence carries on where it stopped.
+* LLM `chat`: asked again only if no token was delivered yet; otherwise the reply ends with what
+  was delivered and a last chunk whose `finish_reason` is `interrupted` (a reply that was half
+  spoken cannot be redone, and a new sample would not continue it).
+
+A second loss, or any other failure, is a typed `ProviderError` for the base class's policy.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aico.metrics import record_provider_error
 from providers.configs import ProviderConfig
 from providers.embeddings import Embeddings
 from providers.errors import ProviderError, ProviderUnavailable
 from providers.llm import ChatLLM, ChatMessage, LLMChunk
 from providers.stt import STT, Transcript
 from providers.tts import TTS, AudioFrame
+
+log = logging.getLogger("aico.providers.serve_clients")
+
+# Requests sent again at once after their replica died (each on another replica).
+REPLICA_RETRIES = 1
+# `LLMChunk.finish_reason` of a reply cut short by its replica's death after tokens were sent.
+INTERRUPTED = "interrupted"
+
+
+def replica_lost(err: BaseException) -> bool:
+    """Whether `err` says the replica (its actor, worker or node) went away mid-request, as
+    opposed to the model failing: only then is the request worth sending to another replica."""
+    try:
+        from ray import exceptions as ray_errors
+        from ray.serve.exceptions import ReplicaUnavailableError
+    except ImportError:
+        return False
+    lost = (ray_errors.RayActorError, ray_errors.WorkerCrashedError, ray_errors.NodeDiedError,
+            ReplicaUnavailableError)
+    return isinstance(err, lost) or isinstance(getattr(err, "cause", None), lost)
+
+
+def _retrying(err: Exception, provider: str, operation: str, attempt: int) -> bool:
+    if attempt >= REPLICA_RETRIES or not replica_lost(err):
+        return False
+    log.warning("%s %s: replica lost mid-request (%s), sending it to another replica",
+                provider, operation, type(err).__name__)
+    record_provider_error(provider, operation, "replica_lost")
+    return True
 
 
 def _typed(err: Exception, provider: str) -> ProviderError:
@@ -40,10 +85,14 @@ class ServeSTT(STT):
 
     async def _recognize_impl(self, pcm16: bytes, *, sample_rate: int,
                               language: str | None) -> Transcript:
-        try:
-            return await self._handle.recognize.remote(pcm16, sample_rate, language)
-        except Exception as err:  # noqa: BLE001 - mapped to a typed error
-            raise _typed(err, self.kind) from None
+        attempt = 0
+        while True:
+            try:
+                return await self._handle.recognize.remote(pcm16, sample_rate, language)
+            except Exception as err:  # noqa: BLE001 - mapped to a typed error
+                if not _retrying(err, self.kind, "recognize", attempt):
+                    raise _typed(err, self.kind) from None
+            attempt += 1
 
 
 class ServeTTS(TTS):
@@ -55,11 +104,27 @@ class ServeTTS(TTS):
         self._handle = handle
 
     async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
-        try:
-            async for frame in self._handle.options(stream=True).synthesize.remote(text):
-                yield frame
-        except Exception as err:  # noqa: BLE001 - mapped to a typed error
-            raise _typed(err, self.kind) from None
+        delivered = 0  # bytes of audio already yielded: a resumed synthesis skips them
+        attempt = 0
+        while True:
+            skip = delivered
+            try:
+                async for frame in self._handle.options(stream=True).synthesize.remote(text):
+                    if skip >= len(frame.pcm16):
+                        skip -= len(frame.pcm16)
+                        continue
+                    if skip:
+                        frame = AudioFrame(pcm16=frame.pcm16[skip:],
+                                           sample_rate=frame.sample_rate,
+                                           num_channels=frame.num_channels)
+                        skip = 0
+                    delivered += len(frame.pcm16)
+                    yield frame
+                return
+            except Exception as err:  # noqa: BLE001 - mapped to a typed error
+                if not _retrying(err, self.kind, "synthesize", attempt):
+                    raise _typed(err, self.kind) from None
+            attempt += 1
 
 
 class ServeChatLLM(ChatLLM):
@@ -77,13 +142,27 @@ class ServeChatLLM(ChatLLM):
         temperature = getattr(self.config, "temperature", None) if temperature is None \
             else temperature
         max_tokens = max_tokens or getattr(self.config, "max_tokens", None)
-        try:
-            async for chunk in self._handle.options(stream=True).chat.remote(
-                    [m.model_dump(exclude_none=True) for m in messages], tools,
-                    response_format, temperature, max_tokens):
-                yield chunk
-        except Exception as err:  # noqa: BLE001 - mapped to a typed error
-            raise _typed(err, self.kind) from None
+        wire = [m.model_dump(exclude_none=True) for m in messages]
+        delivered = False  # a token or a tool call reached the caller
+        attempt = 0
+        while True:
+            try:
+                async for chunk in self._handle.options(stream=True).chat.remote(
+                        wire, tools, response_format, temperature, max_tokens):
+                    delivered = delivered or bool(chunk.text or chunk.tool_calls)
+                    yield chunk
+                return
+            except Exception as err:  # noqa: BLE001 - mapped to a typed error
+                if delivered and replica_lost(err):
+                    log.warning("%s chat: replica lost after tokens were delivered (%s); the "
+                                "reply ends with them, interrupted", self.kind,
+                                type(err).__name__)
+                    record_provider_error(self.kind, "chat", "replica_lost")
+                    yield LLMChunk(finish_reason=INTERRUPTED)
+                    return
+                if delivered or not _retrying(err, self.kind, "chat", attempt):
+                    raise _typed(err, self.kind) from None
+            attempt += 1
 
 
 class ServeEmbeddings(Embeddings):
@@ -96,10 +175,14 @@ class ServeEmbeddings(Embeddings):
         self._handle = handle
 
     async def _embed_impl(self, texts: list[str]) -> list[list[float]]:
-        try:
-            return await self._handle.embed.remote(texts)
-        except Exception as err:  # noqa: BLE001 - mapped to a typed error
-            raise _typed(err, self.kind) from None
+        attempt = 0
+        while True:
+            try:
+                return await self._handle.embed.remote(texts)
+            except Exception as err:  # noqa: BLE001 - mapped to a typed error
+                if not _retrying(err, self.kind, "embed", attempt):
+                    raise _typed(err, self.kind) from None
+            attempt += 1
 
 
 async def serve_client(capability: str, cls: type[Any], config: ProviderConfig, handle: Any) -> Any:
