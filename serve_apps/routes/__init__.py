@@ -44,6 +44,7 @@ ROUTERS: list[APIRouter] = [
     api_clients.keys_router,
     webhooks.router,
     widgets.router,
+    widgets.visitor_router,
     knowledge.router,
     memory.router,
     memory.retention_router,

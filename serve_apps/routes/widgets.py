@@ -37,7 +37,9 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from aico.errors import AicoError, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
@@ -52,6 +54,7 @@ from providers.secrets_crypto import SealedSecret
 from serve_apps.deps import AdminDep, PoolDep, StateDep
 from serve_apps.routes.chat import messages_of
 from serve_apps.routes.voice import ensure_voice_capacity, voice_session_info
+from serve_apps.state import app_state
 
 router = APIRouter(tags=["widgets"])
 
@@ -168,12 +171,64 @@ async def _widget_for(pool: Any, key: str, request: Request) -> tuple[Any, str]:
     origin = request.headers.get("origin", "")
     if origin not in widget["allowed_origins"]:
         raise Forbidden(f"this widget may not be embedded on {origin or 'a page without Origin'}")
+    request.state.widget_origin = origin  # vetted: an error answered from here on carries CORS
     return widget, origin
 
 
 def _cors(response: Response, origin: str) -> None:
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
+
+
+class _VisitorRoute(APIRoute):
+    """A public widget route: its error responses (4xx from the flow, a rate limit, a body that
+    does not validate) carry the same CORS headers as its successes when the page's Origin is one
+    the widget allows, so the script can read the error and tell the visitor why. A refused
+    Origin (or an unknown key) gets no CORS, as before."""
+
+    def get_route_handler(self) -> Any:
+        handle = super().get_route_handler()
+
+        async def handle_with_cors(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except (AicoError, RequestValidationError) as err:
+                origin = await _vetted_origin(request)
+                if origin is None:
+                    raise
+                response = await _error_response(request, err)
+                _cors(response, origin)
+                return response
+
+        return handle_with_cors
+
+
+async def _vetted_origin(request: Request) -> str | None:
+    """The request's Origin when the widget allows it: as the route vetted it, or (for a request
+    refused before the route ran, e.g. a body that does not validate) looked up now."""
+    origin = getattr(request.state, "widget_origin", None)
+    if origin is not None:
+        return str(origin)
+    try:
+        _, origin = await _widget_for(await app_state(request.app).pool(),
+                                      str(request.path_params.get("key", "")), request)
+    except AicoError:  # an unknown key or a foreign Origin: no CORS
+        return None
+    return origin
+
+
+async def _error_response(request: Request, err: Exception) -> Response:
+    """The app's own error response for `err` (the handler it installed for its class), so the
+    body is the one every other route answers with."""
+    for cls in type(err).__mro__:
+        handler = request.app.exception_handlers.get(cls)
+        if handler is not None:
+            return await handler(request, err)
+    raise err
+
+
+# The public routes (what the widget script calls): served beside `router` (routes/__init__.py).
+visitor_router = APIRouter(route_class=_VisitorRoute)
 
 
 async def _limit(pool: Any, widget: Any, *, bucket: str, limit: int, setting: str) -> None:
@@ -188,7 +243,7 @@ def _visitor(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.options("/v1/widget/{key}/{rest:path}")
+@visitor_router.options("/v1/widget/{key}/{rest:path}")
 async def widget_preflight(key: str, rest: str, request: Request, pool: PoolDep) -> Response:
     """CORS preflight: allowed origins only."""
     _, origin = await _widget_for(pool, key, request)
@@ -200,7 +255,7 @@ async def widget_preflight(key: str, rest: str, request: Request, pool: PoolDep)
     return response
 
 
-@router.post("/v1/widget/{key}/sessions", status_code=201)
+@visitor_router.post("/v1/widget/{key}/sessions", status_code=201)
 async def start_visitor_session(key: str, request: Request, response: Response, pool: PoolDep,
                                 state: StateDep, body: VisitorStart | None = None
                                 ) -> dict[str, Any]:
@@ -228,7 +283,7 @@ async def start_visitor_session(key: str, request: Request, response: Response, 
     return {"session_id": new.id, "visitor_token": visitor_token, "messages": messages}
 
 
-@router.get("/v1/widget/{key}")
+@visitor_router.get("/v1/widget/{key}")
 async def widget_for_visitor(key: str, request: Request, response: Response,
                              pool: PoolDep) -> dict[str, Any]:
     """What the script offers on this page: chat always, the microphone when voice is on."""
@@ -238,19 +293,15 @@ async def widget_for_visitor(key: str, request: Request, response: Response,
     return {"voice": widget["voice"]}
 
 
-@router.post("/v1/widget/{key}/voice", status_code=201, response_model=None)
+@visitor_router.post("/v1/widget/{key}/voice", status_code=201, response_model=None)
 async def start_visitor_call(key: str, request: Request, response: Response, pool: PoolDep,
                              state: StateDep, body: VisitorStart | None = None
-                             ) -> dict[str, Any] | JSONResponse:
+                             ) -> dict[str, Any]:
     """A voice session for a visitor, and its single-use voice WebSocket URL. Past the Origin
-    check, a refusal (429, 412, 401…) carries CORS too, so the page can tell the visitor why."""
+    check, a refusal (429, 412, 401…) carries CORS too (`_VisitorRoute`), so the page can tell
+    the visitor why."""
     widget, origin = await _widget_for(pool, key, request)
-    try:
-        return await _start_call(widget, origin, request, response, pool, state, body)
-    except AicoError as err:
-        return JSONResponse(err.to_body(), status_code=err.status,
-                            headers={**err.headers(), "Access-Control-Allow-Origin": origin,
-                                     "Vary": "Origin"})
+    return await _start_call(widget, origin, request, response, pool, state, body)
 
 
 async def _start_call(widget: Any, origin: str, request: Request, response: Response,
@@ -288,7 +339,7 @@ async def _start_call(widget: Any, origin: str, request: Request, response: Resp
                                             "expires_at": voice["expires_at"]}}
 
 
-@router.post("/v1/widget/{key}/sessions/{session_id}/messages", response_model=None)
+@visitor_router.post("/v1/widget/{key}/sessions/{session_id}/messages", response_model=None)
 async def visitor_message(key: str, session_id: UUID, body: VisitorMessage, request: Request,
                           response: Response, pool: PoolDep, state: StateDep,
                           stream: bool = Query(default=False)
@@ -348,3 +399,4 @@ async def widget_script() -> FileResponse:
                        " (it writes frontend/dist/widget.js)")
     return FileResponse(WIDGET_JS, media_type="text/javascript",
                         headers={"Cache-Control": "public, max-age=300"})
+
