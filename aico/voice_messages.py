@@ -131,22 +131,26 @@ class Interrupted(ServerModel):
     heard: str
 
 
+# Figures are sent as they were measured: an int stays an int, a float a float.
+Figure = int | float | None
+
+
 class TurnMetrics(BaseModel):
     """One turn's latencies (ms) by the field's stage names; new figures may be added."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    speech_s: float | None = None
-    end_of_turn_ms: int | None = None
+    speech_s: Figure = None
+    end_of_turn_ms: Figure = None
     end_of_turn_by: str | None = None  # "model" or "silence"
-    turn_complete_p: float | None = None
-    stt_final_ms: int | None = None
-    executor_ms: int | None = None
-    llm_ttft_ms: int | None = None
-    llm_first_sentence_ms: int | None = None
-    tts_ttfb_ms: int | None = None
-    voice_to_voice_ms: int | None = None
-    aico_ms: int | None = None
+    turn_complete_p: Figure = None
+    stt_final_ms: Figure = None
+    executor_ms: Figure = None
+    llm_ttft_ms: Figure = None
+    llm_first_sentence_ms: Figure = None
+    tts_ttfb_ms: Figure = None
+    voice_to_voice_ms: Figure = None
+    aico_ms: Figure = None
 
 
 class Metrics(ServerModel):
@@ -154,7 +158,7 @@ class Metrics(ServerModel):
 
     type: Literal["metrics"] = "metrics"
     turn: TurnMetrics | None = None
-    greeting_first_audio_ms: int | None = None
+    greeting_first_audio_ms: Figure = None
 
 
 class TimerFired(ServerModel):

@@ -43,7 +43,8 @@ def ts_type(schema: dict[str, Any]) -> str:
         return " | ".join(_literal(v) for v in schema["enum"])
     for union in ("anyOf", "oneOf"):
         if union in schema:
-            return " | ".join(ts_type(s) for s in schema[union])
+            members = [ts_type(s) for s in schema[union]]
+            return " | ".join(dict.fromkeys(members))  # int | float are both `number`
     kind = schema.get("type")
     if kind == "array":
         item = ts_type(schema.get("items", {}))

@@ -7,13 +7,14 @@ from __future__ import annotations
 import ast
 import importlib.util
 import time
+import typing
 from pathlib import Path
 
 from voice_api import publish_flow, start_voice_session, stored_events, wait_status
 from voice_call_client import CallClient
 from voice_flows import keypad_flow
 
-from aico.voice_messages import SERVER_MODELS
+from aico.voice_messages import SERVER_MODELS, UserSpeechIgnored
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +75,19 @@ def test_every_event_the_pipeline_builds_is_in_the_vocabulary():
     assert not strays, "add them to aico/voice_messages.py:\n" + "\n".join(strays)
     # The scan sees the pipeline's events (it would pass vacuously if it saw none).
     assert {"ready", "transcript", "interrupted", "metrics", "end"} <= seen
+
+
+def test_every_reason_speech_is_ignored_for_is_in_the_vocabulary():
+    reasons = set(typing.get_args(UserSpeechIgnored.model_fields["reason"].annotation))
+    given = set()
+    for path in sorted((ROOT / "actors").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("_on_discard", "on_discard") and node.args \
+                    and isinstance(node.args[-1], ast.Constant):
+                given.add(node.args[-1].value)
+    assert given, "the scan found no discarded speech: has the turn detector moved?"
+    assert given <= reasons, f"add {sorted(given - reasons)} to UserSpeechIgnored.reason"
 
 
 def test_the_dashboards_typescript_types_are_generated_from_the_vocabulary():
