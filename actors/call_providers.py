@@ -4,7 +4,6 @@ process's VAD. A call's own providers are opened by the session service
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from providers import runtime
@@ -30,8 +29,9 @@ async def warm_default_providers(*, llm: bool = False) -> tuple[STT, TTS]:
             pass
     load_vad()
     from actors.turns import load_end_of_turn_model
+    from providers.turn_model import on_model_thread
 
-    await asyncio.to_thread(load_end_of_turn_model)
+    await on_model_thread(load_end_of_turn_model)
     return stt, tts
 
 

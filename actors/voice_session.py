@@ -51,7 +51,9 @@ class VoiceSession:
         from aico import metrics
         from aico.settings import get_settings
         from db.pool import create_app_pool
+        from providers.onnx_session import return_large_buffers_to_os
 
+        return_large_buffers_to_os()  # before the models run: their buffers go back to the OS
         settings = get_settings()
         self.node = node_label()
         metrics.sample_queue("voice_outbox", lambda: self._outbox.qsize() if self._outbox else 0)
@@ -113,6 +115,11 @@ class VoiceSession:
         self._pipeline = None
         self._outbox = None
         self._count_live(False)
+        from providers.onnx_session import release_freed_memory
+
+        # What the call freed goes back to the OS, so the next call starts where this one did
+        # (≈3 ms, between calls).
+        release_freed_memory()
         return self.calls
 
     def _count_live(self, live: bool) -> None:

@@ -18,15 +18,33 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
-import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from time import monotonic
+from typing import TypeVar
 
 import numpy as np
+
+from providers.onnx_session import lean_session, release_freed_memory
 
 RATE = 16000
 WINDOW_S = 8
 COMPLETE_ABOVE = 0.5
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
+
+_T = TypeVar("_T")
+# The model loads and runs on one thread of its own: glibc gives each thread that allocates
+# its own heap, and the buffers of a run kept on the heaps of several pool threads cost a call
+# process ≈15 MiB (bench/call_memory.py). One thread also keeps verdicts from competing with
+# each other for the cores; they are short (≈0.1 s) and a slow one is no longer asked for.
+_model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-of-turn")
+
+
+async def on_model_thread(fn: Callable[..., _T], *args: object) -> _T:
+    """Run `fn(*args)` on the end-of-turn model's thread (loading it there too)."""
+    return await asyncio.get_running_loop().run_in_executor(_model_thread, fn, *args)
+
 
 _N_FFT = 400
 _HOP = 160
@@ -115,16 +133,7 @@ class EndOfTurnModel:
         with cls._lock:
             if cls._shared is not None and path is None:
                 return cls._shared
-            import onnxruntime
-
-            opts = onnxruntime.SessionOptions()
-            opts.inter_op_num_threads = 1
-            opts.intra_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = onnxruntime.InferenceSession(
-                str(path or packaged_model_path()), sess_options=opts,
-                providers=["CPUExecutionProvider"])
-            model = cls(session)
+            model = cls(lean_session(path or packaged_model_path()))
             if path is None:
                 cls._shared = model
             return model
@@ -138,10 +147,11 @@ class EndOfTurnModel:
 
     async def completeness(self, pcm16: bytes) -> float:
         # Only the last 8 s matter: copy no more than that into the worker thread.
-        started = time.monotonic()
+        started = monotonic()
         try:
-            return await asyncio.to_thread(self.completeness_sync,
-                                           pcm16[-RATE * WINDOW_S * 2:])
+            return await on_model_thread(self.completeness_sync, pcm16[-RATE * WINDOW_S * 2:])
         finally:
-            took = time.monotonic() - started
+            took = monotonic() - started
             self._recent_s = took if not self._recent_s else 0.7 * self._recent_s + 0.3 * took
+            # After the verdict, not before it: the trim (≈3 ms) delays no turn.
+            _model_thread.submit(release_freed_memory)

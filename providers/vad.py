@@ -66,16 +66,9 @@ class SileroVAD:
         """The process-wide VAD (one ONNX session; detectors are cheap)."""
         with cls._lock:
             if cls._shared is None or path is not None:
-                import onnxruntime
+                from providers.onnx_session import lean_session
 
-                opts = onnxruntime.SessionOptions()
-                opts.inter_op_num_threads = 1
-                opts.intra_op_num_threads = 1
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                session = onnxruntime.InferenceSession(
-                    str(path or packaged_model_path()), sess_options=opts,
-                    providers=["CPUExecutionProvider"])
-                vad = cls(session, options=options)
+                vad = cls(lean_session(path or packaged_model_path()), options=options)
                 if path is not None:
                     return vad
                 cls._shared = vad

@@ -5,12 +5,12 @@ it is loaded here by path, for the comparison only, without importing the pipeca
 from __future__ import annotations
 
 import importlib.util
-import time
 from typing import Any
 
 import numpy as np
 import pytest
 
+from providers import turn_model
 from providers.turn_model import (
     RATE,
     WINDOW_S,
@@ -43,12 +43,18 @@ def test_features_equal_the_reference_for_short_and_long_turns(seconds: float) -
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
-async def test_the_model_is_not_asked_while_its_verdicts_come_after_the_silence():
+async def test_the_model_is_not_asked_while_its_verdicts_come_after_the_silence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """On a busy machine a verdict arrives after the fallback silence has ended the turn: the
     turn detector stops asking (it only takes CPU from the calls), and tries again later."""
+    # The model's clock, moved by the verdict alone: a verdict takes 0.2 s however busy the
+    # machine running this test is.
+    clock = [1000.0]
+    monkeypatch.setattr(turn_model, "monotonic", lambda: clock[0])
+
     class SlowSession:
         def run(self, _outputs: Any, _feeds: Any) -> list[Any]:
-            time.sleep(0.2)
+            clock[0] += 0.2
             return [[[0.9]]]
 
     model = EndOfTurnModel(SlowSession())
