@@ -1,17 +1,16 @@
 """Phone test fixtures: a fake Twilio (REST API and phone network) on loopback, the API served by
 uvicorn (Media Streams need a real WebSocket server) at the public URL Twilio signs, the offline
-models loaded once, and an organization with a Twilio number answered by a phone flow.
+models loaded once, a caller voice made 8 kHz like a phone line and a Whisper ear
+(`voice_support`, shared with the voice tests), and an organization with a Twilio number
+answered by a phone flow.
 
 The models' mode is pinned (`AICO_MODELS=inprocess`, in the server's settings too), as the voice
 tests pin it, so a call takes the same path whatever other test packages left running."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
-import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,20 +22,24 @@ import pytest
 from fake_twilio import PhoneLine, TwilioRest
 from phone_api import add_number, allow_dialing, publish_flow, put_secret
 from phone_flows import phone_flow
+from voice_support import (
+    MODELS_MODE,
+    Voices,
+    loopback_socket,
+    models_mode,
+    served,
+    warm_call_models,
+)
 
-from aico.settings import ModelSettings, Settings, TelephonySettings, get_settings
+from aico.settings import ModelSettings, Settings, TelephonySettings
 from db.api_clients import insert_api_client, new_token
 from db.organizations import insert_organization
 
-MODELS_MODE = "inprocess"
 
 @pytest.fixture(autouse=True, scope="module")
 def _pinned_models_mode() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AICO_MODELS", MODELS_MODE)
-        get_settings.cache_clear()
+    with models_mode(MODELS_MODE):
         yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +59,7 @@ class PhoneServer:
 
 @pytest.fixture(scope="session")
 async def phone_models() -> Any:
-    from actors.call_providers import warm_default_providers
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AICO_MODELS", MODELS_MODE)
-        get_settings.cache_clear()
-        stt, tts = await warm_default_providers()
-    get_settings.cache_clear()
-    return stt, tts
+    return await warm_call_models()
 
 
 @pytest.fixture(scope="session")
@@ -71,56 +67,23 @@ async def phone_server(settings: Settings, app_pool: asyncpg.Pool, twilio_rest: 
                        phone_models: Any) -> AsyncIterator[PhoneServer]:
     """The API at its public URL (what Twilio signs and calls back), its Twilio REST base URL
     the fake's. The socket is bound first (port 0) so the URL is known before the app."""
-    import uvicorn
-
     from actors.host import LocalVoiceHost
     from serve_apps.api import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    served = settings.model_copy(update={
+    answering = settings.model_copy(update={
         "public_url": url, "serving": ModelSettings(mode=MODELS_MODE),
         "telephony": TelephonySettings(twilio_api_url=twilio_rest.url)})
-    app = create_app(served, pool=app_pool, voice_host=LocalVoiceHost(app_pool, served))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert not task.done(), "the phone test server did not start"
-        assert time.monotonic() < deadline, "the phone test server did not start in 60 s"
-        await asyncio.sleep(0.02)
-    yield PhoneServer(url=url, settings=served, app=app)
-    server.should_exit = True
-    await task
-
-
-class Voices:
-    """The caller's voice (Piper, made 8 kHz like a phone line) and an ear (Whisper)."""
-
-    def __init__(self, stt: Any, tts: Any) -> None:
-        self.stt, self.tts = stt, tts
-        self._said: dict[str, bytes] = {}
-
-    async def caller_8k(self, text: str) -> bytes:
-        from providers.pcm import resample_pcm16
-
-        if text not in self._said:
-            chunks = [f.pcm16 async for f in self.tts.synthesize(text)]
-            self._said[text] = resample_pcm16(b"".join(chunks), self.tts.sample_rate, 8000)
-        return self._said[text]
-
-    async def hear(self, pcm16: bytes, sample_rate: int) -> str:
-        if len(pcm16) < sample_rate // 5:
-            return ""
-        result = await self.stt.recognize(pcm16, sample_rate=sample_rate)
-        return str(result.text).lower()
+    app = create_app(answering, pool=app_pool,
+                     voice_host=LocalVoiceHost(app_pool, answering))
+    async with served(app, sock=sock, name="the phone test server"):
+        yield PhoneServer(url=url, settings=answering, app=app)
 
 
 @pytest.fixture(scope="session")
 def voices(phone_models: Any) -> Voices:
-    return Voices(*phone_models)
+    return Voices(*phone_models, caller_rate=8000)
 
 
 @dataclass

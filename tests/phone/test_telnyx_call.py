@@ -165,7 +165,7 @@ async def test_a_caller_phones_a_telnyx_number_and_hears_the_agent_answer(
         greeting = await voices.hear(line.agent_audio(after=connected), 8000)
         assert "bakery" in greeting, (greeting, GREETING)
 
-        spoke = await line.say(await voices.caller_8k("What are your hours?"))
+        spoke = await line.say(await voices.caller("What are your hours?"))
         await line.wait_audio(after=spoke)
         hours = await voices.hear(line.agent_audio(after=spoke), 8000)
         assert "open" in hours and any(w in hours for w in ("nine", "9")), (hours, HOURS)

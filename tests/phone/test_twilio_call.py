@@ -43,7 +43,7 @@ async def test_a_caller_phones_in_speaks_presses_a_key_and_talks_over_the_agent(
         greeting = await voices.hear(line.agent_audio(after=connected), 8000)
         assert "bakery" in greeting, greeting
 
-        spoke = await line.say(await voices.caller_8k("What are your hours?"))
+        spoke = await line.say(await voices.caller("What are your hours?"))
         await line.wait_audio(after=spoke)
         hours = await voices.hear(line.agent_audio(after=spoke), 8000)
         assert "open" in hours and any(w in hours for w in ("nine", "9")), hours
@@ -55,13 +55,13 @@ async def test_a_caller_phones_in_speaks_presses_a_key_and_talks_over_the_agent(
 
         # The menu is long: the caller talks over it, and AICO tells Twilio to drop what it
         # still buffers for playback.
-        asked = await line.say(await voices.caller_8k("Tell me the menu."))
+        asked = await line.say(await voices.caller("Tell me the menu."))
         menu_started = await line.wait_speaking(after=asked)
         while time.monotonic() - menu_started < 1.5:
             await asyncio.sleep(0.05)
         assert line.clears == []
         barged = time.monotonic()
-        await line.say(await voices.caller_8k("Stop, stop, I want something else please."))
+        await line.say(await voices.caller("Stop, stop, I want something else please."))
         deadline = time.monotonic() + 30
         while not [t for t in line.clears if t > barged]:
             assert time.monotonic() < deadline, "no clear after the caller talked over the agent"

@@ -5,35 +5,16 @@ log, and a WebSocket that is expected to be refused."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-import pytest
+# Where the voice tests' models run, pinned (AICO_MODELS): shared with the phone tests, and
+# re-exported here for the voice tests that import them from this module.
+from voice_support import MODELS_MODE, models_mode  # noqa: F401
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
-# Where the voice tests' models run (AICO_MODELS), pinned so a call takes the same path whatever
-# other test packages left running.
-MODELS_MODE = "inprocess"
-
-
-@contextlib.contextmanager
-def models_mode(mode: str) -> Iterator[None]:
-    """`AICO_MODELS` for this process while the block runs (settings re-read on both ends)."""
-    from aico.settings import get_settings
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AICO_MODELS", mode)
-        get_settings.cache_clear()
-        try:
-            yield
-        finally:
-            get_settings.cache_clear()
-    get_settings.cache_clear()
 
 
 async def publish_flow(api: Any, document: dict[str, Any]) -> str:
