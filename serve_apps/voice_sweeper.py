@@ -115,8 +115,9 @@ class VoiceSweeper:
         self.pool = pool
         self.every_s = every_s
         self.call_alive = call_alive
-        # The replica's settings (its voice token TTL, the step's bounds), read once.
-        self.settings = settings if settings is not None else get_settings()
+        # The replica's settings (its voice token TTL, the step's bounds); when not passed, the
+        # process's own, read once by the first sweep.
+        self.settings = settings
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -127,10 +128,20 @@ class VoiceSweeper:
         while not self.pool.is_closing():  # the replica is shutting down
             try:
                 await sweep_voice_sessions(self.pool, call_alive=self.call_alive,
-                                           settings=self.settings)
+                                           settings=self._settings())
             except Exception:  # the next sweep retries; a database blip must not end the loop
                 log.exception("voice session sweep failed")
             await asyncio.sleep(self.every_s)
+
+    def _settings(self) -> Settings | None:
+        """The settings the never-connected rule needs; None (that rule skipped, the lease sweep
+        still runs) while the process's own cannot be read."""
+        if self.settings is None:
+            try:
+                self.settings = get_settings()
+            except Exception:  # a bad AICO_* value: the lease sweep must go on regardless
+                log.exception("voice sweeper: settings unreadable; never-connected rule skipped")
+        return self.settings
 
     async def aclose(self) -> None:
         if self._task is not None:
