@@ -40,7 +40,9 @@ log = logging.getLogger("aico.providers.runtime")
 MODELS_APP = "models"
 _models: dict[tuple[Any, ...], Any] = {}
 _model_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
-_serve_keys: dict[str, tuple[float, tuple[Any, ...] | None]] = {}
+# Per capability: when the `models` app was last asked, the model key it serves, its handle.
+_serve_keys: dict[str, tuple[float, tuple[Any, ...] | None, Any | None]] = {}
+_serve_locks: dict[str, asyncio.Lock] = {}
 _SERVE_CHECK_TTL_S = 10.0
 
 
@@ -125,31 +127,52 @@ async def _deployment_handle(capability: str, cfg: ProviderConfig) -> Any | None
 
 
 async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | None]:
+    """The `models` app's handle for `capability` and the model key it serves, or Nones.
+
+    Asked of the Serve controller at most once per `_SERVE_CHECK_TTL_S` per capability (one
+    asker at a time; the others wait for its answer), and off the event loop: `serve.status()`
+    and a first `get_deployment_handle` block on the controller, and this loop carries calls."""
     try:
         import ray
     except ImportError:
         return None, None
     if not ray.is_initialized():
         return None, None
+    cached = _fresh_lookup(capability)
+    if cached is not None:
+        return cached
+    async with _serve_locks.setdefault(capability, asyncio.Lock()):
+        cached = _fresh_lookup(capability)  # another session asked while this one waited
+        if cached is not None:
+            return cached
+        key: tuple[Any, ...] | None = None
+        handle = None
+        try:
+            handle = await asyncio.to_thread(_running_deployment_handle, capability)
+            if handle is not None:
+                key = tuple(await handle.model_key.remote())
+        except Exception as err:  # noqa: BLE001 - no Serve, or not reachable: load in-process
+            log.debug("no %s deployment: %s", capability, err)
+            handle, key = None, None
+        _serve_keys[capability] = (time.monotonic(), key, handle if key else None)
+        return (handle if key else None), key
+
+
+def _fresh_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | None] | None:
     checked = _serve_keys.get(capability)
+    if checked is None or time.monotonic() - checked[0] >= _SERVE_CHECK_TTL_S:
+        return None
+    return checked[2], checked[1]
+
+
+def _running_deployment_handle(capability: str) -> Any | None:
+    """(Blocking: run in a thread.) The handle of `capability` in the running `models` app."""
     from ray import serve
 
-    if checked is not None and time.monotonic() - checked[0] < _SERVE_CHECK_TTL_S:
-        cached = checked[1]
-        return (serve.get_deployment_handle(capability, app_name=MODELS_APP) if cached else None,
-                cached)
-    key: tuple[Any, ...] | None = None
-    handle = None
-    try:
-        app = serve.status().applications.get(MODELS_APP)
-        if app is not None and capability in app.deployments and app.status == "RUNNING":
-            handle = serve.get_deployment_handle(capability, app_name=MODELS_APP)
-            key = tuple(await handle.model_key.remote())
-    except Exception as err:  # noqa: BLE001 - no Serve, or not reachable: load in-process
-        log.debug("no %s deployment: %s", capability, err)
-        handle, key = None, None
-    _serve_keys[capability] = (time.monotonic(), key)
-    return handle, key
+    app = serve.status().applications.get(MODELS_APP)
+    if app is None or capability not in app.deployments or app.status != "RUNNING":
+        return None
+    return serve.get_deployment_handle(capability, app_name=MODELS_APP)
 
 
 def forget_models() -> None:
@@ -157,3 +180,4 @@ def forget_models() -> None:
     _models.clear()
     _model_locks.clear()
     _serve_keys.clear()
+    _serve_locks.clear()

@@ -194,3 +194,33 @@ async def test_a_reply_whose_replica_dies_after_tokens_ends_with_them_as_interru
     assert "".join(c.text for c in chunks) == "".join(REPLY[:HOLD_AFTER_TOKENS])
     assert chunks[-1].finish_reason == INTERRUPTED
     assert replica_losses(llm.kind, "chat") == lost_before + 1
+
+
+async def test_sessions_look_up_the_models_app_off_the_event_loop_and_once(ray_cluster,
+                                                                          monkeypatch):
+    """The lookup that decides where a session's models run asks the Serve controller in a
+    thread (the loop carries live calls), and once for sessions that open together."""
+    from ray import serve
+
+    from providers import runtime
+
+    asked_from: list[str] = []
+    status = serve.status
+
+    def watched_status() -> Any:
+        try:
+            asyncio.get_running_loop()
+            asked_from.append("the event loop")
+        except RuntimeError:
+            asked_from.append("a thread")
+        return status()
+
+    monkeypatch.setattr(serve, "status", watched_status)
+    runtime.forget_models()
+    try:
+        found = await asyncio.gather(*(runtime._serve_lookup("stt") for _ in range(5)))
+        again = await runtime._serve_lookup("stt")  # within the TTL: from the cache
+    finally:
+        runtime.forget_models()
+    assert asked_from == ["a thread"]
+    assert all(f == found[0] for f in found) and again == found[0]
