@@ -14,7 +14,7 @@ costs nothing (the next snapshot carries the totals); a dead process's gauges ex
 | `aico_voice_to_voice_seconds` | — | the same turns: caller's last voiced audio → first agent audio |
 | `aico_turn_stage_seconds` | stage | end_of_turn, stt_final, executor, llm_ttft, ... of those turns |
 | `aico_provider_request_seconds` | provider, operation | `providers.policy.call_with_retries` (recognize, embed); LLM `chat_first_token` and TTS `synthesize_first_audio` (to the first chunk) |
-| `aico_provider_errors_total` | provider, operation, code | the same, per failed attempt |
+| `aico_provider_errors_total` | provider, operation, code | the same, per failed attempt; code `replica_lost`: a model replica died mid-request and it was sent to another (providers/serve_clients.py) |
 | `aico_executor_steps_total` | outcome | the executor, per step |
 | `aico_executor_step_seconds` | — | the same |
 | `aico_queue_depth` | queue | sampled when a snapshot is taken (voice outbox, pending events) |
