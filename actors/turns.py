@@ -57,7 +57,8 @@ class Utterance:
     audio: bytearray
     during_agent: bool
     segment_start: float
-    speech_s: float = 0.0
+    speech_s: float = 0.0  # voiced seconds, measured on the audio (see TurnDetector.heard_s)
+    segment_heard_at: float = 0.0  # `heard_s` when the current voiced segment started
     paused_at: float | None = None
     stream: SpeechStream | None = None
     transcript: asyncio.Task[str] | None = None  # drains the stream: the final text
@@ -67,8 +68,9 @@ class Utterance:
     barged: bool = False
     word_check: asyncio.Task[str] | None = None
 
-    def voiced_s(self, now: float) -> float:
-        return self.speech_s + (0.0 if self.paused_at is not None else now - self.segment_start)
+    def voiced_s(self, heard_s: float) -> float:
+        return self.speech_s + (0.0 if self.paused_at is not None
+                                else heard_s - self.segment_heard_at)
 
 
 class TurnDetector:
@@ -101,10 +103,16 @@ class TurnDetector:
         self.utterance: Utterance | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: set[SpeechStream] = set()
+        # Seconds of caller audio pushed so far: how long speech lasted is measured on the
+        # audio, not on when its frames arrived. Frames that arrive in a burst (the actor was
+        # starved of CPU, or the call just moved to it) would otherwise make a whole sentence
+        # last a few milliseconds, and it was dropped as `too_short`.
+        self.heard_s = 0.0
 
     def push(self, pcm16: bytes) -> None:
         """One frame of 16 kHz PCM16 from the caller (any size)."""
         now = time.monotonic()
+        self.heard_s += len(pcm16) / (2 * RATE)
         utt = self.utterance
         if utt is not None:
             utt.audio.extend(pcm16)
@@ -148,7 +156,8 @@ class TurnDetector:
             self._preroll.clear()
             utt = self.utterance = Utterance(started=started, audio=audio,
                                              during_agent=self._agent_speaking(),
-                                             segment_start=started)
+                                             segment_start=started,
+                                             segment_heard_at=self.heard_s - 0.06)
             self._on_speech_start(utt)
         else:
             # The caller went on: the pause's verdict no longer holds (the stream learns it
@@ -158,6 +167,7 @@ class TurnDetector:
                 utt.verdict = None
             utt.paused_at = None
             utt.segment_start = started
+            utt.segment_heard_at = self.heard_s - 0.06
             if self._on_resume is not None:
                 self._on_resume(utt)
 
@@ -166,7 +176,7 @@ class TurnDetector:
         if utt is None or utt.paused_at is not None:
             return
         utt.paused_at = now - PAUSE_S
-        utt.speech_s += max(0.0, utt.paused_at - utt.segment_start)
+        utt.speech_s += max(0.0, self.heard_s - PAUSE_S - utt.segment_heard_at)
         if utt.speech_s >= self.options.min_speech_s and self._transcribing(utt):
             self._feed(utt)
             assert utt.stream is not None
@@ -184,7 +194,7 @@ class TurnDetector:
         if not self._agent_speaking():
             utt.during_agent = False  # the agent finished first: an ordinary turn
             return
-        if utt.voiced_s(now) < self.options.barge_in_min_speech_s:
+        if utt.voiced_s(self.heard_s) < self.options.barge_in_min_speech_s:
             return
         if self.options.barge_in_min_words <= 0:
             self._barge_in(utt)
