@@ -114,6 +114,10 @@ class BenchStack:
             return
         from ray.cluster_utils import Cluster
 
+        # A `Cluster` writes its address where every plain `ray.init()` on this machine looks
+        # (/tmp/ray/ray_current_cluster): other processes' test runs would join this cluster.
+        # A private Ray temp dir (short: it holds Unix sockets) keeps it to this process.
+        os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb", dir="/tmp")
         self.ray_cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": head.num_cpus, "resources": head.resources(),
             "include_dashboard": False})
@@ -183,13 +187,19 @@ class BenchStack:
         return f"ws://127.0.0.1:{self.port}/v1/{path}"
 
     async def close(self) -> None:
+        """Stop whatever `start` got to (also after it failed half-way: no Ray node or
+        PostgreSQL is left running on the machine)."""
         import ray
 
-        self.server.should_exit = True
-        await self.server_task
-        await self.http.aclose()
-        await self.pool.close()
+        if hasattr(self, "server_task"):
+            self.server.should_exit = True
+            await self.server_task
+        if hasattr(self, "http"):
+            await self.http.aclose()
+        if hasattr(self, "pool"):
+            await self.pool.close()
         ray.shutdown()
         if self.ray_cluster is not None:
             self.ray_cluster.shutdown()
-        self.pg.stop()
+        if hasattr(self, "pg"):
+            self.pg.stop()

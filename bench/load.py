@@ -270,13 +270,14 @@ class LoadTest:
                           "steps": self.rows}, indent=1), flush=True)
 
     async def close(self) -> None:
-        await self.stack.close()
+        if hasattr(self, "stack"):
+            await self.stack.close()
 
 
 async def main_async(args: argparse.Namespace) -> None:
     test = LoadTest(args)
-    await test.setup()
     try:
+        await test.setup()
         await test.run()
     finally:
         await test.close()
