@@ -167,6 +167,9 @@ class CallPlacement:
         self.supervisors: dict[str, Any] = {}  # node id -> supervisor handle
         self._refreshed = 0.0
         self._owner: dict[str, Any] = {}  # actor id -> its supervisor
+        # Calls this replica is placing on each node right now: a burst of calls placed at once
+        # reads the same loads, and would all go to the one node with the most room.
+        self._placing: dict[str, int] = {}
         self.stats = {"acquired": 0, "released": 0}
 
     def _refresh(self, *, force: bool = False) -> None:
@@ -230,21 +233,26 @@ class CallPlacement:
 
         def room(load: dict[str, Any]) -> tuple[int, int]:
             """Calls the node can still take (or fewer live calls first), then warm actors."""
+            live = load["live"] + self._placing.get(load["node_id"], 0)
             if load["capacity"] is None:
-                return (-load["live"], load["idle"])
-            return (load["capacity"] - load["live"], load["idle"])
+                return (-live, load["idle"])
+            return (load["capacity"] - live, load["idle"])
 
         for load in sorted(loads, key=room, reverse=True):
             if load["capacity"] is not None and room(load)[0] <= 0:
                 continue
-            supervisor = self.supervisors.get(load["node_id"])
+            node_id = load["node_id"]
+            supervisor = self.supervisors.get(node_id)
             if supervisor is None:
                 continue
+            self._placing[node_id] = self._placing.get(node_id, 0) + 1
             try:
                 actor = await supervisor.acquire.remote(session_id)
             except (NoCallCapacity, ray.exceptions.RayError) as err:
-                log.warning("node %s could not take a call: %s", load["node_id"][:12], err)
+                log.warning("node %s could not take a call: %s", node_id[:12], err)
                 continue
+            finally:
+                self._placing[node_id] -= 1
             self._owner[actor._actor_id.hex()] = supervisor
             self.stats["acquired"] += 1
             return actor

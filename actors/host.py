@@ -116,6 +116,10 @@ class RayCall:
         self._ended = False
         self._attached = asyncio.Event()
         self._attached.set()
+        # Opened by a caller who reconnected to the actor still carrying their call: the new
+        # connection is sent its actor's `ready` (run_call passes on only a first, non-resumed
+        # one), then `resumed`.
+        self.reconnected = False
 
     def push_audio(self, pcm16: bytes) -> None:
         if self._attached.is_set() and not self._ended:
@@ -143,6 +147,12 @@ class RayCall:
                 stream = self.actor.outbound.options(num_returns="streaming").remote()
                 async for ref in stream:
                     for item in await ref:
+                        if self.reconnected and isinstance(item, dict) \
+                                and item.get("type") == "ready":
+                            self.reconnected = False
+                            yield {**item, "resumed": False}
+                            yield {"type": "resumed"}
+                            continue
                         if isinstance(item, dict) and item.get("type") == "end":
                             yield item
                             self._ended = True
@@ -217,6 +227,7 @@ class RayVoiceHost:
         ago = time.monotonic() - connected_at if connected_at else 0.0
         await actor.attach.remote(str(session_id), sample_rate, resume, ago)
         call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
+        call.reconnected = resume
         return call
 
     async def release(self, actor: Any) -> None:

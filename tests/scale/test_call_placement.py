@@ -126,6 +126,15 @@ async def test_a_caller_who_reconnects_through_another_replica_gets_the_same_act
     host = RayVoiceHost(placement)
     call = await host.open(session_id, sample_rate=16000)
     assert call.actor._actor_id == actor._actor_id and await call.actor.warm.remote() == pid
+    # The new socket is sent what any connection starts with, the call's `ready` (the
+    # transports pass on only a connection's first, non-resumed one), then `resumed`: the
+    # caller knows the call carries on from where it was.
+    outbound = call.outbound()
+    ready, resumed = await anext(outbound), await anext(outbound)
+    assert isinstance(ready, dict) and ready["type"] == "ready" and not ready["resumed"]
+    assert ready["session_id"] == str(session_id) and ready["sample_rate"] > 0
+    assert resumed == {"type": "resumed"}
+    await outbound.aclose()
     await call.hang_up("hangup")  # the caller finishes the call normally
     assert await session_end_reason(api, session_id) == "hangup"
     assert sum(load["live"] for load in await placement.loads()) == 0
