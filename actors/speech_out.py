@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, to_wire
 from providers.tts import TTS, split_sentences
 
 log = logging.getLogger("aico.actors.speech_out")
@@ -358,8 +359,8 @@ class SpeechOut:
                 raise
             except Exception as err:  # noqa: BLE001 - a failed sentence must not end the call
                 log.warning("TTS failed for %r: %s", sentence.text[:40], err)
-                self._send_event({"type": "error", "code": "tts_failed",
-                                  "message": str(err)[:200]})
+                self._send_event(to_wire(CallError(code="tts_failed",
+                                                   message=str(err)[:200])))
             sentence.synthesized = True
             self._synthesizing = None
             self._frames_ready.set()
@@ -441,10 +442,10 @@ class SpeechOut:
             return
         self._speaking = speaking
         if speaking:
-            self._send_event({"type": "agent_speech_started"})
+            self._send_event(to_wire(AgentSpeechStarted()))
         else:
             self._opening = False
-            self._send_event({"type": "agent_speech_ended"})
+            self._send_event(to_wire(AgentSpeechEnded()))
 
     def _check_streams(self) -> None:
         """Resolve streams whose every sentence has been sent and synthesized."""
