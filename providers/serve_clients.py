@@ -20,6 +20,7 @@ A second loss, or any other failure, is a typed `ProviderError` for the base cla
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -125,6 +126,16 @@ class ServeTTS(TTS):
                 if not _retrying(err, self.kind, "synthesize", attempt):
                     raise _typed(err, self.kind) from None
             attempt += 1
+
+    async def cached_greeting(self, text: str) -> bytes | None:
+        try:
+            return await self._handle.greeting.remote(text)
+        except Exception:  # noqa: BLE001 - an older or busy replica: synthesize instead
+            return None
+
+    def keep_greeting(self, text: str, pcm16: bytes) -> None:
+        with contextlib.suppress(Exception):  # the cache is an optimisation
+            self._handle.keep_greeting.remote(text, pcm16)  # fire and forget
 
 
 class ServeChatLLM(ChatLLM):
