@@ -31,32 +31,14 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "voice"), str(ROOT / "tests" / "phone")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "voice"),
+                str(ROOT / "tests" / "phone")]
 
+from bakery_caller import bakery_flow, caller_line, pct
 from fake_twilio import PhoneLine, TwilioRest
 from voice_call_client import CallClient
 
-CALLER_LINE = "Could you tell me what time the bakery opens tomorrow morning?"
 FRAME_S = 0.02
-
-
-def bench_flow(*, llm: bool) -> dict[str, Any]:
-    answer: dict[str, Any] = (
-        {"id": "answer", "type": "llm", "max_tokens": 40, "temperature": 0, "history": False,
-         "instructions": "You are a bakery's phone assistant. Answer in one short sentence."}
-        if llm else {"id": "answer", "type": "say", "text": "We open at seven in the morning."})
-    return {"name": "Phone bench", "variables": {
-        "q": {"type": "string", "default": ""},
-        "voice_no_input_s": {"type": "number", "default": 120}},
-        "nodes": [{"id": "start", "type": "start"},
-                  {"id": "greet", "type": "say", "text": "Hello, bakery here. How can I help?"},
-                  {"id": "listen", "type": "listen", "into": "q"}, answer],
-        "edges": [{"from": "start", "to": "greet"}, {"from": "greet", "to": "listen"},
-                  {"from": "listen", "to": "answer"}, {"from": "answer", "to": "listen"}]}
-
-
-def pct(xs: list[float], p: float) -> float | None:
-    return round(float(np.percentile(xs, p)), 1) if xs else None
 
 
 def trailing_silence_s(pcm16: bytes, rate: int) -> float:
@@ -84,7 +66,6 @@ class Bench:
         from db.migrate import prepare_database
         from db.organizations import insert_organization
         from db.pool import create_app_pool
-        from providers.pcm import resample_pcm16
         from serve_apps.api import create_app
 
         self.home = Path(tempfile.mkdtemp(prefix="aico-phone-bench-"))
@@ -119,7 +100,8 @@ class Bench:
             await asyncio.sleep(0.02)
         self.http = httpx.AsyncClient(base_url=self.url, timeout=60,
                                       headers={"Authorization": f"Bearer {self.token}"})
-        doc = bench_flow(llm=self.args.llm)
+        doc = bakery_flow("Phone bench", llm=self.args.llm,
+                          variables={"voice_no_input_s": {"type": "number", "default": 120}})
         made = await self.http.post("/v1/flows", json={"name": doc["name"], "document": doc})
         self.flow_id = made.json()["id"]
         await self.http.post(f"/v1/flows/{self.flow_id}/publish")
@@ -130,10 +112,8 @@ class Bench:
             "number": self.number, "flow_id": self.flow_id, "provider": "twilio",
             "settings": {"account_sid": self.account_sid,
                          "auth_token_secret": "TWILIO_AUTH_TOKEN"}})
-        chunks = [f.pcm16 async for f in self.tts.synthesize(CALLER_LINE)]
-        raw = b"".join(chunks)
-        self.caller_8k = resample_pcm16(raw, self.tts.sample_rate, 8000)
-        self.caller_16k = resample_pcm16(raw, self.tts.sample_rate, 16000)
+        self.caller_8k = await caller_line(self.tts, 8000)
+        self.caller_16k = await caller_line(self.tts, 16000)
         self.tail_8k = trailing_silence_s(self.caller_8k, 8000)
 
     async def server_turns(self, session_id: str) -> list[float]:
