@@ -11,8 +11,9 @@ JSON events of docs/voice-protocol.md). The pipeline keeps nothing PostgreSQL do
 one started with `resume=True` on the same session carries on from the last committed step.
 
 When the caller pauses and the pause decode has words, the reply to them is prepared
-speculatively (`flows.executor.speculate`: nothing committed, the LLM stream buffered, unheard);
-the turn adopts it if it ends with the same words, and cancels it if the caller goes on.
+speculatively (`flows.executor.speculate`: nothing committed, the LLM stream buffered, unheard)
+and its opening clause synthesized ahead (`SpeechAhead`); the turn adopts both if it ends with
+the same words, and cancels them if the caller goes on.
 
 Per turn it records end-of-turn delay, STT final latency, LLM time to first token, TTS time
 to first byte and voice-to-voice latency (the caller's last voiced audio → the first agent
@@ -27,14 +28,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 
 from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
-from actors.speech_out import Sentence, SpeechOut
+from actors.speech_ahead import SpeechAhead
+from actors.speech_out import Sentence, SpeechOut, opening_clause
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance, load_end_of_turn_model
 from aico.errors import NotFound
 from aico.settings import Settings
@@ -44,6 +46,7 @@ from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, speculate, step
 from flows.sessions import open_session_speech, provider_usage, resume_point
 from providers.pcm import resample_pcm16
+from providers.tts import split_sentences
 
 log = logging.getLogger("aico.actors.pipeline")
 
@@ -82,6 +85,8 @@ class VoicePipeline:
         self._released: list[Any] = []  # providers closed with the call
         # The reply being prepared on the caller's last pause: (its words, normalised; task).
         self._speculation: tuple[str, asyncio.Task[Any]] | None = None
+        self._ahead: SpeechAhead | None = None
+        self._ahead_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -98,7 +103,9 @@ class VoicePipeline:
         stt, tts = await open_session_speech(
             self.pool, {"org_id": point.org_id, "providers": point.providers},
             settings=self.settings)
-        self.speech = SpeechOut(tts, send_audio=self._send_audio, send_event=self._event,
+        self._ahead = SpeechAhead(tts)
+        # SpeechAhead stands in for the TTS (it is the TTS, plus one text made ahead).
+        self.speech = SpeechOut(cast(Any, self._ahead), send_audio=self._send_audio, send_event=self._event,
                                 on_first_audio=self._first_audio)
         end_of_turn_model = None
         if self.options.end_of_turn_model:
@@ -185,6 +192,8 @@ class VoicePipeline:
 
     async def _stop_work(self) -> None:
         self._cancel_speculation()
+        if self._ahead_task is not None:
+            self._ahead_task.cancel()
         for pending in self._ctx.speculations.values():
             speculative.discard(pending)
         self._ctx.speculations.clear()
@@ -340,6 +349,9 @@ class VoicePipeline:
         the silence decides whether the turn is over (only when the flow is listening and
         nothing else is being said or stepped)."""
         words = speculative.normalised(text)
+        log.debug("session %s: pause transcript %r (listening %s, stepping %s, speaking %s)",
+                  self.session_id, text, self._listening, self._step_task is not None,
+                  self._agent_busy())
         if self._speculation is not None and self._speculation[0] == words:
             return  # the same words again: the reply already being prepared stands
         self._cancel_speculation()
@@ -349,21 +361,56 @@ class VoicePipeline:
         task = asyncio.get_running_loop().create_task(
             speculate(self._ctx, self.session_id, text), name="speculate")
         self._speculation = (words, task)
+        if self._ahead_task is not None:
+            self._ahead_task.cancel()
+        self._ahead_task = asyncio.get_running_loop().create_task(
+            self._speak_ahead(task), name="speak_ahead")
+
+    async def _speak_ahead(self, pending: asyncio.Task[Any]) -> None:
+        """Synthesize the prepared reply's opening, cut as `SpeechOut` will cut it when the
+        reply is adopted (its first clause, else its first sentence, else all of it)."""
+        assert self.speech is not None and self._ahead is not None
+        reply = await pending
+        if reply is None:
+            return
+        text, head = "", None
+        async for chunk in reply.peek():
+            if not chunk.text:
+                continue
+            text += chunk.text
+            clause = opening_clause(text, min_words=self.speech.clause_min_words,
+                                    max_words=self.speech.clause_max_words)
+            sentences = split_sentences(text)[0]
+            head = clause[0] if clause is not None else sentences[0] if sentences else None
+            if head is not None:
+                break
+        else:
+            head = text.strip()
+        # Once adopted, the reply is being spoken: SpeechOut synthesizes it itself.
+        if head and not reply.cancelled and not reply.adopted:
+            self._ahead.prefetch(head)
 
     def _cancel_speculation(self) -> None:
         if self._speculation is not None:
+            if self._ahead_task is not None:
+                self._ahead_task.cancel()
+                self._ahead_task = None
             speculative.discard(self._speculation[1])
             self._speculation = None
+            if self._ahead is not None:
+                self._ahead.drop()  # what was synthesized for it is not wanted either
 
     def _on_turn(self, text: str, timings: TurnTimings, utt: Utterance) -> None:
         self._event({"type": "transcript", "role": "user", "text": text, "final": True})
         event_id = f"voice:{uuid.uuid4().hex}"
-        prepared, self._speculation = self._speculation, None
+        prepared = self._speculation
         if prepared is not None:
             if prepared[0] == speculative.normalised(text):
-                self._ctx.speculations[event_id] = prepared[1]  # the step adopts or cancels it
+                # The step adopts or cancels it; its speech keeps being made meanwhile.
+                self._ctx.speculations[event_id] = prepared[1]
+                self._speculation = None
             else:
-                speculative.discard(prepared[1])
+                self._cancel_speculation()
         if self._unconfirmed:
             # The caller spoke while the reply was still being written: it is not wanted.
             assert self.speech is not None
@@ -380,6 +427,7 @@ class VoicePipeline:
             "llm_ttft_ms": None, "tts_ttfb_ms": None, "voice_to_voice_ms": None,
             "_speech_end": timings.speech_end,
             "_speculation": None if prepared is None else prepared[1],
+            "_ahead_used": self._ahead.used if self._ahead is not None else 0,
         }
         self._user_event(InboundEvent.user_turn(text, event_id=event_id))
 
@@ -420,6 +468,11 @@ class VoicePipeline:
         turn.pop("_first_token", None)
         # adopted / cancelled / refused (the flow may not run ahead) / None (no pause decode)
         turn["speculation"] = speculative.outcome(turn.pop("_speculation", None))
+        # Whether the reply's opening was played from audio synthesized during the pause.
+        used_before = turn.pop("_ahead_used", 0)
+        turn["tts_ahead"] = self._ahead is not None and self._ahead.used > used_before
+        if turn["speculation"] != "adopted" and self._ahead is not None:
+            self._ahead.drop()
         self._event({"type": "metrics", "turn": turn})
         await self._persist(turn)
 

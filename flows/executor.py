@@ -377,6 +377,7 @@ async def speculate(ctx: StepContext, session_id: UUID | str,
     llm = await _session_llm(replace(ctx, on_llm_start=None, speculations={}), snap)
     reply = SpeculativeReply(text, node_id=node.id, prompt=prompt, options=options)
     reply.start(llm.chat([ChatMessage(**m) for m in prompt], **options))
+    log.debug("session %s: speculative reply to %r started", snap["id"], text)
     return reply
 
 

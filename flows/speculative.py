@@ -29,6 +29,56 @@ def normalised(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
+class ReadAhead:
+    """An async stream read into memory as it comes, before anyone wants it: `follow()`
+    yields what was read and then what comes; `cancel()` stops reading and closes it."""
+
+    def __init__(self, stream: AsyncIterator[Any]) -> None:
+        self.items: list[Any] = []
+        self.done = False
+        self._error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._pump(stream))
+
+    async def _pump(self, stream: AsyncIterator[Any]) -> None:
+        try:
+            async for item in stream:
+                self.items.append(item)
+                self._changed.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - handed to whoever follows the stream
+            self._error = err
+        finally:
+            self.done = True
+            self._changed.set()
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()  # a cancelled stream closes its request now
+
+    async def follow(self, *, cancel_on_exit: bool = True) -> AsyncIterator[Any]:
+        sent = 0
+        try:
+            while True:
+                while sent < len(self.items):
+                    sent += 1
+                    yield self.items[sent - 1]
+                if self.done:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            if cancel_on_exit and not self.done:
+                self.cancel()  # the reader went away (a barge-in): stop reading
+
+    def cancel(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+
+
 class SpeculativeReply:
     """An LLM stream started ahead of its turn: chunks are buffered until it is adopted (then
     replayed and followed live) or cancelled (the request is closed)."""
@@ -41,65 +91,34 @@ class SpeculativeReply:
         self.options = options
         self.adopted = False
         self.cancelled = False
-        self._chunks: list[Any] = []
-        self._error: BaseException | None = None
-        self._done = False
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._stream: ReadAhead | None = None
 
     def start(self, stream: AsyncIterator[Any]) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._pump(stream))
-
-    async def _pump(self, stream: AsyncIterator[Any]) -> None:
-        try:
-            async for chunk in stream:
-                self._chunks.append(chunk)
-                self._changed.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # noqa: BLE001 - handed to whoever adopts the reply
-            self._error = err
-        finally:
-            self._done = True
-            self._changed.set()
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()  # a cancelled reply closes its LLM request now
+        self._stream = ReadAhead(stream)
 
     def adopt(self, prompt: list[dict[str, Any]], *, node_id: str,
               options: dict[str, Any]) -> AsyncIterator[Any] | None:
         """The reply's stream if it was made for exactly this request; otherwise it is
         cancelled and None is returned (the caller makes the request itself)."""
-        if self.cancelled or self.adopted or node_id != self.node_id or \
-                options != self.options or prompt != self.prompt:
+        if self._stream is None or self.cancelled or self.adopted or \
+                node_id != self.node_id or options != self.options or prompt != self.prompt:
             self.cancel()
             return None
         self.adopted = True
-        return self._replay()
+        return self._stream.follow()
 
-    async def _replay(self) -> AsyncIterator[Any]:
-        sent = 0
-        try:
-            while True:
-                while sent < len(self._chunks):
-                    sent += 1
-                    yield self._chunks[sent - 1]
-                if self._done:
-                    if self._error is not None:
-                        raise self._error
-                    return
-                self._changed.clear()
-                await self._changed.wait()
-        finally:
-            if not self._done:
-                self.cancel()  # the reader went away (a barge-in): stop generating
+    async def peek(self) -> AsyncIterator[Any]:
+        """The chunks so far and those to come, without adopting the reply (the voice
+        pipeline reads them to synthesize the reply's opening ahead of time)."""
+        if self._stream is not None:
+            async for chunk in self._stream.follow(cancel_on_exit=False):
+                yield chunk
 
     def cancel(self) -> None:
         if not self.adopted:
             self.cancelled = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+            if self._stream is not None:
+                self._stream.cancel()
 
 
 def discard(pending: asyncio.Future[SpeculativeReply | None] | None) -> None:

@@ -159,6 +159,8 @@ async def test_the_reply_prepared_at_the_pause_is_the_one_spoken(
         assert agent_lines(call) == [GREETING, reply_to(heard)]
         [turn] = turn_metrics(call)
         assert turn["speculation"] == "adopted"
+        # Its opening was synthesized during the pause too: the agent's first words were ready.
+        assert turn["tts_ahead"] is True
     assert answering_llm.read_to_end == [True]
     record = await wait_status(api, session_id, "ended")
     assert transcript(record) == [("assistant", GREETING), ("user", heard),
