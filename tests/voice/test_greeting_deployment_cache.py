@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -142,7 +143,8 @@ async def test_the_deployments_greeting_cache_holds_its_bound() -> None:
     from serve_apps.models.tts import TTSDeployment
 
     # About 1.2 s of 22 kHz speech each (≈53 kB): 16 of them do not fit in 600 kB.
-    replica = TTSDeployment.func_or_class({"kind": "piper"}, greeting_cache_bytes=600_000)
+    replica = TTSDeployment.func_or_class(  # type: ignore[attr-defined]  # a Deployment
+        {"kind": "piper"}, greeting_cache_bytes=600_000)
     texts = [f"Welcome, caller {n}." for n in range(1, 17)]
     made = await replica.cache_greetings(texts)
     assert made == len(texts)
@@ -154,3 +156,40 @@ async def test_the_deployments_greeting_cache_holds_its_bound() -> None:
     assert await replica.greeting(texts[0]) is None
     # Asking again for what it holds synthesizes nothing.
     assert await replica.cache_greetings(texts[-1:]) == 0
+
+
+async def test_a_session_does_not_wait_for_serves_controller_to_reach_its_tts(
+        tts_on_serve, monkeypatch):
+    """Where a session's TTS runs is looked up from Serve's controller, which on a busy machine
+    took 150-230 ms of a call's connect. Once the lookup has aged, a session still gets the
+    deployment found before at once, and the controller is asked again in the background."""
+    from ray import serve
+
+    from providers import runtime
+
+    runtime.forget_models()
+    handle, key = await runtime._serve_lookup("tts")
+    assert handle is not None and key
+    answered = threading.Event()  # the controller answers only when the test says so
+    asked: list[str] = []
+    status = serve.status
+
+    def slow_status() -> Any:
+        asked.append("status")
+        answered.wait(60)
+        return status()
+
+    monkeypatch.setattr(serve, "status", slow_status)
+    monkeypatch.setattr(runtime, "_SERVE_CHECK_TTL_S", 0.0)  # every lookup has aged
+    try:
+        lookup = asyncio.create_task(runtime._serve_lookup("tts"))
+        done, _ = await asyncio.wait({lookup}, timeout=30)
+        assert lookup in done, "the session waited for the controller"
+        assert lookup.result() == (handle, key)
+        deadline = time.monotonic() + 30
+        while not asked:  # the re-check went to the controller meanwhile
+            assert time.monotonic() < deadline, "the aged lookup was not checked again"
+            await asyncio.sleep(0.02)
+    finally:
+        answered.set()
+        runtime.forget_models()
