@@ -162,7 +162,9 @@ class Drill:
         from aico.settings import VoiceSettings
 
         self.args = args
-        self.voice = VoiceSettings(pool_size=1, orphan_after_s=ORPHAN_AFTER_S)
+        # Two warm actors per call node: the drill's callers start at once, and cold actors
+        # warming up on this 2-core machine would take their CPU.
+        self.voice = VoiceSettings(pool_size=2, orphan_after_s=ORPHAN_AFTER_S)
         self.stack = DrillStack(prefix="aico-drill-", cluster=True, nodes=[
             DrillNode(num_cpus=2), DrillNode(num_cpus=0, api=True)],
             # Two STT replicas: the model-replica drill kills one mid-utterance.
@@ -201,7 +203,8 @@ class Drill:
             return self.ws_url(r.json())
 
         client = CallClient(url, reconnect=fresh_url if reconnect else None,
-                            reconnect_timeout=180, expect_close={1000, 1006, 1011, 1012})
+                            reconnect_timeout=180, ready_timeout=180,
+                            expect_close={1000, 1006, 1011, 1012})
         async with client as call:
             await call.wait_event("agent_speech_ended", timeout=120)
             spoke = await call.say(self.audio[QUESTION])
@@ -310,7 +313,7 @@ class Drill:
 
         sid, url = await self.new_session()
         out: dict[str, Any] = {"session": sid[:8]}
-        async with CallClient(url) as call:
+        async with CallClient(url, ready_timeout=180) as call:
             await call.wait_event("agent_speech_ended", timeout=120)
             replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
                         if "#stt#" in a["name"]]

@@ -48,8 +48,9 @@ class CallClient:
                  allowed_errors: frozenset[str] | set[str] = frozenset(),
                  expect_close: frozenset[int] | set[int] = NORMAL_CLOSES,
                  reconnect: Callable[[], Awaitable[str]] | None = None,
-                 reconnect_timeout: float = 120.0) -> None:
+                 reconnect_timeout: float = 120.0, ready_timeout: float = 60.0) -> None:
         self.url = url
+        self.ready_timeout = ready_timeout
         self.reconnect = reconnect
         self.reconnect_timeout = reconnect_timeout
         # (when it dropped, its close code, seconds until the call was back or None: not back)
@@ -80,7 +81,7 @@ class CallClient:
         self.connected_at = time.monotonic()
         self.ws = await connect(self.url, max_size=None, ping_interval=None)
         await self.ws.send(json.dumps({"type": "start", "sample_rate": self.sample_rate}))
-        first = json.loads(await asyncio.wait_for(self.ws.recv(), 60))
+        first = json.loads(await asyncio.wait_for(self.ws.recv(), self.ready_timeout))
         self.events.append((time.monotonic(), first))
         if first.get("type") == "ready":
             self.out_rate = int(first["sample_rate"])
@@ -166,7 +167,7 @@ class CallClient:
                 continue
             try:
                 await ws.send(json.dumps({"type": "start", "sample_rate": self.sample_rate}))
-                first = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                first = json.loads(await asyncio.wait_for(ws.recv(), self.ready_timeout))
             except Exception:  # noqa: BLE001 - dropped again while attaching
                 await asyncio.sleep(1.0)
                 continue
