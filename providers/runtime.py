@@ -44,6 +44,7 @@ _model_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
 _serve_keys: dict[str, tuple[float, tuple[Any, ...] | None, Any | None]] = {}
 _serve_locks: dict[str, asyncio.Lock] = {}
 _SERVE_CHECK_TTL_S = 10.0
+_refreshing: dict[str, asyncio.Task[Any]] = {}  # background re-checks of a stale lookup
 
 
 def models_mode(settings: Settings | None = None) -> str:
@@ -131,7 +132,9 @@ async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | 
 
     Asked of the Serve controller at most once per `_SERVE_CHECK_TTL_S` per capability (one
     asker at a time; the others wait for its answer), and off the event loop: `serve.status()`
-    and a first `get_deployment_handle` block on the controller, and this loop carries calls."""
+    and a first `get_deployment_handle` block on the controller, and this loop carries calls.
+    Once that time has passed, a handle found before is still returned at once while the
+    controller is asked again in the background."""
     try:
         import ray
     except ImportError:
@@ -141,6 +144,19 @@ async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | 
     cached = _fresh_lookup(capability)
     if cached is not None:
         return cached
+    stale = _serve_keys.get(capability)
+    if stale is not None and stale[2] is not None:
+        # A deployment served it: keep using it while the controller is asked again in the
+        # background (under load that round trip took 150-230 ms of a call's connect).
+        if capability not in _refreshing:
+            task = asyncio.get_running_loop().create_task(_ask_controller(capability))
+            _refreshing[capability] = task
+            task.add_done_callback(lambda _: _refreshing.pop(capability, None))
+        return stale[2], stale[1]
+    return await _ask_controller(capability)
+
+
+async def _ask_controller(capability: str) -> tuple[Any | None, tuple[Any, ...] | None]:
     async with _serve_locks.setdefault(capability, asyncio.Lock()):
         cached = _fresh_lookup(capability)  # another session asked while this one waited
         if cached is not None:
