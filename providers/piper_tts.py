@@ -73,25 +73,38 @@ class SynthesisSlots:
         self.most_at_once = 0
 
     @contextmanager
-    def slot(self, *, first: bool, cost: int) -> Iterator[None]:
+    def slot(self, *, first: bool, cost: int,
+             stop: threading.Event | None = None) -> Iterator[bool]:
+        """Yields True holding a slot, or False as soon as `stop` is set while it waits (a
+        caller who barged in leaves the queue at once; `wake` makes waiters look)."""
+        granted = False
         with self._cond:
             self._seq += 1
             ticket = _Ticket(first, cost, self._seq, time.monotonic())
             self._waiting.append(ticket)
-            while self._running >= self.parallel or self._next() is not ticket:
+            while not (stop is not None and stop.is_set()):
+                if self._running < self.parallel and self._next() is ticket:
+                    granted = True
+                    break
                 self._cond.wait()
             self._waiting.remove(ticket)
-            self._running += 1
-            self.most_at_once = max(self.most_at_once, self._running)
-            self.started = [*self.started[-63:], (cost, first)]
-            # Another slot may be free too: let the next in order look.
+            if granted:
+                self._running += 1
+                self.most_at_once = max(self.most_at_once, self._running)
+                self.started = [*self.started[-63:], (cost, first)]
+            # Another slot may be free too (or this one left the queue): the next looks.
             self._cond.notify_all()
         try:
-            yield
+            yield granted
         finally:
-            with self._cond:
-                self._running -= 1
-                self._cond.notify_all()
+            if granted:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _next(self) -> _Ticket:
         now = time.monotonic()
@@ -170,8 +183,8 @@ class PiperTTS(TTS):
             sentences = [p for p in voice.phonemize(text) if p]
         for i, phonemes in enumerate(sentences):
             ids = voice.phonemes_to_ids(phonemes)
-            with self._model.slots.slot(first=i == 0, cost=len(ids)):
-                if stop.is_set():
+            with self._model.slots.slot(first=i == 0, cost=len(ids), stop=stop) as granted:
+                if not granted or stop.is_set():
                     return
                 audio = voice.phoneme_ids_to_audio(ids, syn)
             yield _pcm16(audio)
@@ -198,6 +211,7 @@ class PiperTTS(TTS):
                 yield AudioFrame(pcm16=item, sample_rate=self.sample_rate)
         finally:
             stop.set()
+            self._model.slots.wake()
             await asyncio.shield(worker)
 
 

@@ -105,3 +105,31 @@ async def test_a_replys_first_audio_goes_ahead_of_a_playing_replys_next_sentence
 def test_parallel_is_bounded(parallel: int) -> None:
     with pytest.raises(ValueError, match="parallel"):
         PiperConfig(parallel=parallel)
+
+
+async def test_a_caller_who_barges_in_leaves_the_queue_at_once() -> None:
+    config, model = voice(parallel=1)
+    tts = PiperTTS(config, model=model)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with model.slots.slot(first=True, cost=0):
+            held.set()
+            release.wait()
+
+    holder = asyncio.get_running_loop().run_in_executor(None, hold)
+    await wait_until(held.is_set)
+    log: list[str] = []
+    reply = asyncio.create_task(audio_of(tts, "We open at seven.", log, "reply"))
+    await wait_until(lambda: model.slots.waiting() == 1)
+
+    reply.cancel()  # the caller spoke over the agent: the pipeline drops the reply
+    try:
+        await asyncio.wait({reply}, timeout=60)  # a deadline: it ends at once or never
+        # Gone while the slot is still busy elsewhere: nothing waits, nothing synthesized.
+        assert reply.cancelled()
+        assert model.slots.waiting() == 0 and log == []
+    finally:
+        release.set()
+        await holder
+    assert [first for _, first in model.slots.started] == [True]
