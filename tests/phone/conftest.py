@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from fake_twilio import PhoneLine, TwilioRest
-from phone_api import add_number, allow_dialing, publish_flow, put_secret
+from phone_api import add_number, admin_client, allow_dialing, publish_flow, put_secret
 from phone_flows import phone_flow
 from voice_support import (
     MODELS_MODE,
@@ -32,8 +32,6 @@ from voice_support import (
 )
 
 from aico.settings import ModelSettings, Settings, TelephonySettings
-from db.api_clients import insert_api_client, new_token
-from db.organizations import insert_organization
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -116,12 +114,7 @@ async def twilio_org(phone_server: PhoneServer, pool: asyncpg.Pool, twilio_rest:
     opened: list[httpx.AsyncClient] = []
 
     async def make(*, store_token: bool = True, flow: dict[str, Any] | None = None) -> TwilioOrg:
-        slug = "tw-" + secrets.token_hex(5)
-        org = await insert_organization(pool, slug=slug, name=slug)
-        token = new_token()
-        await insert_api_client(pool, org_id=org["id"], name="test", token=token, role="admin")
-        api = httpx.AsyncClient(base_url=phone_server.url, timeout=60,
-                                headers={"Authorization": f"Bearer {token}"})
+        org_id, api = await admin_client(pool, prefix="tw", base_url=phone_server.url)
         opened.append(api)
         flow_id = await publish_flow(api, flow or phone_flow())
         account_sid, auth_token = twilio_rest.add_account()
@@ -131,7 +124,7 @@ async def twilio_org(phone_server: PhoneServer, pool: asyncpg.Pool, twilio_rest:
         made = await add_number(api, number=number, flow_id=flow_id, settings={
             "account_sid": account_sid, "auth_token_secret": "TWILIO_AUTH_TOKEN"})
         await allow_dialing(api, country_codes=["1"])
-        return TwilioOrg(id=org["id"], api=api, number=number, number_id=made["id"],
+        return TwilioOrg(id=org_id, api=api, number=number, number_id=made["id"],
                          flow_id=flow_id, account_sid=account_sid, auth_token=auth_token,
                          server=phone_server, rest=twilio_rest)
 

@@ -13,11 +13,9 @@ import asyncpg
 import httpx
 import pytest
 from livekit_standin import LiveKitStandIn, signed_webhook, sip_participant_joined
-from phone_api import add_number, publish_flow
+from phone_api import add_number, admin_client, publish_flow
 
 from aico.settings import LiveKitSettings, Settings
-from db.api_clients import insert_api_client, new_token
-from db.organizations import insert_organization
 
 GREETER = {
     "name": "lk-greeter",
@@ -85,19 +83,15 @@ async def lk_org(settings: Settings, app_pool: asyncpg.Pool, pool: asyncpg.Pool,
 
     async def make(*, flow: dict[str, Any] | None = None,
                    number_settings: dict[str, Any] | None = None) -> LiveKitOrg:
-        slug = "lk-" + secrets.token_hex(5)
-        org = await insert_organization(pool, slug=slug, name=slug)
-        token = new_token()
-        await insert_api_client(pool, org_id=org["id"], name="test", token=token, role="admin")
         transport = httpx.ASGITransport(app=app)
-        api = httpx.AsyncClient(transport=transport, base_url="http://aico.test", timeout=60,
-                                headers={"Authorization": f"Bearer {token}"})
+        org_id, api = await admin_client(pool, prefix="lk", transport=transport,
+                                         base_url="http://aico.test")
         side = httpx.AsyncClient(transport=transport, base_url="http://aico.test", timeout=60)
         clients.extend([api, side])
         flow_id = await publish_flow(api, flow or GREETER)
         number = await add_number(api, number=random_number(), flow_id=flow_id,
                                   provider="livekit", settings=number_settings or {})
-        return LiveKitOrg(id=org["id"], api=api, livekit_side=side, standin=livekit,
+        return LiveKitOrg(id=org_id, api=api, livekit_side=side, standin=livekit,
                           flow_id=flow_id, number=number)
 
     yield make

@@ -1,11 +1,29 @@
-"""Small API steps the phone tests share: publish a flow, configure a number, set the dialing
-policy, store a secret."""
+"""Small API steps the phone tests share: an organization with an admin client, publish a
+flow, configure a number, set the dialing policy, store a secret."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import httpx
+
+from db.api_clients import insert_api_client, new_token
+from db.organizations import insert_organization
+
+
+async def admin_client(pool: asyncpg.Pool, *, prefix: str,
+                       **client: Any) -> tuple[UUID, httpx.AsyncClient]:
+    """A new organization (slug `prefix-…`) and an API client holding an admin token of it;
+    `client` is httpx's (base_url, transport). The caller closes the client."""
+    slug = f"{prefix}-{secrets.token_hex(5)}"
+    org = await insert_organization(pool, slug=slug, name=slug)
+    token = new_token()
+    await insert_api_client(pool, org_id=org["id"], name="test", token=token, role="admin")
+    return org["id"], httpx.AsyncClient(timeout=60, **client,
+                                        headers={"Authorization": f"Bearer {token}"})
 
 
 async def publish_flow(api: httpx.AsyncClient, document: dict[str, Any]) -> str:

@@ -24,12 +24,9 @@ import httpx
 import pytest
 from fake_twilio import PhoneLine
 from nacl.signing import SigningKey
-from phone_api import add_number, allow_dialing, publish_flow
+from phone_api import add_number, admin_client, allow_dialing, publish_flow
 from phone_flows import GREETING, HOURS, phone_flow
 from websockets.asyncio.client import connect
-
-from db.api_clients import insert_api_client, new_token
-from db.organizations import insert_organization
 
 VOICE_PATH = "/v1/channels/telnyx/voice"
 
@@ -110,12 +107,7 @@ async def telnyx_org(phone_server: Any, pool: asyncpg.Pool
     opened: list[httpx.AsyncClient] = []
 
     async def make() -> TelnyxOrg:
-        slug = "tx-" + secrets.token_hex(5)
-        org = await insert_organization(pool, slug=slug, name=slug)
-        token = new_token()
-        await insert_api_client(pool, org_id=org["id"], name="test", token=token, role="admin")
-        api = httpx.AsyncClient(base_url=phone_server.url, timeout=60,
-                                headers={"Authorization": f"Bearer {token}"})
+        org_id, api = await admin_client(pool, prefix="tx", base_url=phone_server.url)
         opened.append(api)
         flow_id = await publish_flow(api, phone_flow())
         key = SigningKey.generate()
@@ -124,7 +116,7 @@ async def telnyx_org(phone_server: Any, pool: asyncpg.Pool
                                 settings={"public_key": base64.b64encode(
                                     bytes(key.verify_key)).decode()})
         await allow_dialing(api, country_codes=["1"])
-        return TelnyxOrg(id=org["id"], api=api, number=number, number_id=made["id"],
+        return TelnyxOrg(id=org_id, api=api, number=number, number_id=made["id"],
                          signing_key=key, app_url=phone_server.url)
 
     yield make
