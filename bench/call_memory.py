@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/call_memory.py                  # 50 calls in a row
     .venv/bin/python bench/call_memory.py --calls 10 --json out.json
+    git worktree add /tmp/before <commit> && cp bench/call_memory.py /tmp/before/bench/ \
+        && (cd /tmp/before && /work/main/.venv/bin/python bench/call_memory.py)   # an older tree
 
 A Ray worker like the `VoiceSession` actor's (`num_cpus=0`, on its own local Ray started
 here) reads its PSS from /proc/self/smaps_rollup:
@@ -86,11 +88,15 @@ class CallProcess:
     async def load_models(self) -> dict[str, Any]:
         from actors.call_providers import load_vad
         from actors.turns import load_end_of_turn_model
-        from providers.onnx_session import return_large_buffers_to_os
-        from providers.turn_model import on_model_thread
 
-        return_large_buffers_to_os()  # as VoiceSession._warm_up does
-
+        try:  # as VoiceSession._warm_up does (absent before commit ae94420: measure "before")
+            from providers.onnx_session import return_large_buffers_to_os
+            from providers.turn_model import on_model_thread
+        except ImportError:
+            self._vad = load_vad()
+            self._turn_model = await asyncio.to_thread(load_end_of_turn_model)
+            return self.memory()
+        return_large_buffers_to_os()
         self._vad = load_vad()
         self._turn_model = await on_model_thread(load_end_of_turn_model)
         return self.memory()
@@ -114,9 +120,12 @@ class CallProcess:
         from providers.pcm import resample_pcm16
 
         p = await self._turn_model.completeness(resample_pcm16(pcm16, sample_rate, 16000))
-        from providers.onnx_session import release_freed_memory
-
-        release_freed_memory()  # as VoiceSession.reset does when a call ends
+        try:
+            from providers.onnx_session import release_freed_memory
+        except ImportError:
+            pass
+        else:
+            release_freed_memory()  # as VoiceSession.reset does when a call ends
         mem = self.memory()
         return {**mem, "peak_pss": max(peak, mem["Pss"]), "events": events,
                 "completeness": round(p, 3), "vad_ms_per_window": 1000 * windows_s / windows}
