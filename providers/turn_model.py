@@ -16,6 +16,7 @@ that the turn is complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import threading
 from collections.abc import Callable
@@ -153,5 +154,7 @@ class EndOfTurnModel:
         finally:
             took = monotonic() - started
             self._recent_s = took if not self._recent_s else 0.7 * self._recent_s + 0.3 * took
-            # After the verdict, not before it: the trim (≈3 ms) delays no turn.
-            _model_thread.submit(release_freed_memory)
+            # After the verdict, not before it: the trim (≈3 ms) delays no turn. (At interpreter
+            # shutdown the thread takes no more work: nothing to trim for then.)
+            with contextlib.suppress(RuntimeError):
+                _model_thread.submit(release_freed_memory)
