@@ -496,6 +496,10 @@ class Bench:
                                         if v},
             "aico_overhead_ms_p50": pct(overhead, 50), "aico_overhead_ms_p95": pct(overhead, 95),
             "greeting_first_audio_ms_local": [round(x) for x in greet],
+            # Per turn: the reply prepared on the pause transcript (adopted / cancelled /
+            # refused / None) and whether its opening audio was made during the pause.
+            "speculation": [t.get("speculation") for t in server],
+            "tts_ahead": [t.get("tts_ahead") for t in server],
         }
         print("latency", json.dumps(self.results["latency"], indent=1), flush=True)
 
