@@ -154,8 +154,10 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
         "AICO_HOME": str(settings.home),
         "AICO_DATABASE_URL": settings.database_url or "",
     }
-    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": env},
-             logging_level="WARNING")
+    # address="local": always a Ray of this run's own, never one another process on the machine
+    # started (a plain init joins the cluster in /tmp/ray/ray_current_cluster).
+    ray.init(address="local", num_cpus=4, include_dashboard=False,
+             runtime_env={"env_vars": env}, logging_level="WARNING")
     from ray import serve
 
     # Serve starts here, on a port the kernel picks: whichever test deploys first, the proxy
