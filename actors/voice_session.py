@@ -63,6 +63,9 @@ class VoiceSession:
             raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
         self._pool = await create_app_pool(settings, min_size=1, max_size=4)
         await warm_default_providers(llm=True)
+        # The call's modules too: imported on the first `attach` they held a fresh actor's
+        # first call ≈0.9 s (1.1-1.5 s on a busy machine) between acquire and its pipeline.
+        import actors.pipeline  # noqa: F401 - loaded now, while no call waits
 
     async def attach(self, session_id: str, sample_rate: int, resume: bool,
                      connected_ago_s: float) -> dict[str, Any]:
