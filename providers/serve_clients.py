@@ -37,6 +37,8 @@ log = logging.getLogger("aico.providers.serve_clients")
 
 # Requests sent again at once after their replica died (each on another replica).
 REPLICA_RETRIES = 1
+# The output rate of each TTS model the `models` app serves, by its model key.
+_tts_sample_rates: dict[tuple[Any, ...], int] = {}
 # `LLMChunk.finish_reason` of a reply cut short by its replica's death after tokens were sent.
 INTERRUPTED = "interrupted"
 
@@ -204,7 +206,11 @@ async def serve_client(capability: str, cls: type[Any], config: ProviderConfig, 
             return ServeStreamingSTT(cls, config, handle)
         return ServeSTT(cls, config, handle)
     if capability == "tts":
-        return ServeTTS(cls, config, handle, sample_rate=await handle.sample_rate.remote())
+        # Asked once per served voice: a round trip to a busy replica on every call's connect.
+        key = tuple(config.model_key())
+        if key not in _tts_sample_rates:
+            _tts_sample_rates[key] = await handle.sample_rate.remote()
+        return ServeTTS(cls, config, handle, sample_rate=_tts_sample_rates[key])
     if capability == "llm":
         return ServeChatLLM(cls, config, handle)
     if capability == "embeddings":
