@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from aico.settings import Settings
-from providers.configs import FasterWhisperConfig
+from providers import llamacpp_llm
+from providers.configs import FasterWhisperConfig, LlamaCppConfig
 from providers.faster_whisper_stt import cpu_threads
 from serve_apps.models.app import deployment_resources
 
@@ -27,3 +28,9 @@ def test_whisper_asks_for_no_more_threads_than_there_are_cpus() -> None:
     cpus = os.cpu_count() or 1
     assert cpu_threads(FasterWhisperConfig()) == min(4, cpus)
     assert cpu_threads(FasterWhisperConfig(cpu_threads=3)) == 3
+
+
+def test_llama_cpp_leaves_half_the_cpus_to_speech() -> None:
+    cpus = os.cpu_count() or 1
+    assert llamacpp_llm.cpu_threads(LlamaCppConfig()) == max(1, cpus // 2)
+    assert llamacpp_llm.cpu_threads(LlamaCppConfig(n_threads=2)) == 2
