@@ -46,14 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "voice")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "voice")]
 
+from bakery_caller import CALLER_LINE, bakery_flow, caller_line, pct
 from voice_call_client import CallClient
 
-CALLER_LINE = "Could you tell me what time the bakery opens tomorrow morning?"
 ONE_WORD_LINE = "Billing."
 AICO = Path(sys.executable).parent / "aico"
 ANSWER_TIMEOUT_S = 20.0
@@ -351,23 +350,6 @@ async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> di
             "last5_mean_mib": round(statistics.mean(tail), 1) if tail else None}
 
 
-def bench_flow(*, llm: bool) -> dict[str, Any]:
-    answer: dict[str, Any] = (
-        {"id": "answer", "type": "llm", "max_tokens": 40, "temperature": 0, "history": False,
-         "instructions": "You are a bakery's phone assistant. Answer in one short sentence."}
-        if llm else {"id": "answer", "type": "say", "text": "We open at seven in the morning."})
-    return {"name": "Voice bench", "variables": {"q": {"type": "string", "default": ""}},
-            "nodes": [{"id": "start", "type": "start"},
-                      {"id": "greet", "type": "say", "text": "Hello, bakery here. How can I help?"},
-                      {"id": "listen", "type": "listen", "into": "q"}, answer],
-            "edges": [{"from": "start", "to": "greet"}, {"from": "greet", "to": "listen"},
-                      {"from": "listen", "to": "answer"}, {"from": "answer", "to": "listen"}]}
-
-
-def pct(xs: list[float], p: float) -> float | None:
-    return round(float(np.percentile(xs, p)), 1) if xs else None
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -409,11 +391,9 @@ class Bench:
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}",
                                       headers={"Authorization": f"Bearer {self.token}"},
                                       timeout=60)
-        self.flows = {llm: await self.publish(bench_flow(llm=llm)) for llm in (True, False)}
-        chunks = [f.pcm16 async for f in self.tts.synthesize(CALLER_LINE)]
-        from actors.audio import resample_pcm16
-
-        self.caller = resample_pcm16(b"".join(chunks), self.tts.sample_rate, 16000)
+        self.flows = {llm: await self.publish(bakery_flow("Voice bench", llm=llm))
+                      for llm in (True, False)}
+        self.caller = await caller_line(self.tts, 16000)
 
     async def publish(self, doc: dict[str, Any]) -> str:
         r = await self.http.post("/v1/flows", json={"name": doc["name"], "document": doc})
@@ -619,7 +599,7 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
     client = AicoClient(args.api or (up.api if up else ""), args.token or (up.token if up else ""))
     client.root_pid = up.proc.pid if up and up.proc else None
     try:
-        await client.publish(bench_flow(llm=True))
+        await client.publish(bakery_flow("Voice bench", llm=True))
         if args.concurrency:
             r = await concurrent_callers(client, caller, callers=args.concurrency,
                                          turns=args.turns_per_caller)
