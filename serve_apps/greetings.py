@@ -117,13 +117,13 @@ async def cache_published_greeting(document: Mapping[str, Any], *,
         await asyncio.wait_for(asyncio.shield(task), wait_s)
 
 
-async def cache_every_published_greeting(pool: Any) -> int:
-    """Every published flow's greeting (the latest version of each), for `aico up`'s start;
-    `pool` is the owner's (it reads every organization's flows)."""
+async def cache_every_published_greeting(pool: Any, *, limit: int = 1000) -> int:
+    """Every published flow's greeting (the latest version of each, the `limit` newest), for
+    `aico up`'s start; `pool` is the owner's (it reads every organization's flows)."""
     from db.published_flows import list_flow_versions_latest_everywhere
 
     texts: list[str] = []
-    for row in await list_flow_versions_latest_everywhere(pool):
+    for row in await list_flow_versions_latest_everywhere(pool, limit=limit):
         for text in opening_says(row["document"] or {}):
             if text not in texts:
                 texts.append(text)

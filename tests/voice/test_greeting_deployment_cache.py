@@ -193,3 +193,25 @@ async def test_a_session_does_not_wait_for_serves_controller_to_reach_its_tts(
     finally:
         answered.set()
         runtime.forget_models()
+
+
+async def test_aico_up_caches_the_greetings_published_before_it_started(
+        make_org, pool, tts_on_serve):
+    """A flow published while the server was down (stored, never synthesized): the start-up
+    fill (`aico up` runs it in the background with the owner's connection) caches it."""
+    from db import flows as flows_db
+    from serve_apps.greetings import cache_every_published_greeting
+
+    tts = tts_on_serve
+    org = await make_org()
+    number = secrets.randbelow(9000) + 1000
+    greeting = f"Good evening from the night bakery, caller {number}."
+    row = await flows_db.insert_flow(pool, org_id=org.id, name="stored", description="",
+                                     document=greeting_flow(greeting))
+    await flows_db.insert_flow_version(pool, org_id=org.id, flow_id=row["id"],
+                                       document=greeting_flow(greeting))
+    assert await held_audio(tts, greeting) is None
+
+    # The newest flows only: the test database holds every other test's flows too.
+    assert await cache_every_published_greeting(pool, limit=3) >= len(say_pieces(greeting))
+    assert await held_audio(tts, greeting) is not None
