@@ -163,7 +163,7 @@ def start_voice_sweeper(state: ApiState, pool: asyncpg.Pool) -> None:
     sweeper = state.voice_sweeper
     if sweeper is None:
         sweeper = VoiceSweeper(pool, every_s=state.settings.limits.voice_sweep_every_s,
-                               call_alive=_call_alive_on_ray(state))
+                               call_alive=_call_alive_on_ray(state), settings=state.settings)
         state.voice_sweeper = sweeper
     sweeper.start()
 
