@@ -8,13 +8,14 @@ Sizes are counted in characters (strings) or items (lists), with nested containe
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import re
 import string
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from simpleeval import FeatureNotAvailable
 
@@ -283,54 +284,52 @@ class _Overrun(BaseException):
 
 
 _REFIRE_S = 0.05
+# An evaluation stuck in one C call cannot be interrupted: past this much beyond its limit the
+# caller stops waiting (the abandoned thread is a daemon and ends when the call returns).
+_GIVE_UP_S = 5.0
 
 
 class _Watchdog:
-    """One thread that raises `_Overrun` in threads whose evaluation passed its deadline.
-    CPython checks for it between bytecodes, so it interrupts Jinja/simpleeval loops; single
-    C-level operations are already bounded by the size checks above."""
+    """Runs each evaluation on a thread of its own and raises `_Overrun` in that thread once it
+    passes its deadline. CPython checks for it between bytecodes, so it interrupts Jinja/
+    simpleeval loops; single C-level operations are already bounded by the size checks above.
 
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self._jobs: dict[int, tuple[float, int]] = {}
-        self._next = 0
-        self._thread: threading.Thread | None = None
+    The thread is the evaluation's alone because an asynchronous exception cannot be withdrawn
+    reliably: one that arrives after the evaluation finished lands in whatever that thread runs
+    next. Had it been the caller's thread (a Ray worker's event loop, an executor's pool thread)
+    it would break unrelated work; here it can only end a thread that was ending anyway."""
 
     def run(self, fn: Callable[[], _T], limit_s: float, what: str) -> _T:
-        with self._cv:
-            self._next += 1
-            token = self._next
-            self._jobs[token] = (time.monotonic() + limit_s, threading.get_ident())
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="aico-expr-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            self._cv.notify()
-        try:
-            try:
-                return fn()
-            finally:
-                # Once the job is gone the watchdog cannot fire for it; if it fired already,
-                # the exception surfaces here at the latest and is caught just below.
-                with self._cv:
-                    self._jobs.pop(token, None)
-        except _Overrun:
-            raise ExpressionTimeout(f"{what} took longer than {limit_s:g} s") from None
+        outcome: dict[str, Any] = {}
+        context = contextvars.copy_context()
 
-    def _watch(self) -> None:
-        with self._cv:
-            while True:
-                now = time.monotonic()
-                for token, (deadline, thread_id) in list(self._jobs.items()):
-                    if deadline <= now:
-                        # Keep firing until run() ends: an exception raised inside a finalizer
-                        # (`__del__`) that runs during the evaluation is swallowed by Python,
-                        # and the evaluation would go on unbounded.
-                        self._jobs[token] = (now + _REFIRE_S, thread_id)
-                        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                            ctypes.c_ulong(thread_id), ctypes.py_object(_Overrun))
-                wake = min((d for d, _ in self._jobs.values()), default=None)
-                self._cv.wait(None if wake is None else max(wake - now, 0.001))
+        def evaluate() -> None:
+            try:
+                try:
+                    outcome["value"] = context.run(fn)
+                except _Overrun:
+                    pass
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                    outcome["error"] = exc
+            except _Overrun:
+                pass  # a second firing landed in the handler: the outcome is already decided
+
+        thread = threading.Thread(target=evaluate, name="aico-expression", daemon=True)
+        deadline = time.monotonic() + limit_s
+        thread.start()
+        thread.join(limit_s)
+        while thread.is_alive() and time.monotonic() < deadline + _GIVE_UP_S:
+            # Keep firing until the thread ends: an exception raised inside a finalizer
+            # (`__del__`) that runs during the evaluation is swallowed by Python, and the
+            # evaluation would go on unbounded.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident or 0), ctypes.py_object(_Overrun))
+            thread.join(_REFIRE_S)
+        if "value" in outcome:
+            return cast(_T, outcome["value"])
+        if "error" in outcome:
+            raise outcome["error"]
+        raise ExpressionTimeout(f"{what} took longer than {limit_s:g} s")
 
 
 watchdog = _Watchdog()
