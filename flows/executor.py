@@ -318,9 +318,13 @@ async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
         stream = llm.chat([ChatMessage(**m) for m in prompt], **options)
     token = effect["token"]
     parts: list[str] = []
+    cut_short = False
     started = time.perf_counter()
     try:
         async for chunk in stream:
+            # A model replica lost after the first tokens ends the reply with what was said
+            # (providers/serve_clients.py): the history records it as interrupted.
+            cut_short = cut_short or chunk.finish_reason == "interrupted"
             if chunk.text:
                 parts.append(chunk.text)
                 if node.say:
@@ -329,7 +333,8 @@ async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
         ctx.model_seconds += time.perf_counter() - started
     if node.say:
         yield SayChunk(text="", node_id=node.id, stream_id=token, final=True)
-    completed = InboundEvent.llm_completed(token, "".join(parts).strip())
+    completed = InboundEvent.llm_completed(token, "".join(parts).strip(),
+                                           interrupted=cut_short)
     async for action in _step(ctx, snap["id"], completed):
         yield action
 

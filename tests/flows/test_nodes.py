@@ -21,6 +21,7 @@ from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
 from flows.events import InboundEvent, SayChunk
 from flows.executor import step
+from providers.llm import LLMChunk
 
 
 async def test_start_say_end(api, pool):
@@ -141,6 +142,33 @@ async def test_llm_completed_with_interruption_records_what_was_heard(pool, sett
     assert [a.kind for a in actions] == ["listen"]
     r = await api.get(f"/v1/sessions/{sid}")
     assert [t["text"] for t in r.json()["transcript"]] == ["hi", "You said"]
+
+
+class _CutShortLLM(ScriptedLLM):
+    """A reply whose model replica was lost after two tokens (providers/serve_clients.py ends
+    such a stream with what was delivered and an `interrupted` finish)."""
+
+    async def _chat_impl(self, messages, **options):
+        self.requests.append(messages)
+        yield LLMChunk(text="We open")
+        yield LLMChunk(text=" at")
+        yield LLMChunk(finish_reason="interrupted")
+
+
+async def test_a_reply_cut_short_by_a_lost_model_replica_is_stored_as_interrupted(
+        pool, settings, api):
+    flow = await publish(api, linear(
+        "cut", {"id": "hear", "type": "listen"}, {"id": "think", "type": "llm"},
+        {"id": "again", "type": "listen"}))
+    sid = (await start_chat(api, flow))["id"]
+    actions = [a async for a in step(pool, sid, InboundEvent.user_turn("when do you open?"),
+                                     settings=settings, open_llm=scripted_opener(_CutShortLLM()))]
+    assert "".join(a.text for a in actions if isinstance(a, SayChunk)) == "We open at"
+    log = await list_session_events_for_session(pool, session_id=UUID(sid))
+    completed = [e for e in log if e["type"] == "llm.completed"]
+    assert len(completed) == 1 and completed[0]["payload"]["interrupted"] is True
+    reply = [e for e in log if e["type"] == "llm.reply"]
+    assert reply[0]["payload"]["interrupted"] is True and reply[0]["payload"]["text"] == "We open at"
 
 
 async def test_collect_extracts_validates_and_reasks(api, scripted_llm):
