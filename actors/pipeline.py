@@ -50,6 +50,12 @@ from providers.tts import split_sentences
 
 log = logging.getLogger("aico.actors.pipeline")
 
+# The caller's line counts as live while frames arrive (every 10–40 ms, silence included); the
+# no-input timer runs only on live time (a line with no frames at all is the transport's
+# business: reconnect or orphan hang-up).
+LINE_QUIET_S = 1.0
+NO_INPUT_TICK_S = 0.25
+
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
@@ -78,6 +84,7 @@ class VoicePipeline:
         self._turn: dict[str, Any] | None = None  # metrics of the turn being answered
         self._turn_started: float = 0.0
         self._connected_at = 0.0
+        self._audio_at = time.monotonic()  # the last caller frame
         self._greeting_ms: int | None = None
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
@@ -139,6 +146,7 @@ class VoicePipeline:
     def push_audio(self, pcm16: bytes) -> None:
         if self.turns is None or self._closing:
             return
+        self._audio_at = time.monotonic()
         if self.in_rate != RATE:
             pcm16 = resample_pcm16(pcm16, self.in_rate, RATE)
         self.turns.push(pcm16)
@@ -507,7 +515,14 @@ class VoicePipeline:
     async def _no_input(self) -> None:
         assert self.speech is not None
         await self.speech.wait_idle()
-        await asyncio.sleep(self.options.no_input_s)
+        # Only time with a live line counts: a caller whose socket dropped and is reconnecting
+        # (its replica or node died) sends no frames at all, which is not a silent caller.
+        live = 0.0
+        while live < self.options.no_input_s:
+            tick = min(NO_INPUT_TICK_S, self.options.no_input_s - live)
+            await asyncio.sleep(tick)
+            if time.monotonic() - self._audio_at <= LINE_QUIET_S:
+                live += tick
         if self._listening and not (self.turns and self.turns.utterance):
             self._timers.pop("no_input", None)
             self._event({"type": "timer", "name": "no_input"})

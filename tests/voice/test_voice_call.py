@@ -108,3 +108,17 @@ async def test_bad_tokens_and_bad_starts_are_refused(api, voice_server):
     wrong = url.replace(str(session_id), str(other_id))
     async with connect(wrong) as ws:
         assert json.loads(await ws.recv())["code"] == "unauthorized"
+
+
+async def test_no_input_counts_only_time_the_callers_line_is_live(api, voice_server):
+    # A line that carries no frames at all (a socket that dropped and is coming back) is not a
+    # silent caller: the re-prompt waits until frames flow again and then the whole timeout.
+    _session_id, url = await voice_session(api, voice_server, bakery_flow(no_input_s=1.5))
+    async with CallClient(url) as call:
+        await call.wait_event("agent_speech_ended", timeout=60)
+        t = time.monotonic()
+        await call.stall(4.0)
+        back = time.monotonic()
+        assert not call.has_event("timer", after=t)
+        timer = await call.wait_event("timer", after=back, timeout=30)
+        assert timer == {"type": "timer", "name": "no_input"}

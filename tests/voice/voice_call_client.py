@@ -240,6 +240,15 @@ class CallClient:
         await self._sent_all.wait()
         return self.last_speech_sent
 
+    async def stall(self, seconds: float) -> None:
+        """The line goes dead for `seconds` (no frames at all, not even silence), then the
+        microphone goes on, as a caller's dropped and restored connection does."""
+        self._mic_on.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._mic_on.set()
+
     async def say_after_stall(self, pcm16: bytes) -> float:
         """The line stalls for as long as the speech lasts (nothing is sent), then delivers it
         in one burst, as a congested network or a starved process does; the microphone goes
