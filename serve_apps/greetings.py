@@ -6,8 +6,14 @@ flow) their audio is put in the greeting cache of the `models` app's TTS deploym
 call actor asks before synthesizing (actors/speech_out.py), so even a call on a fresh actor
 plays the greeting without waiting for synthesis.
 
+The first reply is readied the same way: the prompt an `llm` node sends on a call's first turn
+starts with the same system message and greeting on every call, so that prefix is read once by
+the `models` app's LLM (one token asked for) and llama.cpp keeps it; the first caller's question
+does not wait for the model to read the whole prompt.
+
     texts = opening_says(document)             # ["Hello! Say billing or support."]
     await cache_flow_greeting(document)        # synthesized into the deployment's cache
+    await warm_flow_prompts(document)          # the first turn's prompt prefix read by the LLM
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ PUBLISH_WAIT_S = 5.0
 LOOKUP_TTL_S = 10.0
 
 _background: set[asyncio.Task[Any]] = set()
-_lookup: list[Any] = []  # [when, handle]
+_lookup: dict[str, tuple[float, Any]] = {}  # deployment name -> (when found, handle)
 
 
 def opening_says(document: Mapping[str, Any]) -> list[str]:
@@ -59,19 +65,78 @@ def opening_says(document: Mapping[str, Any]) -> list[str]:
     return texts
 
 
+MAX_WARM_PROMPTS = 20
+# What stands for the caller's first words in a warming request: the prefix before it is what
+# llama.cpp keeps.
+WARM_USER_TEXT = "Hello."
+
+
+def first_turn_prompts(document: Mapping[str, Any]) -> list[list[dict[str, str]]]:
+    """The messages each `llm` node of this flow would send on a voice call's first turn, with
+    a stand-in for the caller's words: system message (its instructions, when they are not a
+    per-call template, and the voice hint), the greeting as the assistant said it, a user turn."""
+    from flows.document import LLMNode
+    from flows.llm_context import llm_messages
+
+    greeting = [{"role": "assistant", "content": text} for text in opening_says(document)]
+    prompts: list[list[dict[str, str]]] = []
+    for raw in document.get("nodes") or []:
+        if raw.get("type") != "llm" or "{" in str(raw.get("instructions") or ""):
+            continue
+        try:
+            node = LLMNode.model_validate(raw)
+            prompt = llm_messages(node, variables={}, channel="voice",
+                                  history=[*greeting, {"role": "user", "content": WARM_USER_TEXT}])
+        except Exception as err:  # noqa: BLE001 - a node we cannot read is simply not warmed
+            log.debug("llm node not warmed: %s", err)
+            continue
+        if prompt not in prompts:
+            prompts.append(prompt)
+    return prompts
+
+
+async def warm_prompts(prompts: Iterable[list[dict[str, str]]]) -> int:
+    """Have the `models` app's LLM read each prompt (one token generated); how many were read."""
+    prompts = list(prompts)[:MAX_WARM_PROMPTS]
+    if not prompts:
+        return 0
+    handle = await deployment("llm")
+    if handle is None:
+        return 0
+    read = 0
+    for messages in prompts:
+        async for _ in handle.options(stream=True).chat.remote(messages, max_tokens=1,
+                                                               temperature=0.0):
+            pass
+        read += 1
+    return read
+
+
+async def warm_flow_prompts(document: Mapping[str, Any]) -> int:
+    return await warm_prompts(first_turn_prompts(document))
+
+
 async def tts_deployment() -> Any | None:
-    """A handle on the `models` app's TTS deployment, or None when it is not running here
+    return await deployment("tts")
+
+
+async def deployment(name: str) -> Any | None:
+    """A handle on a deployment of the `models` app, or None when it is not running here
     (a handle found is kept `LOOKUP_TTL_S`: publishing must not ask Serve's controller each
     time)."""
     now = time.monotonic()
-    if _lookup and now - _lookup[0] < LOOKUP_TTL_S:
-        return _lookup[1]
-    handle = await _find_tts_deployment()
-    _lookup[:] = [now, handle] if handle is not None else []
+    cached = _lookup.get(name)
+    if cached is not None and now - cached[0] < LOOKUP_TTL_S:
+        return cached[1]
+    handle = await _find_deployment(name)
+    if handle is None:
+        _lookup.pop(name, None)
+    else:
+        _lookup[name] = (now, handle)
     return handle
 
 
-async def _find_tts_deployment() -> Any | None:
+async def _find_deployment(name: str) -> Any | None:
     try:
         import ray
         from ray import serve
@@ -82,11 +147,11 @@ async def _find_tts_deployment() -> Any | None:
     try:
         status = await asyncio.to_thread(serve.status)  # a controller round trip: off the loop
         app = status.applications.get(MODELS_APP)
-        if app is None or "tts" not in app.deployments or app.status != "RUNNING":
+        if app is None or name not in app.deployments or app.status != "RUNNING":
             return None
-        return serve.get_deployment_handle("tts", app_name=MODELS_APP)
-    except Exception as err:  # noqa: BLE001 - no Serve here: calls synthesize as before
-        log.debug("no tts deployment: %s", err)
+        return serve.get_deployment_handle(name, app_name=MODELS_APP)
+    except Exception as err:  # noqa: BLE001 - no Serve here: calls work as before
+        log.debug("no %s deployment: %s", name, err)
         return None
 
 
@@ -108,13 +173,21 @@ async def cache_flow_greeting(document: Mapping[str, Any]) -> int:
 async def cache_published_greeting(document: Mapping[str, Any], *,
                                    wait_s: float = PUBLISH_WAIT_S) -> None:
     """For the publish route: the greeting is cached before the route answers, unless that
-    takes longer than `wait_s` (a busy TTS); then it finishes in the background. Never raises:
-    a call without a cached greeting synthesizes it."""
-    task = asyncio.get_running_loop().create_task(_logged(cache_flow_greeting(document)))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    takes longer than `wait_s` (a busy TTS); then it finishes in the background, and so does
+    reading the first turn's prompt. Never raises: a call without a cached greeting
+    synthesizes it."""
+    loop = asyncio.get_running_loop()
+    greeting = loop.create_task(_logged(cache_flow_greeting(document)))
+
+    async def then_the_prompt() -> int:
+        await asyncio.wait([greeting])  # a caller hears the greeting first: it goes first
+        return await _logged(warm_flow_prompts(document))
+
+    for task in (greeting, loop.create_task(then_the_prompt())):
+        _background.add(task)
+        task.add_done_callback(_background.discard)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(task), wait_s)
+        await asyncio.wait_for(asyncio.shield(greeting), wait_s)
 
 
 async def cache_every_published_greeting(pool: Any, *, limit: int = 1000) -> int:
@@ -123,11 +196,15 @@ async def cache_every_published_greeting(pool: Any, *, limit: int = 1000) -> int
     from db.published_flows import list_flow_versions_latest_everywhere
 
     texts: list[str] = []
+    prompts: list[list[dict[str, str]]] = []
     for row in await list_flow_versions_latest_everywhere(pool, limit=limit):
         for text in opening_says(row["document"] or {}):
             if text not in texts:
                 texts.append(text)
-    return await cache_greetings(texts)
+        prompts.extend(p for p in first_turn_prompts(row["document"] or {}) if p not in prompts)
+    made = await cache_greetings(texts)
+    await _logged(warm_prompts(prompts))
+    return made
 
 
 async def _logged(work: Any) -> int:

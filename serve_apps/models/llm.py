@@ -82,6 +82,13 @@ class LLMDeployment:
     def model_key(self) -> tuple[Any, ...]:
         return self._provider.config.model_key()
 
+    def prompt_cache_stats(self) -> dict[str, int]:
+        """Prompt tokens this replica was asked to read and how many came from llama.cpp's
+        cache (zeros for a model without one)."""
+        totals = getattr(self._provider, "prompt_cache", None)
+        return {"prompt_tokens": int(getattr(totals, "prompt_tokens", 0)),
+                "cached_tokens": int(getattr(totals, "cached_tokens", 0))}
+
     def check_health(self) -> None:
         if self._provider is None:
             raise RuntimeError("llm not loaded")
