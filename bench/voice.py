@@ -143,20 +143,11 @@ def model_replicas_pss_mib(root_pid: int | None = None) -> dict[str, float]:
 def _processes(title: str, root_pid: int | None) -> list[tuple[str, int]]:
     import psutil
 
-    procs: list[Any] = []
-    if root_pid is None:
-        procs = list(psutil.process_iter())
-    else:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs = psutil.Process(root_pid).children(recursive=True)
     out = []
-    for proc in procs:
-        try:
-            name = (proc.cmdline() or [""])[0]
-            if name.startswith(title):
-                out.append((name, proc.memory_full_info().pss))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
+    for proc in _processes_raw(title, root_pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
+                                 psutil.ZombieProcess):
+            out.append(((proc.cmdline() or [""])[0], proc.memory_full_info().pss))
     return out
 
 
