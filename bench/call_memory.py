@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/call_memory.py                  # 50 calls in a row
     .venv/bin/python bench/call_memory.py --calls 10 --json out.json
-    git worktree add /tmp/before <commit> && cp bench/call_memory.py /tmp/before/bench/ \
-        && (cd /tmp/before && /work/main/.venv/bin/python bench/call_memory.py)   # an older tree
+    # an older tree: a worktree of it with this script copied in, run with this venv's python
+    PY="$PWD/.venv/bin/python"; git worktree add ../before <commit> \
+        && cp bench/call_memory.py ../before/bench/ && (cd ../before && "$PY" bench/call_memory.py)
 
 A Ray worker like the `VoiceSession` actor's (`num_cpus=0`, on its own local Ray started
 here) reads its PSS from /proc/self/smaps_rollup:
