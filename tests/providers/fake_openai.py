@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -21,6 +21,22 @@ ERRORS = {
     500: ("The server had an error while processing your request.", "server_error", None),
     503: ("The engine is currently overloaded.", "server_error", None),
 }
+
+
+async def chat_chunk_stream(request: web.Request, body: dict[str, Any], *,
+                            stream_id: str = "chatcmpl-fake") -> tuple[web.StreamResponse, Any]:
+    """Open a `chat.completion.chunk` SSE response; returns it and `send(delta, finish=None)`,
+    which writes one chunk of one choice in OpenAI's wire format (the tests' loopback LLMs)."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    base = {"id": stream_id, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body["model"]}
+
+    async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    return resp, send
 
 
 @dataclass

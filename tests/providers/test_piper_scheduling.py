@@ -34,6 +34,21 @@ async def audio_of(tts: PiperTTS, text: str, log: list[str], name: str) -> list[
     return chunks
 
 
+async def holding_the_slot(model: PiperVoiceModel) -> tuple[asyncio.Future[None],
+                                                              threading.Event]:
+    """Another call's synthesis holds one slot until the returned event is set."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with model.slots.slot(first=True, cost=0):
+            held.set()
+            release.wait()
+
+    holder = asyncio.get_running_loop().run_in_executor(None, hold)
+    await wait_until(held.is_set)
+    return holder, release
+
+
 async def wait_until(condition, *, timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -74,15 +89,7 @@ async def test_a_replys_first_audio_goes_ahead_of_a_playing_replys_next_sentence
     playing, other, caller = (PiperTTS(config, model=model) for _ in range(3))
     log: list[str] = []
     # Another call's synthesis holds the one slot while the first two requests queue up.
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with model.slots.slot(first=True, cost=0):
-            held.set()
-            release.wait()
-
-    holder = asyncio.get_running_loop().run_in_executor(None, hold)
-    await wait_until(held.is_set)
+    holder, release = await holding_the_slot(model)
     reply = asyncio.create_task(audio_of(playing, f"Yes. {LATER}", log, "reply"))
     await wait_until(lambda: model.slots.waiting() == 1)
     long_one = asyncio.create_task(audio_of(other, LONG, log, "long"))
@@ -110,15 +117,7 @@ def test_parallel_is_bounded(parallel: int) -> None:
 async def test_a_caller_who_barges_in_leaves_the_queue_at_once() -> None:
     config, model = voice(parallel=1)
     tts = PiperTTS(config, model=model)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with model.slots.slot(first=True, cost=0):
-            held.set()
-            release.wait()
-
-    holder = asyncio.get_running_loop().run_in_executor(None, hold)
-    await wait_until(held.is_set)
+    holder, release = await holding_the_slot(model)
     log: list[str] = []
     reply = asyncio.create_task(audio_of(tts, "We open at seven.", log, "reply"))
     await wait_until(lambda: model.slots.waiting() == 1)

@@ -26,6 +26,31 @@ def _pinned_models_mode() -> Iterator[None]:
         yield
 
 
+# The `models` Serve app as the voice tests on Serve deploy it (left running for the rest of the
+# run, like tests/providers' fixture leaves it).
+MODELS_APP_PROVIDERS = {
+    "stt": {"kind": "faster-whisper"}, "llm": {"kind": "llamacpp", "temperature": 0.0},
+    "tts": {"kind": "piper"}, "embeddings": {"kind": "minilm"}}
+
+
+@pytest.fixture(scope="module")
+def models_on_serve(ray_cluster: None) -> Iterator[None]:
+    """The models on Ray Serve (`AICO_MODELS=serve` for the module's calls)."""
+    from ray import serve
+
+    from providers.runtime import forget_models
+    from serve_apps.models import build_models_app
+
+    app = serve.status().applications.get("models")
+    if app is None or app.status != "RUNNING":
+        serve.run(build_models_app(providers=MODELS_APP_PROVIDERS), name="models",
+                  route_prefix=None)
+    forget_models()
+    with models_mode("serve"):
+        yield
+    forget_models()
+
+
 @dataclass
 class VoiceServer:
     base_ws: str

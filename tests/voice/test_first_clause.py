@@ -10,7 +10,6 @@ test would fail on its wait, without any timing in the assertions."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +19,7 @@ from aiohttp import web
 from voice_api import publish_flow, start_voice_session, wait_status
 from voice_call_client import CallClient, agent_lines
 
-from tests.providers.fake_openai import FakeOpenAI
+from tests.providers.fake_openai import FakeOpenAI, chat_chunk_stream
 
 GREETING = "Hello."
 OPENING = "Our bakery opens at seven in the morning, and on Sundays we"
@@ -43,14 +42,7 @@ class HeldOpenAI(FakeOpenAI):
         refusal = self._refusal(request, body)
         if refusal is not None:
             return refusal
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-
-        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
-            chunk = {"id": "chatcmpl-held", "object": "chat.completion.chunk",
-                     "created": int(time.time()), "model": body["model"],
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        resp, send = await chat_chunk_stream(request, body, stream_id="chatcmpl-held")
 
         await send({"role": "assistant", "content": ""})
         head, tail = self.reply[:self.hold_at], self.reply[self.hold_at:]

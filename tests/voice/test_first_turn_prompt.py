@@ -3,8 +3,8 @@ first turn begins, on every call, with the same system message and greeting, and
 app's LLM has read that prefix before any caller asks anything. The first caller's question
 then costs llama.cpp only its own words (it reports how many prompt tokens came from its cache).
 
-The models run on Ray Serve (the `models` app as tests/voice/test_voice_call_on_serve.py
-deploys it); the instructions are unique to the test, so nothing else could have cached them."""
+The models run on Ray Serve (the `models` app as tests/voice/conftest.py deploys it); the
+instructions are unique to the test, so nothing else could have cached them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import secrets
 import time
 from typing import Any
 
-from test_greeting_deployment_cache import tts_on_serve  # noqa: F401 - the models app
 from voice_api import publish_flow
 
 from serve_apps.greetings import WARM_USER_TEXT, first_turn_prompts
@@ -32,7 +31,7 @@ def bakery_llm_flow(instructions: str) -> dict[str, Any]:
                   {"from": "hear", "to": "answer"}, {"from": "answer", "to": "bye"}]}
 
 
-async def test_a_published_flows_first_turn_prompt_is_read_before_any_call(api, tts_on_serve):  # noqa: F811
+async def test_a_published_flows_first_turn_prompt_is_read_before_any_call(api, models_on_serve):
     from ray import serve
 
     llm = serve.get_deployment_handle("llm", app_name="models")

@@ -13,34 +13,21 @@ import asyncio
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from test_greeting_cache import greeted_call, greeting_flow
-from test_voice_call_on_serve import MODELS_APP_PROVIDERS
-from voice_api import models_mode, publish_flow
+from voice_api import publish_flow
 
 from actors.speech_out import greeting_cache, say_pieces
 
 
 @pytest.fixture(scope="module")
-def tts_on_serve(ray_cluster: None) -> Iterator[Any]:
-    """The `models` app (as tests/voice/test_voice_call_on_serve.py deploys it) and a handle
-    on its TTS deployment."""
+def tts_on_serve(models_on_serve: None) -> Any:
+    """A handle on the `models` app's TTS deployment (tests/voice/conftest.py deploys it)."""
     from ray import serve
 
-    from providers.runtime import forget_models
-    from serve_apps.models import build_models_app
-
-    app = serve.status().applications.get("models")
-    if app is None or app.status != "RUNNING":
-        serve.run(build_models_app(providers=MODELS_APP_PROVIDERS), name="models",
-                  route_prefix=None)
-    forget_models()
-    with models_mode("serve"):
-        yield serve.get_deployment_handle("tts", app_name="models")
-    forget_models()
+    return serve.get_deployment_handle("tts", app_name="models")
 
 
 async def held_audio(tts: Any, text: str) -> bytes | None:

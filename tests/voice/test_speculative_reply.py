@@ -26,7 +26,7 @@ from voice_api import publish_flow, start_voice_session, stored_events, transcri
 from voice_call_client import CallClient, agent_lines, user_lines
 
 from tests.flows.flow_fakes import LoopbackHTTP, allow_loopback
-from tests.providers.fake_openai import FakeOpenAI
+from tests.providers.fake_openai import FakeOpenAI, chat_chunk_stream
 
 GREETING = "Hello, bakery here."
 SILENCE_S = 5.0  # the fallback silence that ends a turn (the model is off)
@@ -57,14 +57,7 @@ class AnsweringLLM(FakeOpenAI):
         self.asked.append((time.monotonic(), question))
         self.read_to_end.append(False)
         self.arrived.set()
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-
-        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
-            chunk = {"id": "chatcmpl-answer", "object": "chat.completion.chunk",
-                     "created": int(time.time()), "model": body["model"],
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        resp, send = await chat_chunk_stream(request, body, stream_id="chatcmpl-answer")
 
         try:
             await send({"role": "assistant", "content": ""})

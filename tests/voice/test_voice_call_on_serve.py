@@ -5,39 +5,14 @@ both paths are run explicitly rather than by the luck of test order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from test_voice_call import voice_session
-from voice_api import models_mode, transcript, wait_status
+from voice_api import transcript, wait_status
 from voice_call_client import CallClient, agent_lines, user_lines
 from voice_flows import GREETING, HOURS, bakery_flow
 
+
 # The configs tests/providers' `serve_models` fixture deploys, so whichever runs first, the
 # other finds the same app and a redeploy changes nothing.
-MODELS_APP_PROVIDERS = {
-    "stt": {"kind": "faster-whisper"}, "llm": {"kind": "llamacpp", "temperature": 0.0},
-    "tts": {"kind": "piper"}, "embeddings": {"kind": "minilm"}}
-
-
-@pytest.fixture(scope="module")
-def models_on_serve(ray_cluster: None) -> Iterator[None]:
-    from ray import serve
-
-    from providers.runtime import forget_models
-    from serve_apps.models import build_models_app
-
-    app = serve.status().applications.get("models")
-    if app is None or app.status != "RUNNING":
-        serve.run(build_models_app(providers=MODELS_APP_PROVIDERS), name="models",
-                  route_prefix=None)
-    # Left running for the rest of the test run, like tests/providers' fixture leaves it.
-    forget_models()
-    with models_mode("serve"):
-        yield
-    forget_models()
-
-
 async def test_a_call_with_the_models_on_serve(api, voice_server, voices, models_on_serve):
     session_id, url = await voice_session(api, voice_server, bakery_flow())
     async with CallClient(url) as call:
