@@ -39,6 +39,8 @@ log = logging.getLogger("aico.actors.turns")
 RATE = 16000
 PAUSE_S = 0.15
 PREROLL_S = 0.3
+# The VAD calls it speech after this much voice: the speech began that long before it says so.
+SPEECH_ONSET_S = 0.06
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class TurnDetector:
         self._detector = SileroVAD(vad._session, options=VADOptions(
             activation_threshold=options.vad_activation,
             deactivation_threshold=options.vad_deactivation,
-            min_speech_s=0.06, min_silence_s=PAUSE_S)).detector(sample_rate=RATE)
+            min_speech_s=SPEECH_ONSET_S, min_silence_s=PAUSE_S)).detector(sample_rate=RATE)
         self._agent_speaking = agent_speaking
         self._on_speech_start = on_speech_start
         self._on_barge_in = on_barge_in
@@ -150,14 +152,14 @@ class TurnDetector:
 
     def _speech_start(self, now: float) -> None:
         utt = self.utterance
-        started = now - 0.06
+        started = now - SPEECH_ONSET_S
         if utt is None:
             audio = bytearray(b"".join(self._preroll))
             self._preroll.clear()
             utt = self.utterance = Utterance(started=started, audio=audio,
                                              during_agent=self._agent_speaking(),
                                              segment_start=started,
-                                             segment_heard_at=self.heard_s - 0.06)
+                                             segment_heard_at=self.heard_s - SPEECH_ONSET_S)
             self._on_speech_start(utt)
         else:
             # The caller went on: the pause's verdict no longer holds (the stream learns it
@@ -167,7 +169,7 @@ class TurnDetector:
                 utt.verdict = None
             utt.paused_at = None
             utt.segment_start = started
-            utt.segment_heard_at = self.heard_s - 0.06
+            utt.segment_heard_at = self.heard_s - SPEECH_ONSET_S
             if self._on_resume is not None:
                 self._on_resume(utt)
 

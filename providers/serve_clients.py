@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from aico.metrics import record_provider_error
 from providers.configs import ProviderConfig
@@ -35,9 +35,11 @@ from providers.tts import TTS, AudioFrame
 
 log = logging.getLogger("aico.providers.serve_clients")
 
+_T = TypeVar("_T")
+
 # Requests sent again at once after their replica died (each on another replica).
 REPLICA_RETRIES = 1
-# The output rate of each TTS model the `models` app serves, by its model key.
+# The output rate of each served TTS model, by its deployment and model key.
 _tts_sample_rates: dict[tuple[Any, ...], int] = {}
 # `LLMChunk.finish_reason` of a reply cut short by its replica's death after tokens were sent.
 INTERRUPTED = "interrupted"
@@ -65,6 +67,18 @@ def _retrying(err: Exception, provider: str, operation: str, attempt: int) -> bo
     return True
 
 
+async def _asked(request: Callable[[], Awaitable[_T]], provider: str, operation: str) -> _T:
+    """An idempotent request to a replica, sent again once if its replica went away."""
+    attempt = 0
+    while True:
+        try:
+            return await request()
+        except Exception as err:  # noqa: BLE001 - mapped to a typed error
+            if not _retrying(err, provider, operation, attempt):
+                raise _typed(err, provider) from None
+        attempt += 1
+
+
 def _typed(err: Exception, provider: str) -> ProviderError:
     """A replica's ProviderError comes back wrapped in RayTaskError: unwrap it; anything
     else (a dead replica, back-pressure) is a retryable unavailability."""
@@ -88,14 +102,8 @@ class ServeSTT(STT):
 
     async def _recognize_impl(self, pcm16: bytes, *, sample_rate: int,
                               language: str | None) -> Transcript:
-        attempt = 0
-        while True:
-            try:
-                return await self._handle.recognize.remote(pcm16, sample_rate, language)
-            except Exception as err:  # noqa: BLE001 - mapped to a typed error
-                if not _retrying(err, self.kind, "recognize", attempt):
-                    raise _typed(err, self.kind) from None
-            attempt += 1
+        return await _asked(lambda: self._handle.recognize.remote(pcm16, sample_rate, language),
+                            self.kind, "recognize")
 
 
 class ServeTTS(TTS):
@@ -188,14 +196,7 @@ class ServeEmbeddings(Embeddings):
         self._handle = handle
 
     async def _embed_impl(self, texts: list[str]) -> list[list[float]]:
-        attempt = 0
-        while True:
-            try:
-                return await self._handle.embed.remote(texts)
-            except Exception as err:  # noqa: BLE001 - mapped to a typed error
-                if not _retrying(err, self.kind, "embed", attempt):
-                    raise _typed(err, self.kind) from None
-            attempt += 1
+        return await _asked(lambda: self._handle.embed.remote(texts), self.kind, "embed")
 
 
 async def serve_client(capability: str, cls: type[Any], config: ProviderConfig, handle: Any) -> Any:
@@ -207,7 +208,9 @@ async def serve_client(capability: str, cls: type[Any], config: ProviderConfig, 
         return ServeSTT(cls, config, handle)
     if capability == "tts":
         # Asked once per served voice: a round trip to a busy replica on every call's connect.
-        key = tuple(config.model_key())
+        # By deployment too: another app (a test's stand-in) may serve the same voice config.
+        key = (getattr(handle, "app_name", None), getattr(handle, "deployment_name", None),
+               *config.model_key())
         if key not in _tts_sample_rates:
             _tts_sample_rates[key] = await handle.sample_rate.remote()
         return ServeTTS(cls, config, handle, sample_rate=_tts_sample_rates[key])
