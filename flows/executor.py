@@ -300,7 +300,7 @@ async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
     """Stream the reply of the llm node the session (as committed) waits on, then commit it
     as `llm.completed`. `snap` holds the state and variables of that commit. A speculative
     reply started for this very prompt is adopted instead of asking the LLM again."""
-    from providers.llm import ChatMessage
+    from providers.llm import FINISH_INTERRUPTED, ChatMessage
 
     doc = await flow_document(ctx.pool, snap["flow_version_id"])
     node = doc.node_map()[effect["node_id"]]
@@ -324,7 +324,7 @@ async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
         async for chunk in stream:
             # A model replica lost after the first tokens ends the reply with what was said
             # (providers/serve_clients.py): the history records it as interrupted.
-            cut_short = cut_short or chunk.finish_reason == "interrupted"
+            cut_short = cut_short or chunk.finish_reason == FINISH_INTERRUPTED
             if chunk.text:
                 parts.append(chunk.text)
                 if node.say:

@@ -75,6 +75,11 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# `LLMChunk.finish_reason` of a reply cut short after tokens were delivered (its model replica was
+# lost mid-stream: providers/serve_clients.py); what was delivered stands, recorded as interrupted.
+FINISH_INTERRUPTED = "interrupted"
+
+
 @dataclass(frozen=True)
 class LLMChunk:
     text: str = ""

@@ -29,7 +29,7 @@ from aico.metrics import record_provider_error
 from providers.configs import ProviderConfig
 from providers.embeddings import Embeddings
 from providers.errors import ProviderError, ProviderUnavailable
-from providers.llm import ChatLLM, ChatMessage, LLMChunk
+from providers.llm import FINISH_INTERRUPTED, ChatLLM, ChatMessage, LLMChunk
 from providers.stt import STT, Transcript
 from providers.tts import TTS, AudioFrame
 
@@ -41,8 +41,6 @@ _T = TypeVar("_T")
 REPLICA_RETRIES = 1
 # The output rate of each served TTS model, by its deployment and model key.
 _tts_sample_rates: dict[tuple[Any, ...], int] = {}
-# `LLMChunk.finish_reason` of a reply cut short by its replica's death after tokens were sent.
-INTERRUPTED = "interrupted"
 
 
 def replica_lost(err: BaseException) -> bool:
@@ -179,7 +177,7 @@ class ServeChatLLM(ChatLLM):
                                 "reply ends with them, interrupted", self.kind,
                                 type(err).__name__)
                     record_provider_error(self.kind, "chat", "replica_lost")
-                    yield LLMChunk(finish_reason=INTERRUPTED)
+                    yield LLMChunk(finish_reason=FINISH_INTERRUPTED)
                     return
                 if delivered or not _retrying(err, self.kind, "chat", attempt):
                     raise _typed(err, self.kind) from None

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from aico import metrics
-from providers.llm import ChatLLM, ChatMessage, LLMChunk
+from providers.llm import FINISH_INTERRUPTED, ChatLLM, ChatMessage, LLMChunk
 from providers.registry import parse_config
-from providers.serve_clients import INTERRUPTED, serve_client
+from providers.serve_clients import serve_client
 from providers.stt import Transcript
 from providers.tts import AudioFrame
 
@@ -192,7 +192,7 @@ async def test_a_reply_whose_replica_dies_after_tokens_ends_with_them_as_interru
 
     # What the caller already heard stands; nothing is repeated or made up after it.
     assert "".join(c.text for c in chunks) == "".join(REPLY[:HOLD_AFTER_TOKENS])
-    assert chunks[-1].finish_reason == INTERRUPTED
+    assert chunks[-1].finish_reason == FINISH_INTERRUPTED
     assert replica_losses(llm.kind, "chat") == lost_before + 1
 
 
