@@ -127,6 +127,13 @@ async def _deployment_handle(capability: str, cfg: ProviderConfig) -> Any | None
     return None
 
 
+async def models_app_handle(capability: str) -> Any | None:
+    """The running `models` app's deployment for `capability`, or None: the lookup sessions use
+    (cached, off the event loop)."""
+    handle, _ = await _serve_lookup(capability)
+    return handle
+
+
 async def _serve_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | None]:
     """The `models` app's handle for `capability` and the model key it serves, or Nones.
 

@@ -21,22 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger("aico.greetings")
 
-MODELS_APP = "models"
 MAX_OPENING_NODES = 20
 # How long publishing waits for its greeting to be synthesized before answering (the rest
 # finishes in the background).
 PUBLISH_WAIT_S = 5.0
 
-LOOKUP_TTL_S = 10.0
-
 _background: set[asyncio.Task[Any]] = set()
-_lookup: dict[str, tuple[float, Any]] = {}  # deployment name -> (when found, handle)
 
 
 def opening_says(document: Mapping[str, Any]) -> list[str]:
@@ -121,38 +116,10 @@ async def tts_deployment() -> Any | None:
 
 
 async def deployment(name: str) -> Any | None:
-    """A handle on a deployment of the `models` app, or None when it is not running here
-    (a handle found is kept `LOOKUP_TTL_S`: publishing must not ask Serve's controller each
-    time)."""
-    now = time.monotonic()
-    cached = _lookup.get(name)
-    if cached is not None and now - cached[0] < LOOKUP_TTL_S:
-        return cached[1]
-    handle = await _find_deployment(name)
-    if handle is None:
-        _lookup.pop(name, None)
-    else:
-        _lookup[name] = (now, handle)
-    return handle
+    """A handle on a deployment of the `models` app, or None when it is not running here."""
+    from providers.runtime import models_app_handle
 
-
-async def _find_deployment(name: str) -> Any | None:
-    try:
-        import ray
-        from ray import serve
-    except ImportError:
-        return None
-    if not ray.is_initialized():
-        return None
-    try:
-        status = await asyncio.to_thread(serve.status)  # a controller round trip: off the loop
-        app = status.applications.get(MODELS_APP)
-        if app is None or name not in app.deployments or app.status != "RUNNING":
-            return None
-        return serve.get_deployment_handle(name, app_name=MODELS_APP)
-    except Exception as err:  # noqa: BLE001 - no Serve here: calls work as before
-        log.debug("no %s deployment: %s", name, err)
-        return None
+    return await models_app_handle(name)
 
 
 async def cache_greetings(texts: Iterable[str]) -> int:
