@@ -152,6 +152,10 @@ class PiperConfig(ProviderConfig):
     voice: str = Field("", description="Piper .onnx voice path; empty = en_US joe medium")
     speaker_id: int | None = None
     length_scale: float | None = Field(None, gt=0, description="> 1 speaks slower")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="variation in the voice; "
+                                      "0 = the same audio for the same text every time")
+    noise_w_scale: float | None = Field(None, ge=0, le=2, description="variation in phoneme "
+                                        "lengths; 0 = none")
     use_cuda: bool = False
     parallel: int = Field(2, ge=1, le=16, description="sentences synthesized at once by one "
                           "loaded voice (others wait, first sentences of replies first)")

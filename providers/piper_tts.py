@@ -178,7 +178,9 @@ class PiperTTS(TTS):
 
         voice = self._model.voice
         syn = SynthesisConfig(speaker_id=self.config.speaker_id,
-                              length_scale=self.config.length_scale)
+                              length_scale=self.config.length_scale,
+                              noise_scale=self.config.noise_scale,
+                              noise_w_scale=self.config.noise_w_scale)
         with self._model.phonemize_lock:
             sentences = [p for p in voice.phonemize(text) if p]
         for i, phonemes in enumerate(sentences):
