@@ -5,10 +5,11 @@
     async for message in call.outbound(): ...                # bytes (agent audio) and dicts
 
 * `RayVoiceHost` (the API on Ray Serve): the pipeline runs in a `VoiceSession` actor taken
-  from a pre-warmed pool. Caller frames go to the actor as method calls; agent audio and events
-  come back on one streaming-generator call. If the actor dies mid-call, Ray restarts it
-  (`max_restarts`) and the call reattaches: the new pipeline rehydrates from PostgreSQL and the
-  caller gets a `resumed` event.
+  from a pre-warmed pool. Caller frames go to the actor as method calls, one in flight at a
+  time (frames that arrive meanwhile go together in the next); agent audio and events come
+  back on one streaming-generator call, the frames of one batch joined into one message. If
+  the actor dies mid-call, Ray restarts it (`max_restarts`) and the call reattaches: the new
+  pipeline rehydrates from PostgreSQL and the caller gets a `resumed` event.
 * `LocalVoiceHost` (no Ray: a laptop, unit tests): the same pipeline on the API's event loop.
 """
 
@@ -34,6 +35,8 @@ from aico.settings import Settings
 log = logging.getLogger("aico.actors.host")
 
 _CLOSED = object()
+# Caller audio held for an actor that does not take it (restarting): the newest 2 s at 48 kHz.
+MAX_UNSENT_BYTES = 2 * 48000 * 2
 LOCAL_NODE = "local"  # the node label of calls whose pipeline runs in the API process
 
 
@@ -105,6 +108,18 @@ class LocalVoiceHost:
         return call
 
 
+def joined_audio(batch: list[Any]) -> list[Any]:
+    """A batch from the actor with each run of consecutive audio frames joined into one:
+    frames that reached the replica together leave it as one message, with no added wait."""
+    out: list[Any] = []
+    for item in batch:
+        if isinstance(item, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += item
+        else:
+            out.append(item)
+    return out
+
+
 class RayCall:
     """A call whose pipeline runs in a `VoiceSession` actor."""
 
@@ -116,16 +131,52 @@ class RayCall:
         self._ended = False
         self._attached = asyncio.Event()
         self._attached.set()
+        self._unsent = bytearray()  # caller audio not yet pushed to the actor
+        self._unsent_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
         # Opened by a caller who reconnected to the actor still carrying their call: the new
         # connection is sent its actor's `ready` (run_call passes on only a first, non-resumed
         # one), then `resumed`.
         self.reconnected = False
 
     def push_audio(self, pcm16: bytes) -> None:
-        if self._attached.is_set() and not self._ended:
-            # Fire and forget: calls from one caller run in order; a dead actor's refs are
-            # dropped (that audio is lost while the actor restarts).
-            self.actor.push_audio.remote(pcm16)
+        if not self._attached.is_set() or self._ended:
+            return  # that audio is lost while the actor restarts
+        self._unsent.extend(pcm16)
+        if len(self._unsent) > MAX_UNSENT_BYTES:  # a stuck actor: keep the newest audio
+            del self._unsent[:len(self._unsent) - MAX_UNSENT_BYTES]
+        self._unsent_ready.set()
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(
+                self._send_audio(), name=f"audio-to-{self.session_id}")
+
+    async def _send_audio(self) -> None:
+        """One push to the actor in flight at a time; the frames that arrive meanwhile go
+        together in the next one. An idle machine sends each frame on its own, as it comes; a
+        busy one (a push takes longer than a frame) sends fewer, larger pushes instead of
+        queueing a method call per frame on both processes."""
+        import ray
+
+        while not self._ended:
+            await self._unsent_ready.wait()
+            self._unsent_ready.clear()
+            if not self._unsent or not self._attached.is_set():
+                self._unsent.clear()
+                continue
+            chunk = bytes(self._unsent)
+            self._unsent.clear()
+            try:
+                await self.actor.push_audio.remote(chunk)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                pass  # the outbound stream reattaches; this audio is lost meanwhile
+            except Exception as err:  # noqa: BLE001 - the next push may go through
+                log.warning("audio for %s not delivered: %s", self.session_id,
+                            type(err).__name__)
+
+    def _stop_sending(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
 
     async def control(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
@@ -135,6 +186,7 @@ class RayCall:
         if self._ended:
             return
         self._ended = True
+        self._stop_sending()
         with contextlib.suppress(Exception):
             await self.actor.hang_up.remote(reason)
         await self.host.release(self.actor)
@@ -146,7 +198,7 @@ class RayCall:
             try:
                 stream = self.actor.outbound.options(num_returns="streaming").remote()
                 async for ref in stream:
-                    for item in await ref:
+                    for item in joined_audio(await ref):
                         if self.reconnected and isinstance(item, dict) \
                                 and item.get("type") == "ready":
                             self.reconnected = False
@@ -156,6 +208,7 @@ class RayCall:
                         if isinstance(item, dict) and item.get("type") == "end":
                             yield item
                             self._ended = True
+                            self._stop_sending()
                             await self.host.release(self.actor)
                             return
                         yield item

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, to_wire
 from providers.tts import TTS, split_sentences
 
@@ -41,6 +43,10 @@ _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
 CLAUSE_MIN_WORDS = 3
 CLAUSE_MAX_WORDS = 8
+# A piece's audio starts where the voice does: what a TTS puts before it (Piper: 20-60 ms,
+# now and then 300 ms) is cut to ONSET_KEEP_S, so the caller hears the reply that much sooner.
+ONSET_LEVEL = 300  # |sample| above this is voice (≈ -41 dBFS)
+ONSET_KEEP_S = 0.01
 
 
 class GreetingCache:
@@ -166,6 +172,16 @@ def first_clause(sentence: str, *, min_words: int = 3, max_words: int = 12) -> l
     return [sentence]
 
 
+def from_onset(pcm16: bytes, sample_rate: int) -> bytes | None:
+    """`pcm16` from ONSET_KEEP_S before its first voiced sample; None if it has none."""
+    samples = np.frombuffer(pcm16, dtype=np.int16, count=len(pcm16) // 2).astype(np.int32)
+    loud = np.flatnonzero(np.abs(samples) > ONSET_LEVEL)
+    if not loud.size:
+        return None
+    start = max(0, int(loud[0]) - int(ONSET_KEEP_S * sample_rate))
+    return pcm16[2 * start:]
+
+
 def heard_words(text: str, fraction: float) -> str:
     words = text.split()
     n = int(len(words) * max(0.0, min(1.0, fraction)) + 0.5)
@@ -182,6 +198,7 @@ class Sentence:
     audio_s: float = 0.0
     sent_s: float = 0.0
     synthesized: bool = False
+    voiced: bool = False  # its audio so far reached the voice's onset
 
 
 @dataclass
@@ -394,12 +411,21 @@ class SpeechOut:
             self._on_first_audio(sentence, time.monotonic() - sentence.queued_at)
 
     def _add_audio(self, sentence: Sentence, pcm: bytes) -> None:
+        if not sentence.voiced:
+            pcm = self._from_onset(sentence, pcm)
         step = self._frame_bytes
         for i in range(0, len(pcm), step):
             chunk = pcm[i:i + step]
             self._frames.append((sentence, chunk))
             sentence.audio_s += len(chunk) / (2 * self.sample_rate)
         self._frames_ready.set()
+
+    def _from_onset(self, sentence: Sentence, pcm: bytes) -> bytes:
+        """Nothing while the piece's audio is all silence (a streaming TTS's first chunks may
+        be), then from its onset on."""
+        voiced = from_onset(pcm, self.sample_rate)
+        sentence.voiced = voiced is not None
+        return voiced or b""
 
     def _more_coming(self) -> bool:
         return bool(self._todo) or self._synthesizing is not None or any(

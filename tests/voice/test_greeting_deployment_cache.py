@@ -19,7 +19,7 @@ import pytest
 from test_greeting_cache import greeted_call, greeting_flow
 from voice_api import publish_flow
 
-from actors.speech_out import greeting_cache, say_pieces
+from actors.speech_out import from_onset, greeting_cache, say_pieces
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,13 @@ def tts_on_serve(models_on_serve: None) -> Any:
 
 
 async def held_audio(tts: Any, text: str) -> bytes | None:
-    """The greeting's audio as the deployment holds it (None if any piece is missing)."""
+    """The greeting's audio as the deployment holds it (None if any piece is missing), each
+    piece from its voice's onset, as a call plays it."""
     pieces = [await tts.greeting.remote(piece) for piece in say_pieces(text)]
-    return None if any(p is None for p in pieces) else b"".join(pieces)
+    if any(p is None for p in pieces):
+        return None
+    rate = await tts.sample_rate.remote()
+    return b"".join(from_onset(p, rate) or b"" for p in pieces)
 
 
 async def held_soon(tts: Any, text: str, *, timeout: float = 60.0) -> bytes:
