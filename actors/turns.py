@@ -2,9 +2,10 @@
 
 Each utterance the caller makes is fed, as it comes, into its own `STT.stream()` (a streaming
 service transcribes as it hears; a non-streaming provider gets the buffered adapter). At every
-pause the VAD hears (`PAUSE_S` of silence) the stream is told (`pause()`: the adapter decodes
-the utterance so far) and the end-of-turn model (smart-turn) is asked whether what was said is
-a finished turn. Finished: the turn ends as soon as it answers. Not finished, or no model: the
+pause the VAD hears (`DECODE_PAUSE_S` of silence) the stream is told (`pause()`: the adapter
+decodes the utterance so far, so the transcript is on its way before the turn is known to have
+ended), and once the silence reaches `PAUSE_S` the end-of-turn model (smart-turn) is asked
+whether what was said is a finished turn. Finished: the turn ends as soon as it answers. Not finished, or no model: the
 turn ends once the silence reaches `end_of_turn_silence_s`, the fallback maximum. The audio
 of the pause itself is held back from the stream until the caller speaks again, so an
 utterance that ends at the pause ends with nothing new after the adapter's pause decode, and
@@ -38,6 +39,10 @@ log = logging.getLogger("aico.actors.turns")
 
 RATE = 16000
 PAUSE_S = 0.15
+# The pause decode starts earlier than the model is asked: Whisper takes longer than
+# smart-turn, so the transcript, not the verdict, is what a turn waits for. A caller who goes
+# on within PAUSE_S costs that decode (it becomes an interim).
+DECODE_PAUSE_S = 0.08
 PREROLL_S = 0.3
 # The VAD calls it speech after this much voice: the speech began that long before it says so.
 SPEECH_ONSET_S = 0.06
@@ -65,6 +70,7 @@ class Utterance:
     stream: SpeechStream | None = None
     transcript: asyncio.Task[str] | None = None  # drains the stream: the final text
     sent: int = 0  # bytes of `audio` fed into the stream
+    awaiting_judgement: bool = False  # paused, decoding; the model is asked at PAUSE_S
     verdict: asyncio.Task[float] | None = None  # the end-of-turn model on the current pause
     completeness: float | None = None
     barged: bool = False
@@ -92,7 +98,8 @@ class TurnDetector:
         self._detector = SileroVAD(vad._session, options=VADOptions(
             activation_threshold=options.vad_activation,
             deactivation_threshold=options.vad_deactivation,
-            min_speech_s=SPEECH_ONSET_S, min_silence_s=PAUSE_S)).detector(sample_rate=RATE)
+            min_speech_s=SPEECH_ONSET_S, min_silence_s=DECODE_PAUSE_S)).detector(
+                sample_rate=RATE)
         self._agent_speaking = agent_speaking
         self._on_speech_start = on_speech_start
         self._on_barge_in = on_barge_in
@@ -134,6 +141,8 @@ class TurnDetector:
             self._feed(utt)
         elif now - utt.paused_at >= self.options.end_of_turn_silence_s:
             self._end_of_turn(utt, now)
+        elif utt.awaiting_judgement and now - utt.paused_at >= PAUSE_S:
+            self._ask_model(utt)
 
     def reset(self) -> None:
         """Forget the utterance in progress (the call moved on without it)."""
@@ -167,6 +176,7 @@ class TurnDetector:
             if utt.verdict is not None:
                 utt.verdict.cancel()
                 utt.verdict = None
+            utt.awaiting_judgement = False
             utt.paused_at = None
             utt.segment_start = started
             utt.segment_heard_at = self.heard_s - SPEECH_ONSET_S
@@ -177,18 +187,23 @@ class TurnDetector:
         utt = self.utterance
         if utt is None or utt.paused_at is not None:
             return
-        utt.paused_at = now - PAUSE_S
-        utt.speech_s += max(0.0, self.heard_s - PAUSE_S - utt.segment_heard_at)
+        utt.paused_at = now - DECODE_PAUSE_S
+        utt.speech_s += max(0.0, self.heard_s - DECODE_PAUSE_S - utt.segment_heard_at)
         if utt.speech_s >= self.options.min_speech_s and self._transcribing(utt):
             self._feed(utt)
             assert utt.stream is not None
             decoded = utt.stream.pause()
             if decoded is not None and self._on_pause_text is not None:
                 self._offer_pause_text(utt, decoded)
-            model = self.end_of_turn_model
-            if model is not None and model.worth_asking(
-                    self.options.end_of_turn_silence_s - PAUSE_S):
-                utt.verdict = self._judge(utt, model)
+            utt.awaiting_judgement = True
+
+    def _ask_model(self, utt: Utterance) -> None:
+        """The silence reached PAUSE_S: whether the turn is finished is the model's to say."""
+        utt.awaiting_judgement = False
+        model = self.end_of_turn_model
+        if model is not None and model.worth_asking(
+                self.options.end_of_turn_silence_s - PAUSE_S):
+            utt.verdict = self._judge(utt, model)
 
     def _check_barge_in(self, utt: Utterance, now: float) -> None:
         if utt.barged or not utt.during_agent:
