@@ -37,7 +37,9 @@ from providers.tts import TTS, split_sentences
 
 log = logging.getLogger("aico.actors.speech_out")
 
-FRAME_S = 0.02
+# 40 ms frames: half the messages of 20 ms ones through the actor, the replica and the proxy
+# (each costs CPU in all three), for at most 20 ms more before a barge-in silences the agent.
+FRAME_S = 0.04
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 # Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")

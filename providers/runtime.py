@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -171,7 +172,9 @@ async def _ask_controller(capability: str) -> tuple[Any | None, tuple[Any, ...] 
         key: tuple[Any, ...] | None = None
         handle = None
         try:
-            handle = await asyncio.to_thread(_running_deployment_handle, capability)
+            known = _serve_keys.get(capability)
+            handle = await asyncio.to_thread(_running_deployment_handle, capability,
+                                             known[2] if known else None)
             if handle is not None:
                 key = tuple(await handle.model_key.remote())
         except Exception as err:  # noqa: BLE001 - no Serve, or not reachable: load in-process
@@ -188,14 +191,32 @@ def _fresh_lookup(capability: str) -> tuple[Any | None, tuple[Any, ...] | None] 
     return checked[2], checked[1]
 
 
-def _running_deployment_handle(capability: str) -> Any | None:
-    """(Blocking: run in a thread.) The handle of `capability` in the running `models` app."""
+def _running_deployment_handle(capability: str, known: Any | None = None) -> Any | None:
+    """(Blocking: run in a thread.) The handle of `capability` in the running `models` app:
+    `known` (the one found before) while the app still serves it."""
     from ray import serve
 
-    app = serve.status().applications.get(MODELS_APP)
+    app = _models_app_status()
     if app is None or capability not in app.deployments or app.status != "RUNNING":
         return None
-    return serve.get_deployment_handle(capability, app_name=MODELS_APP)
+    return known or serve.get_deployment_handle(capability, app_name=MODELS_APP)
+
+
+_app_status: tuple[float, Any] | None = None
+_app_status_lock = threading.Lock()
+
+
+def _models_app_status() -> Any | None:
+    """(Blocking.) The `models` app's status, asked of the controller at most every
+    `_SERVE_CHECK_TTL_S / 2` for all capabilities together (`serve.status()` costs a call
+    actor ≈25 ms of CPU: asked per capability every 10 s it was ≈5 % of the actor's CPU)."""
+    from ray import serve
+
+    global _app_status
+    with _app_status_lock:
+        if _app_status is None or time.monotonic() - _app_status[0] >= _SERVE_CHECK_TTL_S / 2:
+            _app_status = (time.monotonic(), serve.status().applications.get(MODELS_APP))
+        return _app_status[1]
 
 
 def forget_models() -> None:
@@ -204,3 +225,5 @@ def forget_models() -> None:
     _model_locks.clear()
     _serve_keys.clear()
     _serve_locks.clear()
+    global _app_status
+    _app_status = None
