@@ -2,9 +2,9 @@
 replica's view of them all.
 
     placement = CallPlacement(settings.voice)      # in an API replica (or `aico up`, to warm)
-    actor = await placement.acquire()              # a warm VoiceSession on the node with room
+    actor = await placement.acquire(session_id)    # a warm VoiceSession on the node with room
     ...
-    await placement.release(actor)
+    await placement.release(actor, session_id)
 
 * **Ownership.** A supervisor is a detached, named actor pinned to its node
   (`aico-calls-<node id>`); it creates that node's `VoiceSession` actors, so it owns them. An
@@ -14,11 +14,13 @@ replica's view of them all.
   lapses and the sweeper closes it with a reason).
 * **Placement.** When the cluster declares the node resource `voice.call_resource`
   (`aico_calls`: cluster.yaml's call workers, `aico up`'s local Ray), every actor, warm or
-  live, holds one unit of it, so a node takes at most that many; a call goes to the node with
-  the most room left. Without the resource (a bare `ray start`, the tests' Ray), every alive
-  node is used and the call goes to the node with the fewest live calls.
-* **Warm pool per node.** Each supervisor keeps `voice.pool_size` actors warm (database pool,
-  VAD, the default models loaded and run once), so the first call is answered like the tenth.
+  live, holds `voice.calls_per_process` units of it (one per call it can carry), so a node
+  takes at most that many calls whatever the setting; a call goes to the node with the most
+  room left. Without the resource (a bare `ray start`, the tests' Ray), every alive node is
+  used and the call goes to the node with the fewest live calls.
+* **Warm pool per node.** Each supervisor keeps `voice.pool_size` call slots warm (database
+  pool, VAD, the default models loaded and run once), so the first call is answered like the
+  tenth; a call takes a slot in the actor already carrying the most calls (actors.pool).
 """
 
 from __future__ import annotations
@@ -62,10 +64,9 @@ class CallSupervisor:
         options: dict[str, Any] = {"scheduling_strategy": NodeAffinitySchedulingStrategy(
             node_id, soft=False)}
         if capacity is not None:
-            options["resources"] = {settings.call_resource: 1}
+            options["resources"] = {settings.call_resource: settings.calls_per_process}
         self.pool = VoiceActorPool(settings=settings, actor_options=options)
-        self.live: dict[str, tuple[Any, float]] = {}  # actor id -> (actor, acquired at)
-        self.sessions: dict[str, str] = {}  # session id -> actor id, while its call is live
+        self.live: dict[str, tuple[Any, float]] = {}  # session id -> (its actor, acquired at)
         self._reaper: asyncio.Task[None] | None = None
 
     def _start(self) -> None:
@@ -79,43 +80,40 @@ class CallSupervisor:
     async def wait_warm(self, timeout_s: float = 300.0) -> int:
         self._start()
         await self.pool.wait_warm(timeout_s)
-        return len(self.pool._idle)
+        return len(self.pool.idle)
 
     async def load(self) -> dict[str, Any]:
+        """Live calls, and warm free call slots (`idle`) and actors starting."""
         self._start()
         return {"node_id": self.node_id, "capacity": self.capacity, "live": len(self.live),
-                "idle": len(self.pool._idle), "starting": self.pool._starting}
+                "idle": self.pool.free_slots(), "starting": self.pool._starting}
 
     async def actor_rss_bytes(self) -> list[int]:
         """The resident memory of each of this node's call actors, live and warm."""
-        actors = [actor for actor, _ in self.live.values()] + list(self.pool._idle)
+        actors = self.pool.actors
         sizes = await asyncio.gather(*(a.rss_bytes.remote() for a in actors),
                                      return_exceptions=True)
         return [n for n in sizes if isinstance(n, int)]
 
-    async def acquire(self, session_id: str | None = None) -> Any:
+    async def acquire(self, session_id: str) -> Any:
         self._start()
         if self.capacity is not None and len(self.live) >= self.capacity:
             raise NoCallCapacity(f"node {self.node_id[:12]} carries {len(self.live)} calls,"
                                  f" its {self.settings.call_resource}")
-        actor = await self.pool.acquire()
-        key = actor._actor_id.hex()
-        self.live[key] = (actor, time.monotonic())
-        if session_id is not None:
-            self.sessions[session_id] = key
+        actor = await self.pool.acquire(session_id)
+        self.live[session_id] = (actor, time.monotonic())
         return actor
 
     async def find(self, session_id: str) -> Any:
         """The live actor that carries `session_id`'s call on this node, if any."""
-        entry = self.live.get(self.sessions.get(session_id, ""))
+        entry = self.live.get(session_id)
         return entry[0] if entry is not None else None
 
-    async def release(self, actor: Any) -> None:
-        key = actor._actor_id.hex()
-        for sid in [sid for sid, k in self.sessions.items() if k == key]:
-            del self.sessions[sid]
-        if self.live.pop(key, None) is not None:
-            await self.pool.release(actor)
+    async def release(self, actor: Any, session_id: str) -> None:
+        """`session_id`'s call has ended: its slot in `actor` is free (the actor's other
+        calls carry on)."""
+        if self.live.pop(session_id, None) is not None:
+            await self.pool.release(actor, session_id)
 
     async def retire(self) -> int:
         """Stop this node's warm actors (before the supervisor itself is killed); returns the
@@ -125,27 +123,28 @@ class CallSupervisor:
 
     async def _reap_orphans(self) -> None:
         """Hang up calls whose transport went away with its API replica (no caller audio, no
-        reader for `orphan_after_s`), and take their actors back."""
+        reader for `orphan_after_s`), and take their slots back; the other calls of their
+        actors carry on."""
         every = max(1.0, self.settings.orphan_after_s / 4)
         while True:
             await asyncio.sleep(every)
-            for key, (actor, _) in list(self.live.items()):
+            for session_id, (actor, _) in list(self.live.items()):
                 try:
-                    quiet = await actor.quiet_for_s.remote()
+                    quiet = await actor.quiet_for_s.remote(session_id)
                 except ray.exceptions.ActorDiedError:
-                    self.live.pop(key, None)  # gone for good: its unit is free again
+                    self.live.pop(session_id, None)  # gone for good: its slot is free again
+                    await self.pool.release(actor, session_id)
                     continue
                 except ray.exceptions.RayError as err:  # restarting: look again next round
-                    log.debug("call actor %s: %s", key[:12], err)
+                    log.debug("call %s: %s", session_id, err)
                     continue
                 if quiet < self.settings.orphan_after_s:
                     continue
-                log.warning("call actor %s has had no transport for %.0f s: hanging up",
-                            key[:12], quiet)
+                log.warning("call %s has had no transport for %.0f s: hanging up",
+                            session_id, quiet)
                 with contextlib.suppress(Exception):
-                    await actor.hang_up.remote("transport_lost")
-                if key in self.live:
-                    await self.release(actor)
+                    await actor.hang_up.remote(session_id, "transport_lost")
+                await self.release(actor, session_id)
 
 
 def _call_nodes(resource: str) -> dict[str, int | None]:
@@ -166,7 +165,7 @@ class CallPlacement:
         self.refresh_every_s = refresh_every_s
         self.supervisors: dict[str, Any] = {}  # node id -> supervisor handle
         self._refreshed = 0.0
-        self._owner: dict[str, Any] = {}  # actor id -> its supervisor
+        self._owner: dict[str, Any] = {}  # session id -> the supervisor of its call
         # Calls this replica is placing on each node right now: a burst of calls placed at once
         # reads the same loads, and would all go to the one node with the most room.
         self._placing: dict[str, int] = {}
@@ -221,18 +220,18 @@ class CallPlacement:
                                      return_exceptions=True)
         for node_id, actor in zip(list(self.supervisors), found, strict=True):
             if actor is not None and not isinstance(actor, BaseException):
-                self._owner[actor._actor_id.hex()] = self.supervisors[node_id]
+                self._owner[session_id] = self.supervisors[node_id]
                 return actor
         return None
 
-    async def acquire(self, session_id: str | None = None) -> Any:
+    async def acquire(self, session_id: str) -> Any:
         loads = await self.loads()
         if not loads:
             self._refresh(force=True)
             loads = await self.loads()
 
         def room(load: dict[str, Any]) -> tuple[int, int]:
-            """Calls the node can still take (or fewer live calls first), then warm actors."""
+            """Calls the node can still take (or fewer live calls first), then warm slots."""
             live = load["live"] + self._placing.get(load["node_id"], 0)
             if load["capacity"] is None:
                 return (-live, load["idle"])
@@ -253,18 +252,18 @@ class CallPlacement:
                 continue
             finally:
                 self._placing[node_id] -= 1
-            self._owner[actor._actor_id.hex()] = supervisor
+            self._owner[session_id] = supervisor
             self.stats["acquired"] += 1
             return actor
         raise NoCallCapacity("no node has room for another call: add call workers or raise"
                              f" their {self.settings.call_resource}")
 
-    async def release(self, actor: Any) -> None:
-        supervisor = self._owner.pop(actor._actor_id.hex(), None)
+    async def release(self, actor: Any, session_id: str) -> None:
+        supervisor = self._owner.pop(session_id, None)
         # A call this replica did not start (it reattached it): its supervisor is one of all.
         targets = [supervisor] if supervisor is not None else list(self.supervisors.values())
         self.stats["released"] += 1
-        await asyncio.gather(*(s.release.remote(actor) for s in targets),
+        await asyncio.gather(*(s.release.remote(actor, session_id) for s in targets),
                              return_exceptions=True)  # a node gone: nothing to give back
 
     async def aclose(self) -> None:

@@ -4,12 +4,14 @@
     call.push_audio(pcm16); await call.control({...}); await call.hang_up()
     async for message in call.outbound(): ...                # bytes (agent audio) and dicts
 
-* `RayVoiceHost` (the API on Ray Serve): the pipeline runs in a `VoiceSession` actor taken
-  from a pre-warmed pool. Caller frames go to the actor as method calls, one in flight at a
-  time (frames that arrive meanwhile go together in the next); agent audio and events come
-  back on one streaming-generator call, the frames of one batch joined into one message. If
-  the actor dies mid-call, Ray restarts it (`max_restarts`) and the call reattaches: the new
-  pipeline rehydrates from PostgreSQL and the caller gets a `resumed` event.
+* `RayVoiceHost` (the API on Ray Serve): the pipeline runs in a slot of a `VoiceSession`
+  actor taken from a pre-warmed pool (an actor carries up to `voice.calls_per_process` calls,
+  each addressed by its session id). Caller frames go to the actor as method calls, one in
+  flight at a time (frames that arrive meanwhile go together in the next); agent audio and
+  events come back on one streaming-generator call, the frames of one batch joined into one
+  message. If the actor dies mid-call, Ray restarts it (`max_restarts`) and each of its calls
+  reattaches on its own: the new pipeline rehydrates from PostgreSQL and the caller gets a
+  `resumed` event.
 * `LocalVoiceHost` (no Ray: a laptop, unit tests): the same pipeline on the API's event loop.
 """
 
@@ -166,7 +168,7 @@ class RayCall:
             chunk = bytes(self._unsent)
             self._unsent.clear()
             try:
-                await self.actor.push_audio.remote(chunk)
+                await self.actor.push_audio.remote(self.session_id, chunk)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 pass  # the outbound stream reattaches; this audio is lost meanwhile
             except Exception as err:  # noqa: BLE001 - the next push may go through
@@ -180,7 +182,7 @@ class RayCall:
 
     async def control(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
-            await self.actor.control.remote(message)
+            await self.actor.control.remote(self.session_id, message)
 
     async def hang_up(self, reason: str = "hangup") -> None:
         if self._ended:
@@ -188,15 +190,16 @@ class RayCall:
         self._ended = True
         self._stop_sending()
         with contextlib.suppress(Exception):
-            await self.actor.hang_up.remote(reason)
-        await self.host.release(self.actor)
+            await self.actor.hang_up.remote(self.session_id, reason)
+        await self.host.release(self)
 
     async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
         import ray
 
         while not self._ended:
             try:
-                stream = self.actor.outbound.options(num_returns="streaming").remote()
+                stream = self.actor.outbound.options(num_returns="streaming").remote(
+                    self.session_id)
                 async for ref in stream:
                     for item in joined_audio(await ref):
                         if self.reconnected and isinstance(item, dict) \
@@ -209,7 +212,7 @@ class RayCall:
                             yield item
                             self._ended = True
                             self._stop_sending()
-                            await self.host.release(self.actor)
+                            await self.host.release(self)
                             return
                         yield item
                 return
@@ -276,18 +279,18 @@ class RayVoiceHost:
         actor = await find(str(session_id)) if find is not None else None
         resume = actor is not None
         if actor is None:
-            actor = await self._acquire(str(session_id))
+            actor = await self.actor_pool.acquire(str(session_id))
         ago = time.monotonic() - connected_at if connected_at else 0.0
         await actor.attach.remote(str(session_id), sample_rate, resume, ago)
         call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
         call.reconnected = resume
         return call
 
-    async def release(self, actor: Any) -> None:
-        for sid, call in list(self.calls.items()):
-            if call.actor is actor:
-                del self.calls[sid]
-        await self.actor_pool.release(actor)
+    async def release(self, call: RayCall) -> None:
+        """`call` has ended: its slot in its actor is free (the actor's other calls carry on)."""
+        if self.calls.get(call.session_id) is call:
+            del self.calls[call.session_id]
+        await self.actor_pool.release(call.actor, call.session_id)
 
     @property
     def replaces_dead_actors(self) -> bool:
@@ -296,13 +299,8 @@ class RayVoiceHost:
         restart it, and the call fails after `reattach_timeout_s`."""
         return not isinstance(self.actor_pool, VoiceActorPool)
 
-    async def _acquire(self, session_id: str) -> Any:
-        if isinstance(self.actor_pool, VoiceActorPool):
-            return await self.actor_pool.acquire()
-        return await self.actor_pool.acquire(session_id)  # placement: remembers the session
-
     async def replace(self, call: RayCall) -> None:
         """Give `call` a new actor (its own is dead: nothing to hand back but the bookkeeping)."""
         with contextlib.suppress(Exception):
-            await self.actor_pool.release(call.actor)
-        call.actor = await self._acquire(call.session_id)
+            await self.actor_pool.release(call.actor, call.session_id)
+        call.actor = await self.actor_pool.acquire(call.session_id)

@@ -1,40 +1,59 @@
-"""The `VoiceSession` Ray actor: one live call's pipeline, in its own worker process.
+"""The `VoiceSession` Ray actor: the pipelines of live calls, in a worker process of their own.
 
 An actor is created ahead of need by `actors.pool.VoiceActorPool`, warms up (database pool,
-VAD, the default STT and TTS models, one decode and one synthesis) and waits. `attach` starts
-a call's `VoicePipeline`; `push_audio` / `control` feed it; `outbound` is a streaming
-generator of batches of agent audio (bytes) and events (dicts). When the call ends the actor
-is reset and may serve another call (`calls_per_actor` bounds that).
+VAD, the default STT and TTS models, one decode and one synthesis) and waits. It carries up to
+`voice.calls_per_process` calls at once, each keyed by its session id: `attach` starts a call's
+`VoicePipeline`; `push_audio` / `control` feed it; `outbound` is a streaming generator of
+batches of agent audio (bytes) and events (dicts). When a call ends, `reset` forgets it (and
+only it); the actor serves further calls until `calls_per_actor` bounds that.
 
-It holds nothing PostgreSQL does not: killed mid-call, Ray restarts it (`max_restarts`), the
-transport calls `warm` and `attach(..., resume=True)` again, and the new pipeline carries on
-from the session's last committed step.
+Several calls share one process's imports and models (≈145 MiB) — less memory per call, but a
+crash of the process drops all of them at once. It holds nothing PostgreSQL does not: killed
+mid-call, Ray restarts it (`max_restarts`) empty, each call's transport calls `warm` and
+`attach(session_id, ..., resume=True)` again on its own, and each new pipeline carries on from
+its session's last committed step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
 
 log = logging.getLogger("aico.actors.voice_session")
 
+# How many calls each actor process carries now, one file per pid: a benchmark on the machine
+# (bench/voice.py) divides a process's PSS by it; Ray's own process titles cannot carry it.
+CALLS_DIR = Path(tempfile.gettempdir()) / "aico-voice-calls"
+
+
+@dataclass
+class CallState:
+    """One call carried by the actor."""
+
+    pipeline: Any
+    outbox: asyncio.Queue[Any]
+    # A call's transport sends audio all the time: a long silence means it is gone.
+    last_audio: float = field(default_factory=time.monotonic)
+    live: bool = False  # counted in aico_live_calls
+
 
 @ray.remote(num_cpus=0, max_task_retries=0, max_concurrency=100)  # type: ignore[call-overload]
 class VoiceSession:
     def __init__(self) -> None:
         self._pool: Any = None
-        self._pipeline: Any = None
-        self._outbox: asyncio.Queue[Any] | None = None
+        self._calls: dict[str, CallState] = {}  # by session id
         self._warm: asyncio.Task[None] | None = None
         self.calls = 0
-        self._live = False  # counted in aico_live_calls
-        self._last_audio = time.monotonic()  # a call's transport sends audio all the time
         self.node = ""
 
     async def warm(self) -> int:
@@ -56,16 +75,20 @@ class VoiceSession:
         return_large_buffers_to_os()  # before the models run: their buffers go back to the OS
         settings = get_settings()
         self.node = node_label()
-        metrics.sample_queue("voice_outbox", lambda: self._outbox.qsize() if self._outbox else 0)
+        metrics.sample_queue("voice_outbox", self._queued_out)
         metrics.sample_queue("voice_events", self._pending_events)
         start_metrics_push(settings.observability.metrics_push_s)
         if not (settings.database_app_url or settings.database_url):
             raise RuntimeError("AICO_DATABASE_URL is not set for the voice actor")
-        self._pool = await create_app_pool(settings, min_size=1, max_size=4)
+        # Each call holds a connection only for a step; a few more calls, a few more at most.
+        calls = settings.voice.calls_per_process
+        self._pool = await create_app_pool(settings, min_size=1, max_size=3 + calls)
         await warm_default_providers(llm=True)
         # The call's modules too: imported on the first `attach` they held a fresh actor's
         # first call ≈0.9 s (1.1-1.5 s on a busy machine) between acquire and its pipeline.
         import actors.pipeline  # noqa: F401 - loaded now, while no call waits
+
+        self._publish_calls()
 
     async def attach(self, session_id: str, sample_rate: int, resume: bool,
                      connected_ago_s: float) -> dict[str, Any]:
@@ -74,50 +97,58 @@ class VoiceSession:
         from aico.settings import get_settings
 
         await self.warm()
-        if self._pipeline is not None:
-            await self._pipeline.detach()
-        self._outbox = asyncio.Queue()
+        previous = self._calls.pop(session_id, None)
+        if previous is not None:
+            await previous.pipeline.detach()
+        outbox: asyncio.Queue[Any] = asyncio.Queue()
         settings = get_settings()
-        send = observing(self._outbox.put_nowait, session_id=session_id, node=self.node,
+        send = observing(outbox.put_nowait, session_id=session_id, node=self.node,
                          settings=settings)
-        self._pipeline = VoicePipeline(pool=self._pool, settings=settings,
-                                       session_id=session_id, send=send)
+        pipeline = VoicePipeline(pool=self._pool, settings=settings, session_id=session_id,
+                                 send=send)
+        call = self._calls[session_id] = CallState(pipeline=pipeline, outbox=outbox)
+        if previous is not None and previous.live:
+            call.live = True  # the same live call, counted once
         self.calls += 1
-        self._last_audio = time.monotonic()
-        self._count_live(True)
-        return await self._pipeline.start(sample_rate=sample_rate, resume=resume,
-                                          connected_at=time.monotonic() - connected_ago_s)
+        self._count_live(call, True)
+        self._publish_calls()
+        return await pipeline.start(sample_rate=sample_rate, resume=resume,
+                                    connected_at=time.monotonic() - connected_ago_s)
 
-    async def push_audio(self, pcm16: bytes) -> None:
-        self._last_audio = time.monotonic()
-        if self._pipeline is not None:
-            self._pipeline.push_audio(pcm16)
+    async def push_audio(self, session_id: str, pcm16: bytes) -> None:
+        call = self._calls.get(session_id)
+        if call is not None:
+            call.last_audio = time.monotonic()
+            call.pipeline.push_audio(pcm16)
 
-    async def control(self, message: dict[str, Any]) -> None:
-        if self._pipeline is not None:
-            await self._pipeline.control(message)
+    async def control(self, session_id: str, message: dict[str, Any]) -> None:
+        call = self._calls.get(session_id)
+        if call is not None:
+            await call.pipeline.control(message)
 
-    async def hang_up(self, reason: str = "hangup") -> None:
-        if self._pipeline is not None:
-            await self._pipeline.hang_up(reason)
+    async def hang_up(self, session_id: str, reason: str = "hangup") -> None:
+        call = self._calls.get(session_id)
+        if call is not None:
+            await call.pipeline.hang_up(reason)
 
-    async def outbound(self) -> AsyncIterator[list[Any]]:
+    async def outbound(self, session_id: str) -> AsyncIterator[list[Any]]:
         """Batches of what the call sends, until it ends."""
-        outbox, pipeline = self._outbox, self._pipeline
-        if outbox is None or pipeline is None:
+        call = self._calls.get(session_id)
+        if call is None:
             return
         from actors.outbox import items_until
 
-        async for batch in items_until(outbox, pipeline.ended.wait()):
+        async for batch in items_until(call.outbox, call.pipeline.ended.wait()):
             yield batch
 
-    async def reset(self) -> int:
-        """Forget the finished call; returns how many calls this actor has served."""
-        if self._pipeline is not None:
-            await self._pipeline.detach()
-        self._pipeline = None
-        self._outbox = None
-        self._count_live(False)
+    async def reset(self, session_id: str) -> int:
+        """Forget the finished call (the others carry on); returns how many calls this actor
+        has served."""
+        call = self._calls.pop(session_id, None)
+        if call is not None:
+            await call.pipeline.detach()
+            self._count_live(call, False)
+            self._publish_calls()
         from providers.onnx_session import release_freed_memory
 
         # What the call freed goes back to the OS, so the next call starts where this one did
@@ -125,23 +156,39 @@ class VoiceSession:
         release_freed_memory()
         return self.calls
 
-    def _count_live(self, live: bool) -> None:
+    def _count_live(self, call: CallState, live: bool) -> None:
         from aico import metrics
 
-        if live != self._live:
-            self._live = live
+        if live != call.live:
+            call.live = live
             metrics.count_live_call(self.node, 1 if live else -1)
 
+    def _publish_calls(self) -> None:
+        with contextlib.suppress(OSError):  # a figure for benchmarks, never a call's failure
+            CALLS_DIR.mkdir(exist_ok=True)
+            (CALLS_DIR / str(os.getpid())).write_text(str(len(self._calls)))
+
+    def _queued_out(self) -> float:
+        return float(sum(call.outbox.qsize() for call in self._calls.values()))
+
     def _pending_events(self) -> float:
-        events = getattr(self._pipeline, "_events", None)  # inbound events awaiting a step
-        return float(events.qsize()) if isinstance(events, asyncio.Queue) else 0.0
+        pending = 0
+        for call in self._calls.values():
+            events = getattr(call.pipeline, "_events", None)  # inbound events awaiting a step
+            pending += events.qsize() if isinstance(events, asyncio.Queue) else 0
+        return float(pending)
 
     def node_id(self) -> str:
         return self.node
 
-    def quiet_for_s(self) -> float:
-        """Seconds since the call's transport last sent audio (0 without a call)."""
-        return time.monotonic() - self._last_audio if self._pipeline is not None else 0.0
+    def live_calls(self) -> list[str]:
+        """The session ids of the calls this process carries now."""
+        return list(self._calls)
+
+    def quiet_for_s(self, session_id: str) -> float:
+        """Seconds since the call's transport last sent audio (0 without that call)."""
+        call = self._calls.get(session_id)
+        return time.monotonic() - call.last_audio if call is not None else 0.0
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{os.getpid()}/status") as f:

@@ -45,11 +45,15 @@ class VoiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AICO_VOICE_", extra="ignore")
 
-    pool_size: int = Field(2, ge=0, le=256, description="pre-warmed session actors per node")
+    pool_size: int = Field(2, ge=0, le=256, description="call slots kept warm per node")
     max_restarts: int = Field(3, ge=0)
     calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
-    # Placement on Ray (actors/call_placement.py): each call actor holds one unit of this node
-    # resource where the cluster declares it; `aico up` gives its local Ray `calls_per_node`.
+    calls_per_process: int = Field(
+        1, ge=1, le=16, description="calls one session actor process carries at once: more "
+        "share its ≈145 MiB of imports and models, but its crash drops them all (they resume)")
+    # Placement on Ray (actors/call_placement.py): each call actor holds `calls_per_process`
+    # units of this node resource where the cluster declares it (one per call); `aico up` gives
+    # its local Ray `calls_per_node`.
     call_resource: str = Field("aico_calls", min_length=1)
     calls_per_node: int = Field(64, ge=1, description="the local Ray's aico_calls (aico up)")
     orphan_after_s: float = Field(

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/voice.py --concurrency 8  # `aico up`, 8 real-time callers at once
     .venv/bin/python bench/voice.py --concurrency 8 --api http://127.0.0.1:8000 --token T
+    .venv/bin/python bench/voice.py --concurrency 8 --calls-per-process 2  # 2 calls an actor
     .venv/bin/python bench/voice.py --in-a-row 50    # 50 calls one after another: PSS per call
     .venv/bin/python bench/voice.py                 # in-process: everything (≈10 min on 2 cores)
     .venv/bin/python bench/voice.py --turns 24 --skip-ray
@@ -23,8 +24,11 @@ The flow answers each turn with the LLM (SmolLM2 via xllamacpp), like the peers.
 fresh home: Ray, the `models` Serve app, warm call actors), or against `--api`. The callers
 speak a line made by espeak-ng (not our TTS), in real time, one WebSocket each; v2v is measured
 as above; a turn is answered when agent audio comes within 20 s. Memory is the PSS
-(psutil `memory_full_info`) of each call's actor process (`ray::VoiceSession`), sampled while
-the calls are live, and of the model replicas.
+(psutil `memory_full_info`) of each call actor process (`ray::VoiceSession`), sampled while
+the calls are live, and of the model replicas. An actor process carries
+`--calls-per-process` calls (AICO_VOICE_CALLS_PER_PROCESS for `aico up`): PSS per call is
+each sampled process's PSS divided by the calls it carried at that moment (the count it
+publishes, actors.voice_session.CALLS_DIR).
 """
 
 from __future__ import annotations
@@ -86,9 +90,11 @@ def read_wav16k(path: Path) -> bytes:
 class AicoUp:
     """`aico up` in a fresh home on a free port, as an operator starts it; stopped with Ctrl-C."""
 
-    def __init__(self, *, log_path: Path, pool_size: int | None = None) -> None:
+    def __init__(self, *, log_path: Path, pool_size: int | None = None,
+                 calls_per_process: int | None = None) -> None:
         self.log_path = log_path
         self.pool_size = pool_size
+        self.calls_per_process = calls_per_process
         self.home = Path(tempfile.mkdtemp(prefix="aico-voice-bench-")) / "home"
         self.port = _free_port()
         self.api = f"http://127.0.0.1:{self.port}"
@@ -102,6 +108,8 @@ class AicoUp:
         env.update(AICO_HOME=str(self.home), AICO_PORT=str(self.port))
         if self.pool_size:
             env["AICO_VOICE_POOL_SIZE"] = str(self.pool_size)
+        if self.calls_per_process:
+            env["AICO_VOICE_CALLS_PER_PROCESS"] = str(self.calls_per_process)
         log = self.log_path.open("wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen([str(AICO), "up"], env=env, stdout=log,
@@ -134,6 +142,21 @@ def call_actor_pss_mib(root_pid: int | None = None) -> list[float]:
     return [round(pss / 2**20, 1) for _, pss in _processes("ray::VoiceSession", root_pid)]
 
 
+def call_actor_samples(root_pid: int | None = None) -> list[tuple[float, int | None]]:
+    """(PSS in MiB, calls it carries now) of every call actor process; calls is None where
+    the process has not published its count."""
+    from actors.voice_session import CALLS_DIR
+
+    out = []
+    for pid, pss in _processes_by_pid("ray::VoiceSession", root_pid):
+        try:
+            calls: int | None = int((CALLS_DIR / str(pid)).read_text())
+        except (OSError, ValueError):
+            calls = None
+        out.append((round(pss / 2**20, 1), calls))
+    return out
+
+
 def model_replicas_pss_mib(root_pid: int | None = None) -> dict[str, float]:
     """PSS of the `models` Serve replicas, by process title."""
     return {title: round(pss / 2**20, 1)
@@ -148,6 +171,17 @@ def _processes(title: str, root_pid: int | None) -> list[tuple[str, int]]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
                                  psutil.ZombieProcess):
             out.append(((proc.cmdline() or [""])[0], proc.memory_full_info().pss))
+    return out
+
+
+def _processes_by_pid(title: str, root_pid: int | None) -> list[tuple[int, int]]:
+    import psutil
+
+    out = []
+    for proc in _processes_raw(title, root_pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
+                                 psutil.ZombieProcess):
+            out.append((proc.pid, proc.memory_full_info().pss))
     return out
 
 
@@ -269,13 +303,21 @@ async def sample_pss(stop: asyncio.Event, into: list[list[float]], *, root_pid: 
             await asyncio.wait_for(stop.wait(), every_s)
 
 
+async def sample_actors(stop: asyncio.Event, into: list[list[tuple[float, int | None]]], *,
+                        root_pid: int | None, every_s: float = 1.0) -> None:
+    while not stop.is_set():
+        into.append(await asyncio.to_thread(call_actor_samples, root_pid))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
                              turns: int, stagger_s: float = 0.7) -> dict[str, Any]:
     """`callers` real-time callers at once, `turns` turns each. They dial `stagger_s` apart,
     as callers do, rather than finishing every sentence in the same 20 ms frame."""
     stop = asyncio.Event()
-    samples: list[list[float]] = []
-    sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid))
+    samples: list[list[tuple[float, int | None]]] = []
+    sampler = asyncio.create_task(sample_actors(stop, samples, root_pid=client.root_pid))
     idle_actors = call_actor_pss_mib(client.root_pid)
     cpu_before = replica_cpu_s(client.root_pid)
     wall0 = time.monotonic()
@@ -292,7 +334,10 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     ok = [r for r in results if isinstance(r, dict)]
     v2v = [x for r in ok for x in r["v2v_ms"]]
     busiest = max(samples, key=len, default=[])
-    per_actor = [x for s in samples for x in s]
+    per_actor = [pss for s in samples for pss, _ in s]
+    # An actor carrying calls when sampled: its PSS shared out among them.
+    per_call = [pss / calls for s in samples for pss, calls in s if calls]
+    carried = [calls for s in samples for _, calls in s if calls]
     return {
         "callers": callers, "turns_per_caller": turns, "stagger_s": stagger_s,
         "turns_answered": len(v2v), "turns_asked": callers * turns,
@@ -301,6 +346,9 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "greeting_ms": [r["greeting_ms"] for r in ok],
         "call_actor_pss_mib_max": max(per_actor, default=None),
         "call_actor_pss_mib_p50": pct(per_actor, 50),
+        "pss_mib_per_call_max": round(max(per_call), 1) if per_call else None,
+        "pss_mib_per_call_p50": pct(per_call, 50),
+        "calls_per_live_actor_max": max(carried, default=None),
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
         "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
         "server_stage_ms_p50_p95": stage_percentiles([t for r in ok for t in r["server"]]),
@@ -495,14 +543,14 @@ class Bench:
             await pool.wait_warm(timeout_s=300)
             r = await self.call(turns=1, llm=False)
             warm.append(round(r["greeting_s"] * 1000))
-            actor = pool._idle[-1] if pool._idle else None
+            actor = pool.idle[-1] if pool.idle else None
             if actor is not None:
                 rss.append(await actor.rss_bytes.remote())
         del host
         res["greeting_first_audio_ms_warm_pool"] = warm
         # The same actor, call after call (it went back to the pool each time).
         res["actor_rss_mib_after_each_call"] = [round(x / 2**20) for x in rss]
-        idle_actor = pool._idle[-1]
+        idle_actor = pool.idle[-1]
         res["idle_warm_actor_rss_mib"] = round(await idle_actor.rss_bytes.remote() / 2**20)
         await pool.aclose()
         # Cold: no pool; every call waits for a new actor to start and load its models.
@@ -583,7 +631,8 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"load_before": os.getloadavg()}
     if not args.api:
         up = AicoUp(log_path=work / "aico-up.log",
-                    pool_size=args.pool_size or max(2, args.concurrency))
+                    pool_size=args.pool_size or max(2, args.concurrency),
+                    calls_per_process=args.calls_per_process)
         up.start()
         results["aico_up_s"] = round(up.up_s, 1)
         print(f"aico up: up in {up.up_s:.1f}s ({up.api}; log {up.log_path})", flush=True)
@@ -598,7 +647,9 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{r['callers']} callers at once: answered {r['turns_answered']}/"
                   f"{r['turns_asked']}, v2v p50 {r['v2v_ms_p50']} ms, p95 {r['v2v_ms_p95']} ms;"
                   f" call actor PSS p50 {r['call_actor_pss_mib_p50']} MiB, max "
-                  f"{r['call_actor_pss_mib_max']} MiB", flush=True)
+                  f"{r['call_actor_pss_mib_max']} MiB; per call p50 "
+                  f"{r['pss_mib_per_call_p50']} MiB, max {r['pss_mib_per_call_max']} MiB "
+                  f"(up to {r['calls_per_live_actor_max']} calls an actor)", flush=True)
             print(f"server stages p50/p95 ms: {r['server_stage_ms_p50_p95']}", flush=True)
             print(f"cores used: {r['cpu_cores_used']}", flush=True)
         if args.in_a_row:
@@ -644,6 +695,8 @@ def main() -> None:
     ap.add_argument("--turns-per-caller", type=int, default=3)
     ap.add_argument("--in-a-row", type=int, default=0, help="calls one after another")
     ap.add_argument("--pool-size", type=int, default=0, help="AICO_VOICE_POOL_SIZE for aico up")
+    ap.add_argument("--calls-per-process", type=int, default=0,
+                    help="AICO_VOICE_CALLS_PER_PROCESS for aico up (calls one actor carries)")
     args = ap.parse_args()
     if args.concurrency or args.in_a_row:
         asyncio.run(run_live(args))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import ray
@@ -27,10 +27,10 @@ MODELS = {"env_vars": {"AICO_MODELS": "inprocess"}}  # the actors load the packa
 class ReplicaStandIn:
     """Where an API replica takes a call: a process of its own that the test can end."""
 
-    async def take_call(self, session_id: str | None) -> tuple[list[Any], int]:
+    async def take_call(self, session_id: str, attach: bool) -> tuple[list[Any], int]:
         self.placement = CallPlacement(VOICE)
-        if session_id is None:
-            actor = await self.placement.acquire()
+        if not attach:
+            actor = await self.placement.acquire(session_id)
         else:  # as the voice route does: the replica's host opens the call
             self.host = RayVoiceHost(self.placement)
             actor = (await self.host.open(session_id, sample_rate=16000)).actor
@@ -77,21 +77,22 @@ async def publish_voice_flow(api: Any) -> str:
 
 async def test_the_call_actor_outlives_the_replica_that_took_the_call(placement):
     replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
-    [actor], pid = await replica.take_call.remote(None)
+    session_id = str(uuid4())
+    [actor], pid = await replica.take_call.remote(session_id, False)
     loads = await placement.loads()
     assert sum(load["live"] for load in loads) >= 1
     ray.kill(replica)  # the API replica (its process) is gone
 
     async def replica_gone() -> bool:
         try:
-            await replica.take_call.remote(None)
+            await replica.take_call.remote(str(uuid4()), False)
         except ray.exceptions.RayActorError:
             return True
         return False
 
     await until(replica_gone, timeout=60)
     assert await actor.warm.remote() == pid  # the same actor, in the same process
-    await placement.release(actor)  # any replica can hand it back to its node's pool
+    await placement.release(actor, session_id)  # any replica can hand it back to its node's pool
     assert sum(load["live"] for load in await placement.loads()) == \
         sum(load["live"] for load in loads) - 1
 
@@ -120,7 +121,7 @@ async def test_a_caller_who_reconnects_through_another_replica_gets_the_same_act
         placement, api):
     session_id = await new_voice_session(api)
     replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
-    [actor], pid = await replica.take_call.remote(str(session_id))
+    [actor], pid = await replica.take_call.remote(str(session_id), True)
     ray.kill(replica)  # the caller's socket went with it; they reconnect to this replica
 
     host = RayVoiceHost(placement)
@@ -143,7 +144,7 @@ async def test_a_caller_who_reconnects_through_another_replica_gets_the_same_act
 async def test_a_call_left_without_its_transport_is_hung_up_and_closed(placement, api):
     session_id = await new_voice_session(api)
     replica = ReplicaStandIn.options(runtime_env=MODELS).remote()
-    [_actor], _ = await replica.take_call.remote(str(session_id))
+    [_actor], _ = await replica.take_call.remote(str(session_id), True)
     ray.kill(replica)  # its socket went with it: no caller audio reaches the actor again
 
     assert await session_end_reason(api, session_id) == "transport_lost"

@@ -27,7 +27,7 @@ class PinnedModelsPool(VoiceActorPool):
     def _new_actor(self) -> Any:
         from actors.voice_session import VoiceSession
 
-        return VoiceSession.options(
+        return VoiceSession.options(  # type: ignore[attr-defined]  # @ray.remote: an ActorClass
             max_restarts=self.max_restarts,
             runtime_env={"env_vars": {"AICO_MODELS": MODELS_MODE}}).remote()
 
@@ -36,7 +36,7 @@ class PinnedModelsPool(VoiceActorPool):
 async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHost, Any]]:
     actors = PinnedModelsPool(size=1, max_restarts=2)
     await actors.wait_warm(timeout_s=300)
-    assert len(actors._idle) == 1
+    assert len(actors.idle) == 1
     state = voice_server.app.state.aico
     local_host = state.voice_host
     host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300)

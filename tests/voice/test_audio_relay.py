@@ -21,7 +21,8 @@ class SlowActor:
         self.gate = asyncio.Event()
         self.push_audio = _Method(self._push)
 
-    async def _push(self, pcm16: bytes) -> None:
+    async def _push(self, session_id: str, pcm16: bytes) -> None:
+        assert session_id == "s"  # the call's own slot in its actor
         self.pushes.append(pcm16)
         await self.gate.wait()
 
