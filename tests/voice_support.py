@@ -55,13 +55,28 @@ class Voices:
         self.stt, self.tts = stt, tts
         self.caller_rate = caller_rate
         self._said: dict[str, bytes] = {}
+        self._voice: Any = None
+
+    async def caller_voice(self) -> Any:
+        """The agent's TTS configuration, without Piper's random noise: a line sounds the same
+        in every run, so what Whisper hears of it does not change from run to run."""
+        if self._voice is None:
+            from providers.runtime import open_tts
+
+            config = self.tts.config.model_dump()
+            if config.get("kind") == "piper":
+                config.update(noise_scale=0.0, noise_w_scale=0.0)
+            with models_mode(MODELS_MODE):
+                self._voice = await open_tts(config, secrets={})
+        return self._voice
 
     async def caller(self, text: str) -> bytes:
         from providers.pcm import resample_pcm16
 
         if text not in self._said:
-            chunks = [f.pcm16 async for f in self.tts.synthesize(text)]
-            self._said[text] = resample_pcm16(b"".join(chunks), self.tts.sample_rate,
+            voice = await self.caller_voice()
+            chunks = [f.pcm16 async for f in voice.synthesize(text)]
+            self._said[text] = resample_pcm16(b"".join(chunks), voice.sample_rate,
                                               self.caller_rate)
         return self._said[text]
 
