@@ -49,7 +49,7 @@ class VoiceSettings(BaseSettings):
     max_restarts: int = Field(3, ge=0)
     calls_per_actor: int = Field(50, ge=1, description="an actor retires after this many calls")
     calls_per_process: int = Field(
-        1, ge=1, le=16, description="calls one session actor process carries at once: more "
+        2, ge=1, le=16, description="calls one session actor process carries at once: more "
         "share its ≈145 MiB of imports and models, but its crash drops them all (they resume)")
     # Placement on Ray (actors/call_placement.py): each call actor holds `calls_per_process`
     # units of this node resource where the cluster declares it (one per call); `aico up` gives
