@@ -350,10 +350,13 @@ def live_table(r: dict[str, Any]) -> str:
     c = r.get("concurrency")
     if c:
         lines += [(f"| callers at once (dialing {c['stagger_s']} s apart) | turns answered | v2v p50 / p95 | call actor PSS p50 / max |"
-                  " call actors live (max) |"), "| --- | --- | --- | --- | --- |",
+                  " PSS per call p50 / max (calls an actor, max) | call actors live (max) |"),
+                  "| --- | --- | --- | --- | --- | --- |",
                   (f"| {c['callers']} | {c['turns_answered']}/{c['turns_asked']} | "
                   f"{_pair(c['v2v_ms_p50'], c['v2v_ms_p95'])} | "
                   f"{_pair(c['call_actor_pss_mib_p50'], c['call_actor_pss_mib_max'], ' MiB')} | "
+                  f"{_pair(c.get('pss_mib_per_call_p50'), c.get('pss_mib_per_call_max'), ' MiB')}"
+                  f" ({c.get('calls_per_live_actor_max', '–')}) | "
                   f"{c['call_actors_live_max']} |")]
     a = r.get("in_a_row")
     if a:
