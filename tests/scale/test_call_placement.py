@@ -6,13 +6,12 @@ replica and never came back is hung up by the supervisor once its caller has bee
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 import ray
+from waiting import until
 
 from actors.call_placement import CallPlacement
 from actors.host import RayVoiceHost
@@ -35,16 +34,6 @@ class ReplicaStandIn:
             self.host = RayVoiceHost(self.placement)
             actor = (await self.host.open(session_id, sample_rate=16000)).actor
         return [actor], await actor.warm.remote()  # a handle in a list: a borrowed reference
-
-
-async def until(check: Any, *, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

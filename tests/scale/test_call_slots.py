@@ -13,7 +13,8 @@ from uuid import uuid4
 
 import pytest
 import ray
-from test_call_placement import MODELS, new_voice_session, session_end_reason, until
+from test_call_placement import MODELS, new_voice_session, session_end_reason
+from waiting import until
 
 from actors.call_placement import NAMESPACE, CallPlacement, supervisor_name
 from actors.host import RayVoiceHost

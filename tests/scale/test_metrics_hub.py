@@ -4,11 +4,11 @@ process is gone its counters stay and its gauges (live calls) lapse."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import ray
+from waiting import until
 
 from actors.metrics_hub import SOURCE, MetricsHub, cluster_snapshot
 from aico import metrics
@@ -25,16 +25,6 @@ class CallWorker:
         metrics.record_turn({"voice_to_voice_ms": v2v_ms, "stt_final_ms": 80}, node=node)
         await start_metrics_push(every_s=60).push_now()
         return SOURCE
-
-
-async def until(check: Any, *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_turn_measured_in_another_process_is_in_the_cluster_metrics(ray_cluster):

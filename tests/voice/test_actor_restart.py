@@ -5,6 +5,7 @@ heard (docs/voice-protocol.md §5) and the flow goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,11 +33,11 @@ class PinnedModelsPool(VoiceActorPool):
             runtime_env={"env_vars": {"AICO_MODELS": MODELS_MODE}}).remote()
 
 
-@pytest.fixture
-async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHost, Any]]:
-    actors = PinnedModelsPool(size=1, max_restarts=2)
+@contextlib.asynccontextmanager
+async def calls_on_actors(voice_server: Any, actors: PinnedModelsPool
+                          ) -> AsyncIterator[tuple[RayVoiceHost, Any]]:
+    """The test API's calls on `actors` (warmed here) while the block runs; then the pool ends."""
     await actors.wait_warm(timeout_s=300)
-    assert len(actors.idle) == 1
     state = voice_server.app.state.aico
     local_host = state.voice_host
     host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300)
@@ -45,6 +46,14 @@ async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHos
     finally:
         state.voice_host = local_host
         await actors.aclose()
+
+
+@pytest.fixture
+async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHost, Any]]:
+    async with calls_on_actors(voice_server, PinnedModelsPool(size=1, max_restarts=2)) as (
+            host, actors):
+        assert len(actors.idle) == 1
+        yield host, actors
 
 
 async def kill_and_wait_resumed(call: CallClient, host: RayVoiceHost, session_id: Any) -> float:

@@ -8,49 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from test_actor_restart import PinnedModelsPool
+from test_actor_restart import PinnedModelsPool, calls_on_actors
 from test_voice_call import voice_session
 from voice_api import transcript, wait_status
 from voice_call_client import CallClient, agent_lines, user_lines
 from voice_flows import GREETING, HOURS, ORDER, bakery_flow
+from waiting import until
 
 from actors.host import RayVoiceHost
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
 async def shared_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHost, Any]]:
     """The API's calls on actors that carry two calls each; two slots warm: one actor."""
-    actors = PinnedModelsPool(size=2, max_restarts=2, calls_per_process=2)
-    await actors.wait_warm(timeout_s=300)
-    assert len(actors.actors) == 1 and actors.free_slots() == 2
-    state = voice_server.app.state.aico
-    local_host = state.voice_host
-    host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300)
-    try:
+    async with calls_on_actors(voice_server, PinnedModelsPool(
+            size=2, max_restarts=2, calls_per_process=2)) as (host, actors):
+        assert len(actors.actors) == 1 and actors.free_slots() == 2
         yield host, actors
-    finally:
-        state.voice_host = local_host
-        await actors.aclose()
 
 
-async def both_greeted(api: Any, voice_server: Any) -> tuple[list[Any], list[str]]:
+async def two_sessions(api: Any, voice_server: Any, voices: Any
+                       ) -> tuple[list[Any], list[str], bytes, bytes]:
+    """Two bakery calls' session ids and URLs, and the two questions their callers ask."""
     sessions = [await voice_session(api, voice_server, bakery_flow()) for _ in range(2)]
-    return [s for s, _ in sessions], [url for _, url in sessions]
+    hours, order = (await voices.caller("What are your hours?"),
+                    await voices.caller("I would like to order."))
+    return [s for s, _ in sessions], [url for _, url in sessions], hours, order
+
+
+async def greeted(*calls: CallClient) -> None:
+    await asyncio.gather(*(call.wait_event("agent_speech_ended", timeout=120) for call in calls))
 
 
 async def ask(call: CallClient, speech: bytes) -> float:
@@ -62,13 +54,11 @@ async def ask(call: CallClient, speech: bytes) -> float:
 async def test_two_calls_share_one_process_and_each_is_answered_on_its_own(
         api, voice_server, voices, shared_host):
     host, actors = shared_host
-    (first_id, second_id), (first_url, second_url) = await both_greeted(api, voice_server)
-    hours, order = await voices.caller("What are your hours?"), await voices.caller(
-        "I would like to order.")
+    (first_id, second_id), (first_url, second_url), hours, order = await two_sessions(
+        api, voice_server, voices)
     async with CallClient(second_url) as second:
         async with CallClient(first_url) as first:
-            await asyncio.gather(first.wait_event("agent_speech_ended", timeout=120),
-                                 second.wait_event("agent_speech_ended", timeout=120))
+            await greeted(first, second)
             actor = host.calls[str(first_id)].actor
             pid = await actor.warm.remote()
             assert await host.calls[str(second_id)].actor.warm.remote() == pid
@@ -105,12 +95,10 @@ async def test_both_calls_of_a_killed_process_resume_on_the_restarted_actor(
     import ray
 
     host, _ = shared_host
-    (first_id, second_id), (first_url, second_url) = await both_greeted(api, voice_server)
-    hours, order = await voices.caller("What are your hours?"), await voices.caller(
-        "I would like to order.")
+    (first_id, second_id), (first_url, second_url), hours, order = await two_sessions(
+        api, voice_server, voices)
     async with CallClient(first_url) as first, CallClient(second_url) as second:
-        await asyncio.gather(first.wait_event("agent_speech_ended", timeout=120),
-                             second.wait_event("agent_speech_ended", timeout=120))
+        await greeted(first, second)
         actor = host.calls[str(first_id)].actor
         pid = await actor.warm.remote()
         assert await host.calls[str(second_id)].actor.warm.remote() == pid
