@@ -148,7 +148,7 @@ def call_actor_samples(root_pid: int | None = None) -> list[tuple[float, int | N
     from actors.voice_session import CALLS_DIR
 
     out = []
-    for pid, pss in _processes_by_pid("ray::VoiceSession", root_pid):
+    for pid, _, pss in _process_pss("ray::VoiceSession", root_pid):
         try:
             calls: int | None = int((CALLS_DIR / str(pid)).read_text())
         except (OSError, ValueError):
@@ -164,24 +164,19 @@ def model_replicas_pss_mib(root_pid: int | None = None) -> dict[str, float]:
 
 
 def _processes(title: str, root_pid: int | None) -> list[tuple[str, int]]:
+    """(title, PSS in bytes) of each process whose title starts with `title`."""
+    return [(name, pss) for _, name, pss in _process_pss(title, root_pid)]
+
+
+def _process_pss(title: str, root_pid: int | None) -> list[tuple[int, str, int]]:
+    """(pid, title, PSS in bytes) of each process whose title starts with `title`."""
     import psutil
 
     out = []
     for proc in _processes_raw(title, root_pid):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
                                  psutil.ZombieProcess):
-            out.append(((proc.cmdline() or [""])[0], proc.memory_full_info().pss))
-    return out
-
-
-def _processes_by_pid(title: str, root_pid: int | None) -> list[tuple[int, int]]:
-    import psutil
-
-    out = []
-    for proc in _processes_raw(title, root_pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied,
-                                 psutil.ZombieProcess):
-            out.append((proc.pid, proc.memory_full_info().pss))
+            out.append((proc.pid, (proc.cmdline() or [""])[0], proc.memory_full_info().pss))
     return out
 
 
@@ -295,16 +290,9 @@ def _processes_raw(title: str, root_pid: int | None) -> list[Any]:
     return out
 
 
-async def sample_pss(stop: asyncio.Event, into: list[list[float]], *, root_pid: int | None,
-                     every_s: float = 1.0) -> None:
-    while not stop.is_set():
-        into.append(await asyncio.to_thread(call_actor_pss_mib, root_pid))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
-
-
 async def sample_actors(stop: asyncio.Event, into: list[list[tuple[float, int | None]]], *,
                         root_pid: int | None, every_s: float = 1.0) -> None:
+    """Every `every_s` until `stop`: (PSS in MiB, calls carried) of each call actor process."""
     while not stop.is_set():
         into.append(await asyncio.to_thread(call_actor_samples, root_pid))
         with contextlib.suppress(TimeoutError):
@@ -368,9 +356,9 @@ async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> di
     answered = 0
     for _ in range(calls):
         stop = asyncio.Event()
-        samples: list[list[float]] = []
-        sampler = asyncio.create_task(sample_pss(stop, samples, root_pid=client.root_pid,
-                                                 every_s=0.5))
+        samples: list[list[tuple[float, int | None]]] = []
+        sampler = asyncio.create_task(sample_actors(stop, samples, root_pid=client.root_pid,
+                                                    every_s=0.5))
         try:
             r = await live_caller(client, caller, turns=0, hang_up_at_greeting=True)
         except Exception as err:  # noqa: BLE001 - one failed call is a figure, not the end
@@ -379,7 +367,7 @@ async def calls_in_a_row(client: AicoClient, caller: bytes, *, calls: int) -> di
         await sampler
         answered += r["greeting_ms"] is not None
         greeting.append(r["greeting_ms"])
-        per_call.append(max((x for s in samples for x in s), default=0.0))
+        per_call.append(max((pss for s in samples for pss, _ in s), default=0.0))
     head, tail = per_call[:5], per_call[-5:]
     heard = [float(g) for g in greeting if g is not None]
     return {"calls": calls, "greeted": answered, "greeting_ms": greeting,
