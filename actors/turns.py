@@ -5,8 +5,9 @@ service transcribes as it hears; a non-streaming provider gets the buffered adap
 pause the VAD hears (`DECODE_PAUSE_S` of silence) the stream is told (`pause()`: the adapter
 decodes the utterance so far, so the transcript is on its way before the turn is known to have
 ended), and once the silence reaches `PAUSE_S` the end-of-turn model (smart-turn) is asked
-whether what was said is a finished turn. Finished: the turn ends as soon as it answers. Not finished, or no model: the
-turn ends once the silence reaches `end_of_turn_silence_s`, the fallback maximum. The audio
+whether what was said is a finished turn. Finished: the turn ends as soon as it answers. Not
+finished, or no model: the turn ends once the silence reaches `end_of_turn_silence_s`, the
+fallback maximum. The audio
 of the pause itself is held back from the stream until the caller speaks again, so an
 utterance that ends at the pause ends with nothing new after the adapter's pause decode, and
 that decode is the final. If the caller goes on, the pause decode becomes an interim.
