@@ -7,10 +7,10 @@ decodes the utterance so far, so the transcript is on its way before the turn is
 ended), and once the silence reaches `PAUSE_S` the end-of-turn model (smart-turn) is asked
 whether what was said is a finished turn. Finished: the turn ends as soon as it answers. Not
 finished, or no model: the turn ends once the silence reaches `end_of_turn_silence_s`, the
-fallback maximum. The audio
-of the pause itself is held back from the stream until the caller speaks again, so an
-utterance that ends at the pause ends with nothing new after the adapter's pause decode, and
-that decode is the final. If the caller goes on, the pause decode becomes an interim.
+fallback maximum. The audio of the pause itself is held back from the stream until the
+caller speaks again, so an utterance that ends at the pause ends with nothing new after the
+adapter's pause decode, and that decode is the final. If the caller goes on, the pause decode
+becomes an interim.
 The pause decode's text is offered (`on_pause_text`) as soon as it is ready while the caller
 is still quiet, so a reply may be prepared before the turn ends; `on_resume` says the caller
 went on after a pause (what was prepared on it is stale).
