@@ -36,7 +36,7 @@ import asyncpg
 from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
 from actors.speech_ahead import SpeechAhead
-from actors.speech_out import Sentence, SpeechOut, opening_clause
+from actors.speech_out import Sentence, SpeechOut, opening_clause, spoken_form
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance, load_end_of_turn_model
 from aico.errors import NotFound
 from aico.settings import Settings
@@ -389,7 +389,8 @@ class VoicePipeline:
             clause = opening_clause(text, min_words=self.speech.clause_min_words,
                                     max_words=self.speech.clause_max_words)
             sentences = split_sentences(text)[0]
-            head = clause[0] if clause is not None else sentences[0] if sentences else None
+            head = (spoken_form(clause[0]) if clause is not None
+                    else sentences[0] if sentences else None)
             if head is not None:
                 break
         else:

@@ -2,8 +2,9 @@
 
 Text is cut into sentences; each sentence goes to the TTS as soon as it is complete, and the
 next is synthesized while the current one plays. The opening of an LLM reply does not wait for
-its sentence to end: its first clause (a comma, semicolon, colon or dash after a few words, or
-`clause_max_words` words) is spoken while the LLM writes the rest. Frames leave in real time
+its sentence to end: its first clause (a comma, semicolon, colon or dash after a few words, else the words before
+a word that starts a new phrase, else `clause_max_words` words) is spoken while the LLM writes
+the rest. Frames leave in real time
 with a small lead (`lead_s`), so a barge-in silences the caller's speaker within that lead plus
 one frame: the client drops what it buffered on `interrupted`.
 
@@ -45,6 +46,15 @@ _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
 CLAUSE_MIN_WORDS = 3
 CLAUSE_MAX_WORDS = 8
+# Words a new phrase starts with: with no comma yet, a reply's opening may end before one of
+# these once CLAUSE_MIN_WORDS words precede it ("Our bakery opens | at seven tomorrow"), so its
+# first audio is made from ~3-5 words instead of waiting for 8 (less LLM text to wait for, and
+# synthesis time grows with the text). Not "to" or "of": they bind to the words around them.
+PHRASE_STARTS = frozenset({
+    "at", "on", "in", "from", "for", "with", "by", "about", "until", "after", "before", "since",
+    "during", "through", "between", "and", "but", "or", "so", "because", "if", "when", "while",
+    "which", "who", "where", "unless", "although"})
+_CLOSED = re.compile(r"[.,;:!?\u2026\-\u2013\u2014]$")
 # A piece's audio starts where the voice does: what a TTS puts before it (Piper: 20-60 ms,
 # now and then 300 ms) is cut to ONSET_KEEP_S, so the caller hears the reply that much sooner.
 ONSET_LEVEL = 300  # |sample| above this is voice (≈ -41 dBFS)
@@ -139,8 +149,9 @@ def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
     keep waiting for more text.
 
     A clause ends at a comma, semicolon, colon or dash inside the first sentence after at least
-    `min_words` words. With no such boundary and no finished sentence, `max_words` complete
-    words are a clause. A short first sentence goes whole (None here: the sentence path)."""
+    `min_words` words. With no such boundary and no finished sentence, it ends before a complete
+    word of `PHRASE_STARTS` that follows at least `min_words` words, else after `max_words`
+    complete words. A short first sentence goes whole (None here: the sentence path)."""
     sentences, _ = split_sentences(text)
     first_end = len(text)
     if sentences:
@@ -155,12 +166,28 @@ def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
         return None
     words = text.split()
     complete = words if text[-1:].isspace() else words[:-1]
+    for i in range(min_words, min(len(complete), max_words)):
+        if complete[i].lower() in PHRASE_STARTS:
+            return _cut_after(text, complete[:i])
     if len(complete) < max_words:
         return None
+    return _cut_after(text, complete[:max_words])
+
+
+def _cut_after(text: str, words: list[str]) -> tuple[str, str]:
+    """`text` cut after its first `len(words)` words (which are `words`)."""
     cut = 0
-    for word in complete[:max_words]:  # to the end of the max_words-th word
+    for word in words:
         cut = text.index(word, cut) + len(word)
     return text[:cut].strip(), text[cut:].lstrip()
+
+
+def spoken_form(piece: str) -> str:
+    """What the TTS is given for a piece of a reply: an opening cut where the reply has no
+    punctuation gets a comma, so the voice carries on (a comma's rise and short pause) instead
+    of ending a statement on its last word. The transcript keeps the reply's own words."""
+    piece = piece.strip()
+    return piece if not piece or _CLOSED.search(piece) else piece + ","
 
 
 def first_clause(sentence: str, *, min_words: int = 3, max_words: int = 12) -> list[str]:
@@ -201,6 +228,11 @@ class Sentence:
     sent_s: float = 0.0
     synthesized: bool = False
     voiced: bool = False  # its audio so far reached the voice's onset
+    spoken: str = ""  # what the TTS says, when not `text` itself (see `spoken_form`)
+
+    @property
+    def tts_text(self) -> str:
+        return self.spoken or self.text
 
 
 @dataclass
@@ -261,7 +293,7 @@ class SpeechOut:
                                     max_words=self.clause_max_words)
             if clause is not None:
                 head, stream.pending = clause
-                self._add_to_stream(stream, head)
+                self._add_to_stream(stream, head, spoken=spoken_form(head))
         sentences, stream.pending = split_sentences(stream.pending)
         for sentence in sentences:
             self._add_to_stream(stream, sentence)
@@ -349,8 +381,9 @@ class SpeechOut:
             stream.done = asyncio.get_running_loop().create_future()
         return stream
 
-    def _add_to_stream(self, stream: _Stream, text: str) -> None:
-        sentence = Sentence(text, stream.stream_id, stream.interruptible, cacheable=False)
+    def _add_to_stream(self, stream: _Stream, text: str, *, spoken: str = "") -> None:
+        sentence = Sentence(text, stream.stream_id, stream.interruptible, cacheable=False,
+                            spoken=spoken)
         stream.sentences.append(sentence)
         self._enqueue(sentence)
 
@@ -398,7 +431,7 @@ class SpeechOut:
             self._add_audio(sentence, cached)
             return
         chunks: list[bytes] = []
-        async for frame in self.tts.synthesize(sentence.text):
+        async for frame in self.tts.synthesize(sentence.tts_text):
             if not chunks:
                 self._first_audio(sentence)
             chunks.append(frame.pcm16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from actors.options import voice_options
-from actors.speech_out import first_clause, heard_words
+from actors.speech_out import first_clause, heard_words, opening_clause, spoken_form
 from aico.settings import VoiceSettings
 from serve_apps.routes.voice import mint_voice_token, verify_voice_token
 
@@ -38,3 +38,25 @@ def test_heard_text_and_first_clause() -> None:
     longer = ("Every morning at five, we bake bread, rolls, croissants and pies for all of "
               "the shops in town.")
     assert first_clause(longer)[0] == "Every morning at five,"
+
+
+def test_an_llm_reply_opens_at_a_comma_a_new_phrase_or_eight_words() -> None:
+    # A comma after three words ends the opening, even when a phrase started before it.
+    assert opening_clause("Sure, we open at seven, and") == ("Sure, we open at seven,", "and")
+    # No comma: the words before a complete word that starts a new phrase.
+    assert opening_clause("Our bakery opens at seven ") == ("Our bakery opens", "at seven ")
+    assert opening_clause("Our bakery opens at") is None  # "at" may be "attention"
+    assert opening_clause("We sell bread and") is None
+    assert opening_clause("We sell fresh bread and cakes") == ("We sell fresh bread",
+                                                              "and cakes")
+    # "to" and "of" bind to their neighbours; eight words without a break are a clause.
+    text = "I would like to tell you all of our prices "
+    assert opening_clause(text) == ("I would like to tell you all of", "our prices ")
+    assert opening_clause("I would like to tell") is None
+    # A finished short sentence goes whole (the sentence path).
+    assert opening_clause("We open at seven. And") is None
+    # The voice carries on after a cut the reply did not punctuate; the transcript does not
+    # get the comma.
+    assert spoken_form("Our bakery opens") == "Our bakery opens,"
+    assert spoken_form("Sure, we open at seven,") == "Sure, we open at seven,"
+    assert spoken_form("We open at seven.") == "We open at seven."
