@@ -87,7 +87,8 @@ def speak(voice, text: str, length_scale: float) -> bytes:
     return resample_pcm16(pcm, voice.config.sample_rate, RATE)
 
 
-def audio_at_pause(pcm: bytes, vad: SileroVAD) -> tuple[bytes, float] | None:
+def audio_at_pause(pcm: bytes, vad: SileroVAD,
+                   pause_s: float = PAUSE_S) -> tuple[bytes, float] | None:
     """The audio up to where the VAD reports the pause, and the speech end (s) it implies."""
     detector = vad.detector(sample_rate=RATE)
     stream = b"\0\0" * int(PREROLL_S * RATE) + pcm + b"\0\0" * int(1.0 * RATE)
@@ -98,7 +99,7 @@ def audio_at_pause(pcm: bytes, vad: SileroVAD) -> tuple[bytes, float] | None:
                 started = True
             elif started:
                 end = i + FRAME
-                return stream[:end], end / (2 * RATE) - PAUSE_S
+                return stream[:end], end / (2 * RATE) - pause_s
     return None
 
 
@@ -115,6 +116,8 @@ def main() -> None:
     parser.add_argument("--speeds", type=float, nargs="+", default=[0.9, 1.0, 1.2])
     parser.add_argument("--fallback", type=float, nargs="+", default=[0.45, 0.8, 1.2])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
+    parser.add_argument("--compare-pauses", type=float, nargs="*", default=[],
+                        help="also ask the model at these pauses (s), on the same audio")
     args = parser.parse_args()
 
     from piper import PiperVoice
@@ -125,6 +128,12 @@ def main() -> None:
     vad = SileroVAD.load(options=VADOptions(min_speech_s=0.06, min_silence_s=PAUSE_S))
     model = EndOfTurnModel.load()
     model.completeness_sync(b"\0\0" * RATE)  # the first run allocates
+    other_vads = {pause: SileroVAD.load(options=VADOptions(min_speech_s=0.06, min_silence_s=pause))
+                  for pause in args.compare_pauses}
+    # pause -> set -> [(label, p)]: the same utterances judged at another pause
+    compared: dict[float, dict[str, list[tuple[str, float]]]] = {
+        pause: {k: [] for k in ("complete", "trailing", "trailing,", "trailing um")}
+        for pause in args.compare_pauses}
 
     sets = {"complete": [(t, t) for t in COMPLETE],
             "trailing": [(t, t) for t in TRAILING],
@@ -135,7 +144,13 @@ def main() -> None:
     for speed in args.speeds:
         for name, items in sets.items():
             for label, text in items:
-                cut = audio_at_pause(speak(voice, text, speed), vad)
+                spoken = speak(voice, text, speed)
+                for pause, other in other_vads.items():
+                    at = audio_at_pause(spoken, other, pause)
+                    if at is not None:
+                        compared[pause][name].append(
+                            (f"{label} @{speed}", model.completeness_sync(at[0])))
+                cut = audio_at_pause(spoken, vad)
                 if cut is None:
                     print(f"  no pause found: {text!r} @ {speed}")
                     continue
@@ -171,6 +186,17 @@ def main() -> None:
         cut_early = sum(1 for _, p, _ in everything_trailing if p > threshold)
         print(f"  complete above {threshold:.2f}: {held}/{len(fin)} / "
               f"{cut_early}/{len(everything_trailing)}")
+
+    if compared:
+        print(f"\nthe same audio judged at other pauses (false holds / false cut-offs; at "
+              f"{PAUSE_S:.2f} s: {len(holds)}/{len(fin)} / "
+              f"{sum(1 for n in forms for r in results[n] if r[1] > COMPLETE_ABOVE)}"
+              f"/{sum(len(results[n]) for n in forms)}):")
+    for pause, judged in compared.items():
+        held = sum(1 for _, p in judged["complete"] if p <= COMPLETE_ABOVE)
+        trailing_p = [p for n in forms for _, p in judged[n]]
+        print(f"  pause {pause:.3f} s: {held}/{len(judged['complete'])} / "
+              f"{sum(1 for p in trailing_p if p > COMPLETE_ABOVE)}/{len(trailing_p)}")
 
     print("\nend-of-turn delay after the caller's last word, finished utterances "
           "(a verdict of finished arrives PAUSE_S + that utterance's inference after speech end):")

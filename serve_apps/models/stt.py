@@ -2,7 +2,9 @@
 
 Requests from many calls are batched (`@serve.batch`): CTranslate2 decodes a batch of
 utterances in one `generate` call, so eight callers finishing a turn together wait for one
-decode rather than queueing for eight. A lone request waits at most `BATCH_WAIT_S` for company.
+decode rather than queueing for eight. A request that arrives while others are waiting or
+decoding waits at most `BATCH_WAIT_S` for company; a lone one (a single caller's turn, the
+common case on a quiet node) starts at once.
 """
 
 from __future__ import annotations
@@ -30,11 +32,19 @@ class STTDeployment:
         self._requests = 0
         self._batches = 0
         self._largest_batch = 0
+        self._in_flight = 0
 
     async def recognize(self, pcm16: bytes, sample_rate: int,
                         language: str | None = None) -> Transcript:
         # The calling provider object owns retries and timeouts; a replica only decodes.
-        return await self._recognize_batched((pcm16, sample_rate, language))
+        # The batch queue reads the wait when a batch's first request comes out of it.
+        batched: Any = self._recognize_batched  # serve.batch's wrapper
+        batched.set_batch_wait_timeout_s(BATCH_WAIT_S if self._in_flight else 0.0)
+        self._in_flight += 1
+        try:
+            return await self._recognize_batched((pcm16, sample_rate, language))
+        finally:
+            self._in_flight -= 1
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _recognize_batched(self, requests: list[Request]) -> list[Transcript]:
