@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +341,8 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
         "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
         "server_stage_ms_p50_p95": stage_percentiles([t for r in ok for t in r["server"]]),
+        # How each turn's reply was prepared: adopted from the pause (speculative), cancelled...
+        "speculation": dict(Counter(str(t.get("speculation")) for r in ok for t in r["server"])),
         # Share of one core each process used during the run (2.0 = both cores).
         "cpu_cores_used": {k: round((v - cpu_before.get(k, 0.0)) / wall, 2)
                            for k, v in cpu_after.items()},
@@ -639,6 +642,7 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
                   f"{r['pss_mib_per_call_p50']} MiB, max {r['pss_mib_per_call_max']} MiB "
                   f"(up to {r['calls_per_live_actor_max']} calls an actor)", flush=True)
             print(f"server stages p50/p95 ms: {r['server_stage_ms_p50_p95']}", flush=True)
+            print(f"replies prepared at the pause: {r['speculation']}", flush=True)
             print(f"cores used: {r['cpu_cores_used']}", flush=True)
         if args.in_a_row:
             r = await calls_in_a_row(client, caller, calls=args.in_a_row)
