@@ -8,10 +8,12 @@ distance over normalized words / reference words) and decode ms p50/p95 per leng
 
 - padded: faster-whisper's way, features padded to 30 s (the reference);
 - unpadded: the real length, tokens bounded by duration, no guard;
-- fast, no guard: features padded to at least 8 s (20 s for clips under 2 s) and to 3x the
-  clip's length, with 0.3 s of silence before the speech and at least 1 s after it;
-- guarded: the same with the guard (token bound, loops, too few words) → padded; and a
-  variant without the 3x rule.
+- fast, no guard: features padded to at least 6 s (20 s for clips under 2 s) and, from 4 s on,
+  to 3x the clip's length, with 0.3 s of silence before the speech and at least 1 s after it;
+- guarded: the same with the guard (token bound, loops, too few words) → padded; a variant
+  without the 3x rule, and the widths used before 2026-12-01 (8 s, 3x for every clip).
+
+    .venv/bin/python bench/stt_wer.py --decodes "padded;guarded (default)"  # only these
 
 Then the guarded decode in batches of `--batch` (as the STT deployment batches requests): ms per
 utterance. Piper samples noise, so the audio (and the WER) differs a little between runs; within a run
@@ -40,6 +42,7 @@ DECODES: dict[str, DecodeGuard] = {
     "fast, no guard": DecodeGuard(fallback=False),
     "guarded (default)": DecodeGuard(),
     "guarded, width 8 s / 20 s only": DecodeGuard(min_width_ratio=0.0),
+    "guarded, 8 s, 3x from 0 s (before 2026-12-01)": DecodeGuard(min_s=8.0, ratio_from_s=0.0),
 }
 
 DEFAULT = "guarded (default)"  # what providers/whisper_decode.py ships
@@ -70,6 +73,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--show", action="store_true", help="print every wrong hypothesis")
     ap.add_argument("--batch-only", action="store_true", help="only batched vs one at a time")
+    ap.add_argument("--decodes", default="", help="names of DECODES to run, separated by ;")
     args = ap.parse_args()
 
     from providers.configs import FasterWhisperConfig
@@ -83,6 +87,8 @@ def main() -> None:
           f"built in {time.perf_counter() - t0:.1f} s")
     names = ["all"] + [b[2] for b in BUCKETS]
     decodes = {DEFAULT: DECODES[DEFAULT]} if args.batch_only else DECODES
+    if args.decodes:
+        decodes = {name: DECODES[name] for name in args.decodes.split(";")}
     decoders = {label: WhisperDecoder(model, guard=guard) for label, guard in decodes.items()}
     for decoder in decoders.values():
         decoder.decode([utterances[0].audio], "en")  # warm

@@ -8,9 +8,9 @@ shorter features; decoding those is 4-5x faster with the same words on full sent
 Unpadded, Whisper never sees the silence after the speech that ended every training window,
 and short clips loop ("Billing, Billing, Billing…"). Measured on the word-error set
 (`bench/stt_wer.py`, `bench/results/stt_wer.md`), more trailing padding helps: the fast path
-pads to a minimum width (8 s, 20 s for clips under 2 s, which otherwise mishear one-word
-answers; and at least 3x the clip's length, long clips lost words otherwise) with 0.3 s of
-silence before the speech and 1 s after it, bounds the tokens by the
+pads to a minimum width (6 s, 20 s for clips under 2 s, which otherwise mishear one-word
+answers; and from 4 s on at least 3x the clip's length, long clips lost words otherwise) with
+0.3 s of silence before the speech and 1 s after it, bounds the tokens by the
 audio's duration, and a check (a loop: an n-gram or the zlib compression ratio; too few words
 for a long clip) sends a clip back to the padded decode.
 
@@ -40,9 +40,10 @@ Path = Literal["fast", "padded", "fallback"]
 class DecodeGuard:
     """When the fast path may be trusted. Defaults are the ones the word-error set chose."""
 
-    min_s: float = 8.0  # pad shorter clips' features to this length
+    min_s: float = 6.0  # pad shorter clips' features to this length
     tail_s: float = 1.0  # and always this much silence after the speech
     min_width_ratio: float = 3.0  # and to 3x the clip's length (a 5 s clip to 15 s)
+    ratio_from_s: float = 4.0  # ... for clips at least this long (the ratio's WER gain was there)
     lead_s: float = 0.3  # silence before the speech: a clip cut at its first word lost it
     short_s: float = 2.0  # clips shorter than this loop more and mishear more: pad them
     short_min_s: float = 20.0  # further (2/3 of the 30 s window's encoder time)
@@ -187,8 +188,10 @@ class WhisperDecoder:
             width = WINDOW_FRAMES
         else:
             longest = max(f.shape[1] for f in feats)
+            ratio = guard.min_width_ratio if max(a.size for a in audios) >= \
+                guard.ratio_from_s * SAMPLE_RATE else 0.0
             width = max(longest + int(guard.tail_s * FRAMES_PER_S),
-                        int(min_s * FRAMES_PER_S), int(longest * guard.min_width_ratio))
+                        int(min_s * FRAMES_PER_S), int(longest * ratio))
             width = min(width, WINDOW_FRAMES)
         # Zero is what faster-whisper's own `pad_or_trim` pads the features with.
         batch = np.zeros((len(feats), feats[0].shape[0], width), dtype=np.float32)
