@@ -4,6 +4,7 @@
     .venv/bin/python bench/voice.py --concurrency 8 --api http://127.0.0.1:8000 --token T
     .venv/bin/python bench/voice.py --concurrency 8 --calls-per-process 2  # 2 calls an actor
     .venv/bin/python bench/voice.py --in-a-row 50    # 50 calls one after another: PSS per call
+    .venv/bin/python bench/voice.py --concurrency 1 --line "Billing."  # a one-word answer
     .venv/bin/python bench/voice.py                 # in-process: everything (≈10 min on 2 cores)
     .venv/bin/python bench/voice.py --turns 24 --skip-ray
     .venv/bin/python bench/voice.py serve           # a server for peers/pipecat/client.py;
@@ -617,7 +618,7 @@ async def run(args: argparse.Namespace) -> None:
 async def run_live(args: argparse.Namespace) -> dict[str, Any]:
     """`--concurrency` / `--in-a-row`: against `aico up` (started here) or `--api`."""
     work = Path(tempfile.mkdtemp(prefix="aico-voice-live-"))
-    caller = read_wav16k(espeak_wav(work / "question.wav", CALLER_LINE))
+    caller = read_wav16k(espeak_wav(work / "question.wav", args.line))
     up: AicoUp | None = None
     results: dict[str, Any] = {"load_before": os.getloadavg()}
     if not args.api:
@@ -686,6 +687,8 @@ def main() -> None:
                     help="callers at once against `aico up` (or --api)")
     ap.add_argument("--turns-per-caller", type=int, default=3)
     ap.add_argument("--in-a-row", type=int, default=0, help="calls one after another")
+    ap.add_argument("--line", default=CALLER_LINE,
+                    help=f"what the callers say (--concurrency), e.g. {ONE_WORD_LINE!r}")
     ap.add_argument("--pool-size", type=int, default=0, help="AICO_VOICE_POOL_SIZE for aico up")
     ap.add_argument("--calls-per-process", type=int, default=0,
                     help="AICO_VOICE_CALLS_PER_PROCESS for aico up (calls one actor carries)")
