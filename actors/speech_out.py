@@ -2,11 +2,11 @@
 
 Text is cut into sentences; each sentence goes to the TTS as soon as it is complete, and the
 next is synthesized while the current one plays. The opening of an LLM reply does not wait for
-its sentence to end: its first clause (a comma, semicolon, colon or dash after a few words, else the words before
-a word that starts a new phrase, else `clause_max_words` words) is spoken while the LLM writes
-the rest. Frames leave in real time
-with a small lead (`lead_s`), so a barge-in silences the caller's speaker within that lead plus
-one frame: the client drops what it buffered on `interrupted`.
+its sentence to end: its first clause (a comma, semicolon, colon or dash after a few words,
+else the words before a word that starts a new phrase, else `clause_max_words` words) is
+spoken while the LLM writes the rest. Frames leave in real time with a small lead (`lead_s`),
+so a barge-in silences the caller's speaker within that lead plus one frame: the client drops
+what it buffered on `interrupted`.
 
 Every sentence remembers how much of its audio has been played, so `interrupt()` can say what
 the caller actually heard. The greeting (the flow's `say` texts before the agent first falls
