@@ -42,7 +42,7 @@ class STTDeployment:
         batched.set_batch_wait_timeout_s(BATCH_WAIT_S if self._in_flight else 0.0)
         self._in_flight += 1
         try:
-            return await self._recognize_batched((pcm16, sample_rate, language))
+            return await batched((pcm16, sample_rate, language))
         finally:
             self._in_flight -= 1
 
