@@ -6,12 +6,14 @@
 
 * `RayVoiceHost` (the API on Ray Serve): the pipeline runs in a slot of a `VoiceSession`
   actor taken from a pre-warmed pool (an actor carries up to `voice.calls_per_process` calls,
-  each addressed by its session id). Caller frames go to the actor as method calls, one in
-  flight at a time (frames that arrive meanwhile go together in the next); agent audio and
-  events come back on one streaming-generator call, the frames of one batch joined into one
-  message. If the actor dies mid-call, Ray restarts it (`max_restarts`) and each of its calls
-  reattaches on its own: the new pipeline rehydrates from PostgreSQL and the caller gets a
-  `resumed` event.
+  each addressed by its session id). Caller frames and agent audio and events travel on the
+  call's media link (actors.media_link: a TCP connection to the actor, a socket write per
+  frame instead of a Ray call). Without a link (an actor that has none, or one the replica
+  cannot reach), caller frames go to the actor as method calls, one in flight at a time (frames
+  that arrive meanwhile go together in the next), and agent audio and events come back on one
+  streaming-generator call, the frames of one batch joined into one message. If the actor dies
+  mid-call, Ray restarts it (`max_restarts`) and each of its calls reattaches on its own: the
+  new pipeline rehydrates from PostgreSQL and the caller gets a `resumed` event.
 * `LocalVoiceHost` (no Ray: a laptop, unit tests): the same pipeline on the API's event loop.
 """
 
@@ -28,11 +30,12 @@ from uuid import UUID
 import asyncpg
 
 from actors.call_metrics import observing
+from actors.media_link import MediaLink, MediaLinkError
 from actors.outbox import items_until
 from actors.pipeline import VoicePipeline
 from actors.pool import VoiceActorPool
 from aico import metrics
-from aico.settings import Settings
+from aico.settings import Settings, get_settings
 
 log = logging.getLogger("aico.actors.host")
 
@@ -136,14 +139,37 @@ class RayCall:
         self._unsent = bytearray()  # caller audio not yet pushed to the actor
         self._unsent_ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self.link: MediaLink | None = None  # None: audio and events go as Ray calls
         # Opened by a caller who reconnected to the actor still carrying their call: the new
         # connection is sent its actor's `ready` (run_call passes on only a first, non-resumed
         # one), then `resumed`.
         self.reconnected = False
 
+    async def open_link(self) -> None:
+        """The call's media link to its actor (after each attach: a restarted actor listens on
+        a new port). Without one the call carries on over Ray calls."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        address_of = getattr(self.actor, "media_address", None)
+        if address_of is None:
+            return  # an actor without links
+        address = await address_of.remote()
+        if not address:
+            return
+        try:
+            self.link = await MediaLink.open((str(address[0]), int(address[1])),
+                                             self.session_id, self.host.settings)
+        except MediaLinkError as err:
+            log.warning("call %s: no media link (%s); its audio goes as Ray calls",
+                        self.session_id, err)
+
     def push_audio(self, pcm16: bytes) -> None:
         if not self._attached.is_set() or self._ended:
             return  # that audio is lost while the actor restarts
+        if self.link is not None:
+            self.link.send_audio(pcm16)
+            return
         self._unsent.extend(pcm16)
         if len(self._unsent) > MAX_UNSENT_BYTES:  # a stuck actor: keep the newest audio
             del self._unsent[:len(self._unsent) - MAX_UNSENT_BYTES]
@@ -191,40 +217,52 @@ class RayCall:
         self._stop_sending()
         with contextlib.suppress(Exception):
             await self.actor.hang_up.remote(self.session_id, reason)
+        self._close_link()
         await self.host.release(self)
+
+    def _close_link(self) -> None:
+        if self.link is not None:
+            self.link.close()
 
     async def outbound(self) -> AsyncIterator[bytes | dict[str, Any]]:
         import ray
 
         while not self._ended:
             try:
-                stream = self.actor.outbound.options(num_returns="streaming").remote(
-                    self.session_id)
-                async for ref in stream:
-                    for item in joined_audio(await ref):
-                        if self.reconnected and isinstance(item, dict) \
-                                and item.get("type") == "ready":
-                            self.reconnected = False
-                            yield {**item, "resumed": False}
-                            yield {"type": "resumed"}
-                            continue
-                        if isinstance(item, dict) and item.get("type") == "end":
-                            yield item
-                            self._ended = True
-                            self._stop_sending()
-                            await self.host.release(self)
-                            return
+                items = self.link.items() if self.link is not None else self._ray_items()
+                async for item in items:
+                    if self.reconnected and isinstance(item, dict) \
+                            and item.get("type") == "ready":
+                        self.reconnected = False
+                        yield {**item, "resumed": False}
+                        yield {"type": "resumed"}
+                        continue
+                    if isinstance(item, dict) and item.get("type") == "end":
                         yield item
+                        self._ended = True
+                        self._stop_sending()
+                        self._close_link()
+                        await self.host.release(self)
+                        return
+                    yield item
                 return
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as err:
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+                    ConnectionError, MediaLinkError) as err:
                 if self._ended:
                     return
                 log.warning("voice actor for %s died (%s); reattaching", self.session_id,
                             type(err).__name__)
                 self._attached.clear()
                 await self._reattach()
+                await self.open_link()
                 self._attached.set()
                 yield {"type": "resumed"}
+
+    async def _ray_items(self) -> AsyncIterator[bytes | dict[str, Any]]:
+        stream = self.actor.outbound.options(num_returns="streaming").remote(self.session_id)
+        async for ref in stream:
+            for item in joined_audio(await ref):
+                yield item
 
     async def _reattach(self) -> None:
         """The same actor once Ray has restarted it; or, when it is gone for good (its node
@@ -266,8 +304,10 @@ class RayCall:
 
 
 class RayVoiceHost:
-    def __init__(self, actor_pool: Any, *, reattach_timeout_s: float = 60.0) -> None:
+    def __init__(self, actor_pool: Any, *, reattach_timeout_s: float = 60.0,
+                 settings: Settings | None = None) -> None:
         self.actor_pool = actor_pool
+        self.settings = settings or get_settings()  # its signing key opens media links
         self.reattach_timeout_s = reattach_timeout_s
         self.calls: dict[str, RayCall] = {}  # live calls of this replica, by session id
 
@@ -284,6 +324,7 @@ class RayVoiceHost:
         await actor.attach.remote(str(session_id), sample_rate, resume, ago)
         call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
         call.reconnected = resume
+        await call.open_link()
         return call
 
     async def release(self, call: RayCall) -> None:

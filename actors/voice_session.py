@@ -12,6 +12,11 @@ crash of the process drops all of them at once. It holds nothing PostgreSQL does
 mid-call, Ray restarts it (`max_restarts`) empty, each call's transport calls `warm` and
 `attach(session_id, ..., resume=True)` again on its own, and each new pipeline carries on from
 its session's last committed step.
+
+A call's audio and events travel on its media link (actors.media_link: one TCP connection from
+the replica that carries the call, opened after `attach`, served by the actor's `MediaServer`);
+`push_audio` / `outbound` carry them as Ray calls for a replica that has no link. One reader
+takes a call's outbox at a time: a newer one (a reconnect) ends the older one's stream.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ class CallState:
     """One call carried by the actor."""
 
     pipeline: Any
-    outbox: asyncio.Queue[Any]
+    outbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    # Set when another reader (link or Ray stream) took the outbox from the current one.
+    reader_over: asyncio.Event = field(default_factory=asyncio.Event)
     # A call's transport sends audio all the time: a long silence means it is gone.
     last_audio: float = field(default_factory=time.monotonic)
     live: bool = False  # counted in aico_live_calls
@@ -55,6 +62,7 @@ class VoiceSession:
         self._warm: asyncio.Task[None] | None = None
         self.calls = 0
         self.node = ""
+        self._media: Any = None  # actors.media_link.MediaServer, started by the warm-up
 
     async def warm(self) -> int:
         """Ready to take a call at once. Returns the worker's pid."""
@@ -84,6 +92,9 @@ class VoiceSession:
         calls = settings.voice.calls_per_process
         self._pool = await create_app_pool(settings, min_size=1, max_size=3 + calls)
         await warm_default_providers(llm=True)
+        from actors.media_link import MediaServer
+
+        self._media = await MediaServer.start(ray.util.get_node_ip_address(), self._link_for)
         # The call's modules too: imported on the first `attach` they held a fresh actor's
         # first call ≈0.9 s (1.1-1.5 s on a busy machine) between acquire and its pipeline.
         import actors.pipeline  # noqa: F401 - loaded now, while no call waits
@@ -100,13 +111,13 @@ class VoiceSession:
         previous = self._calls.pop(session_id, None)
         if previous is not None:
             await previous.pipeline.detach()
-        outbox: asyncio.Queue[Any] = asyncio.Queue()
         settings = get_settings()
-        send = observing(outbox.put_nowait, session_id=session_id, node=self.node,
-                         settings=settings)
-        pipeline = VoicePipeline(pool=self._pool, settings=settings, session_id=session_id,
-                                 send=send)
-        call = self._calls[session_id] = CallState(pipeline=pipeline, outbox=outbox)
+        call = CallState(pipeline=None)
+        send = observing(lambda item: call.outbox.put_nowait(item), session_id=session_id,
+                         node=self.node, settings=settings)
+        pipeline = call.pipeline = VoicePipeline(pool=self._pool, settings=settings,
+                                                 session_id=session_id, send=send)
+        self._calls[session_id] = call
         if previous is not None and previous.live:
             call.live = True  # the same live call, counted once
         self.calls += 1
@@ -132,13 +143,49 @@ class VoiceSession:
             await call.pipeline.hang_up(reason)
 
     async def outbound(self, session_id: str) -> AsyncIterator[list[Any]]:
-        """Batches of what the call sends, until it ends."""
+        """Batches of what the call sends, until it ends (for a replica without a link)."""
         call = self._calls.get(session_id)
         if call is None:
             return
+        async for batch in self._batches(call):
+            yield batch
+
+    def media_address(self) -> list[Any] | None:
+        """[host, port] of this process's media links (None before the warm-up)."""
+        return list(self._media.address) if self._media is not None else None
+
+    def _link_for(self, session_id: str, token: str) -> Any:
+        """How a link that said hello for `session_id` is served: None unless this process
+        carries that call and the token is the session's."""
+        from actors.media_link import serve_link, verify_media_token
+        from aico.settings import get_settings
+
+        call = self._calls.get(session_id)
+        if call is None or not verify_media_token(get_settings(), session_id, token):
+            return None
+
+        def on_audio(pcm16: bytes) -> None:
+            call.last_audio = time.monotonic()
+            call.pipeline.push_audio(pcm16)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await serve_link(reader, writer, on_audio=on_audio, outbound=self._batches(call))
+
+        return serve
+
+    async def _batches(self, call: CallState) -> AsyncIterator[list[Any]]:
+        """The call's outbox, taken over from its previous reader (what that reader had not
+        read moves along), until the call ends or a newer reader takes it."""
         from actors.outbox import items_until
 
-        async for batch in items_until(call.outbox, call.pipeline.ended.wait()):
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        while not call.outbox.empty():
+            queue.put_nowait(call.outbox.get_nowait())
+        previous = call.reader_over
+        call.outbox, call.reader_over = queue, asyncio.Event()
+        previous.set()
+        async for batch in items_until(queue, _either(call.pipeline.ended.wait(),
+                                                      call.reader_over.wait())):
             yield batch
 
     async def reset(self, session_id: str) -> int:
@@ -196,3 +243,13 @@ class VoiceSession:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+async def _either(*waits: Any) -> None:
+    """Until the first of `waits` completes (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,12 +1,12 @@
 """Signing: HMAC-SHA256 under `AICO_SIGNING_KEY`, with key ids and one subkey per purpose.
 
-What AICO signs — voice tokens, the http node's callback URLs, outbound webhooks — is signed here
-and nowhere else, with a key apart from the one that encrypts secrets at rest. The key setting
-holds one url-safe base64 key (at least 32 bytes) or several as `id1:key1,id2:key2`: the first
-signs, every one verifies, so a key can be rotated without downtime (add the new key in front,
-wait out the old signatures' lifetime, drop the old key). A signature carries its key id
-(`<kid>.<hex>`). Each purpose signs with its own subkey (HMAC of the purpose under the key),
-so a signature made for one purpose never verifies for another.
+What AICO signs — voice tokens, calls' media links, the http node's callback URLs, outbound
+webhooks — is signed here and nowhere else, with a key apart from the one that encrypts secrets
+at rest. The key setting holds one url-safe base64 key (at least 32 bytes) or several as
+`id1:key1,id2:key2`: the first signs, every one verifies, so a key can be rotated without
+downtime (add the new key in front, wait out the old signatures' lifetime, drop the old key). A
+signature carries its key id (`<kid>.<hex>`). Each purpose signs with its own subkey (HMAC of
+the purpose under the key), so a signature made for one purpose never verifies for another.
 
 With no key set (embedded mode) one is generated once into `$AICO_HOME/signing-key` (mode 0600).
 With Ray workers on other nodes every process must share the key: `require_cluster_keys` is the
@@ -27,7 +27,7 @@ from aico import private_files
 from aico.errors import AicoError
 from aico.settings import Settings
 
-Purpose = Literal["voice-token", "callback-url", "webhook"]
+Purpose = Literal["voice-token", "voice-media", "callback-url", "webhook"]
 KEY_FILE = "signing-key"
 MIN_KEY_BYTES = 32
 _KID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")

@@ -96,7 +96,7 @@ class LlamaCppConfig(ProviderConfig):
     n_ctx: int = Field(4096, ge=256)
     n_gpu_layers: int = Field(-1, description="-1 = all layers on GPU when one is present")
     n_threads: int = Field(0, ge=0, description="0 = half the CPUs (at least 1)")
-    n_parallel: int = Field(4, ge=1, description="concurrent sequences (server slots)")
+    n_parallel: int = Field(8, ge=1, description="concurrent sequences (server slots)")
     cache_ram_mib: int = Field(256, ge=0, description="host memory for idle slots' cached "
                                "prompts (llama.cpp's prompt cache); 0 = off")
     temperature: float = Field(0.7, ge=0, le=2)

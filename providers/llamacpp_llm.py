@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ class LlamaCppLLM(ChatLLM):
         self.config = config
         self._server = model
         self.prompt_cache = PromptCacheTotals()
+        # A streaming request holds a thread until its last token: one per slot, and as many
+        # again waiting in llama.cpp's own queue (not in the event loop's default executor of
+        # cpu_count + 4 threads, shared with everything else in the process).
+        self._threads = ThreadPoolExecutor(max_workers=2 * config.n_parallel + 2,
+                                           thread_name_prefix="llamacpp")
 
     @staticmethod
     def load_model(config: LlamaCppConfig) -> Any:
@@ -135,7 +141,7 @@ class LlamaCppLLM(ChatLLM):
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        worker = loop.run_in_executor(None, run)
+        worker = loop.run_in_executor(self._threads, run)
         decoder = ChunkDecoder()
         try:
             while (item := await queue.get()) is not _DONE:

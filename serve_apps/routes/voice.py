@@ -141,7 +141,7 @@ async def voice_host(state: ApiState) -> VoiceHost:
 
             actors = CallPlacement(state.settings.voice)  # per-node supervisors own the calls
             actors.fill()
-            host = RayVoiceHost(actors)
+            host = RayVoiceHost(actors, settings=state.settings)
         else:
             host = LocalVoiceHost(await state.pool(), state.settings, open_llm=state.llm_opener)
         state.voice_host = host

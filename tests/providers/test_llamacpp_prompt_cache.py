@@ -41,4 +41,4 @@ async def test_the_server_runs_parallel_slots(smollm):
     async with httpx.AsyncClient(timeout=30) as client:
         r = await client.get(f"{smollm.listening_address}/slots")
     assert r.status_code == 200, r.text
-    assert len(r.json()) == smollm.config.n_parallel == 4
+    assert len(r.json()) == smollm.config.n_parallel == 8

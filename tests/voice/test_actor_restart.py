@@ -40,7 +40,8 @@ async def calls_on_actors(voice_server: Any, actors: PinnedModelsPool
     await actors.wait_warm(timeout_s=300)
     state = voice_server.app.state.aico
     local_host = state.voice_host
-    host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300)
+    host = state.voice_host = RayVoiceHost(actors, reattach_timeout_s=300,
+                                           settings=state.settings)
     try:
         yield host, actors
     finally:
@@ -59,12 +60,16 @@ async def ray_host(ray_cluster, voice_server) -> AsyncIterator[tuple[RayVoiceHos
 async def kill_and_wait_resumed(call: CallClient, host: RayVoiceHost, session_id: Any) -> float:
     import ray
 
-    actor = host.calls[str(session_id)].actor
+    carried = host.calls[str(session_id)]
+    actor, link = carried.actor, carried.link
+    assert link is not None  # the call's audio travels on its media link
     pid = await actor.warm.remote()
     ray.kill(actor, no_restart=False)
     killed = time.monotonic()
     await call.wait_event("resumed", after=killed, timeout=300)
     assert await actor.warm.remote() != pid  # a new worker process
+    # ... and on a new link to the restarted process (the old one died with it).
+    assert carried.link is not None and carried.link is not link
     return killed
 
 

@@ -65,6 +65,9 @@ async def test_two_calls_share_one_process_and_each_is_answered_on_its_own(
             assert sorted(await actor.live_calls.remote()) == sorted([str(first_id),
                                                                       str(second_id)])
             assert actors.stats == {"warm": 2, "cold": 0, "retired": 0}
+            # Each call's audio and events travel on its own media link, not Ray calls.
+            links = [host.calls[str(sid)].link for sid in (first_id, second_id)]
+            assert all(link is not None for link in links) and links[0] is not links[1]
 
             # Both ask at once; each hears the answer to its own question.
             asked_hours, asked_order = await asyncio.gather(ask(first, hours),
