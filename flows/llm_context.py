@@ -33,8 +33,12 @@ def append_history(history: list[dict[str, str]], role: str, text: str) -> list[
 
 def llm_messages(node: LLMNode, *, variables: dict[str, Any], history: list[dict[str, str]],
                  channel: str) -> list[dict[str, str]]:
+    # The channel's hint first: every flow's prompt on a channel starts with the same tokens,
+    # which a self-hosted model keeps read in each of its slots (serve_apps.models.llm), so a
+    # turn reads only its flow's instructions and the conversation. The node's own
+    # instructions come after it, the more specific last.
     system = "\n\n".join(
-        part for part in (render(node.instructions, variables), CHANNEL_HINTS.get(channel, ""))
+        part for part in (CHANNEL_HINTS.get(channel, ""), render(node.instructions, variables))
         if part
     )
     messages = [{"role": "system", "content": system}]

@@ -106,6 +106,20 @@ class LlamaCppLLM(ChatLLM):
         self._server.handle_chat_completions(
             {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
 
+    def warm_slots(self, systems: list[str]) -> int:
+        """Read each system message into every slot (blocking; one token generated per slot,
+        each request pinned to its slot with llama.cpp's `id_slot`, and each with a user turn
+        of its own: llama.cpp keeps one copy of a prompt it sees twice, and then only one or two
+        of eight turns at once found the prefix). A prompt that starts with one of them then
+        reads only what follows it, in whichever slot it gets. Returns the requests made."""
+        bodies = [{"messages": [{"role": "system", "content": system},
+                                {"role": "user", "content": f"Hello, {slot}."}],
+                   "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
+                  for system in systems for slot in range(self.config.n_parallel)]
+        with ThreadPoolExecutor(max_workers=self.config.n_parallel) as pool:
+            list(pool.map(self._server.handle_chat_completions, bodies))
+        return len(bodies)
+
     def _count_prompt(self, timings: dict[str, Any]) -> None:
         cached, read = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
         self.prompt_cache.prompt_tokens += cached + read

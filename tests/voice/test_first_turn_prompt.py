@@ -15,6 +15,7 @@ from typing import Any
 
 from voice_api import publish_flow
 
+from flows.llm_context import CHANNEL_HINTS
 from serve_apps.greetings import WARM_USER_TEXT, first_turn_prompts
 
 GREETING = "Hello, this is the corner bakery. What would you like to know?"
@@ -50,7 +51,8 @@ async def test_a_published_flows_first_turn_prompt_is_read_before_any_call(api, 
     # The first caller's question: the prompt a call sends, with the caller's words.
     [prompt] = first_turn_prompts(document)
     assert [m["role"] for m in prompt] == ["system", "assistant", "user"]
-    assert prompt[0]["content"].startswith(instructions) and prompt[1]["content"] == GREETING
+    assert prompt[0]["content"].startswith(CHANNEL_HINTS["voice"])  # every voice prompt's start
+    assert prompt[0]["content"].endswith(instructions) and prompt[1]["content"] == GREETING
     assert prompt[2]["content"] == WARM_USER_TEXT
     question = [*prompt[:2], {"role": "user", "content": "When do you open tomorrow?"}]
     start = await llm.prompt_cache_stats.remote()
@@ -61,3 +63,39 @@ async def test_a_published_flows_first_turn_prompt_is_read_before_any_call(api, 
     cached = end["cached_tokens"] - start["cached_tokens"]
     assert read > 150  # the instructions are long ...
     assert cached >= read - 30, (read, cached)  # ... and only the caller's words were new
+
+
+async def test_every_slot_has_read_the_voice_hint_that_every_voice_prompt_starts_with(
+        models_on_serve):
+    """Callers of a flow nobody has called yet (not even published), asking at once, one per
+    llama.cpp slot: each turn's prompt begins with the voice channel's hint, which the LLM
+    deployment read into every slot when it started, so each reads only its flow's
+    instructions and its question."""
+    from ray import serve
+
+    from flows.document import LLMNode
+    from flows.llm_context import llm_messages
+
+    llm = serve.get_deployment_handle("llm", app_name="models")
+    deadline = time.monotonic() + 120
+    while not await llm.slots_warmed.remote():
+        assert time.monotonic() < deadline, "the slots were never warmed"
+        await asyncio.sleep(0.2)
+    node = LLMNode.model_validate({
+        "id": "answer", "type": "llm", "history": False,
+        "instructions": f"You answer for the flower shop number {secrets.token_hex(6)}."})
+    hint_tokens = 60  # the hint is ≈ 70 tokens of SmolLM2's vocabulary
+
+    async def ask(i: int) -> None:
+        question = llm_messages(node, variables={}, channel="voice", history=[
+            {"role": "user", "content": f"Are the tulips fresh today, {i}?"}])
+        async for _ in llm.options(stream=True).chat.remote(question, max_tokens=1):
+            pass
+
+    start = await llm.prompt_cache_stats.remote()
+    await asyncio.gather(*(ask(i) for i in range(8)))  # LlamaCppConfig.n_parallel slots
+    end = await llm.prompt_cache_stats.remote()
+    read = end["prompt_tokens"] - start["prompt_tokens"]
+    cached = end["cached_tokens"] - start["cached_tokens"]
+    assert read > 8 * (hint_tokens + 20)  # the hint, the instructions and the question, 8 times
+    assert cached >= 8 * hint_tokens, (read, cached)  # the hint came from the cache every time
