@@ -30,7 +30,7 @@ from uuid import UUID
 import asyncpg
 
 from actors.call_metrics import observing
-from actors.media_link import MediaLink, MediaLinkError
+from actors.media_link import MediaLink, MediaLinkError, joined_audio
 from actors.outbox import items_until
 from actors.pipeline import VoicePipeline
 from actors.pool import VoiceActorPool
@@ -111,18 +111,6 @@ class LocalVoiceHost:
             call._not_live()
             raise
         return call
-
-
-def joined_audio(batch: list[Any]) -> list[Any]:
-    """A batch from the actor with each run of consecutive audio frames joined into one:
-    frames that reached the replica together leave it as one message, with no added wait."""
-    out: list[Any] = []
-    for item in batch:
-        if isinstance(item, bytes) and out and isinstance(out[-1], bytes):
-            out[-1] += item
-        else:
-            out.append(item)
-    return out
 
 
 class RayCall:

@@ -142,7 +142,7 @@ async def serve_link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
     async def send() -> None:
         async for batch in outbound:
-            writer.write(b"".join(encode_item(item) for item in _joined(batch)))
+            writer.write(b"".join(encode_item(item) for item in joined_audio(batch)))
             await writer.drain()
         writer.write(encode(OVER, b""))
         await writer.drain()
@@ -164,7 +164,9 @@ async def serve_link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             await asyncio.gather(reading, sending, return_exceptions=True)
 
 
-def _joined(batch: list[Any]) -> list[Any]:
+def joined_audio(batch: list[Any]) -> list[Any]:
+    """A batch with each run of consecutive audio frames joined into one: frames that were
+    ready together leave as one message, with no added wait."""
     out: list[Any] = []
     for item in batch:
         if isinstance(item, bytes) and out and isinstance(out[-1], bytes):
