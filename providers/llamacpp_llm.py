@@ -116,8 +116,7 @@ class LlamaCppLLM(ChatLLM):
                                 {"role": "user", "content": f"Hello, {slot}."}],
                    "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
                   for system in systems for slot in range(self.config.n_parallel)]
-        with ThreadPoolExecutor(max_workers=self.config.n_parallel) as pool:
-            list(pool.map(self._server.handle_chat_completions, bodies))
+        list(self._threads.map(self._server.handle_chat_completions, bodies))
         return len(bodies)
 
     def _count_prompt(self, timings: dict[str, Any]) -> None:
