@@ -5,6 +5,7 @@ endpoint on loopback lists them)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import httpx
@@ -42,3 +43,35 @@ async def test_the_server_runs_parallel_slots(smollm):
         r = await client.get(f"{smollm.listening_address}/slots")
     assert r.status_code == 200, r.text
     assert len(r.json()) == smollm.config.n_parallel == 8
+
+
+async def test_a_short_unrelated_request_does_not_push_a_calls_prompt_out(smollm):
+    """Between two calls of a flow, a voice actor's start-up ping ("Hi", no system message)
+    reaches the same model. It shares only the chat template's first tokens with the flow's
+    prompt; it must not take the slot that holds that prompt (nor the idle slots be moved out
+    of the KV cache), so the flow's next call reads only its question again."""
+    hint = (f"Channel {secrets.token_hex(4)}: you are speaking on a live voice call. Reply in"
+            " short, plain, speakable sentences. No markdown, lists, emoji or URLs.")
+    system = [ChatMessage(role="system",
+                          content=f"{hint}\n\nYou are a phone agent. Answer in one short sentence.")]
+    question = "Could you tell me what time the bakery opens tomorrow morning?"
+
+    async def ask(messages: list[ChatMessage], max_tokens: int) -> int:
+        """The prompt tokens llama.cpp read (not found in its cache)."""
+        before = (smollm.prompt_cache.prompt_tokens, smollm.prompt_cache.cached_tokens)
+        async for _ in smollm.chat(messages, max_tokens=max_tokens, temperature=0.7):
+            pass
+        return ((smollm.prompt_cache.prompt_tokens - before[0])
+                - (smollm.prompt_cache.cached_tokens - before[1]))
+
+    # As the LLM deployment starts and a flow is published: every slot holds the channel's
+    # hint, one the flow's prompt.
+    await asyncio.to_thread(smollm.warm_slots, [hint])
+    await ask([*system, ChatMessage(role="user", content="Hello.")], 1)
+    read = []
+    for _ in range(10):  # a call: the new actor's ping, then the caller's question
+        await ask([ChatMessage(role="user", content="Hi")], 2)
+        read.append(await ask([*system, ChatMessage(role="user", content=question)], 64))
+    # After the first call each reads at most its last token or two (llama.cpp always
+    # evaluates one).
+    assert max(read[1:]) <= 2, read
