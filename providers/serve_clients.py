@@ -43,6 +43,15 @@ REPLICA_RETRIES = 1
 _tts_sample_rates: dict[tuple[Any, ...], int] = {}
 
 
+async def warm_route(handle: Any) -> None:
+    """Send one request through `handle` that costs its replica no model work (its
+    `model_key`): a new process's first request sets up Serve's routing to the deployment.
+    The replica warmed its model itself when it started; a decode here would spend the CPU of
+    the calls that are live while a pool refills (Whisper on half a second of silence:
+    ≈300 ms of CPU, once for each new voice actor)."""
+    await handle.model_key.remote()
+
+
 def replica_lost(err: BaseException) -> bool:
     """Whether `err` says the replica (its actor, worker or node) went away mid-request, as
     opposed to the model failing: only then is the request worth sending to another replica."""
@@ -103,6 +112,9 @@ class ServeSTT(STT):
         return await _asked(lambda: self._handle.recognize.remote(pcm16, sample_rate, language),
                             self.kind, "recognize")
 
+    async def warm_route(self) -> None:
+        await warm_route(self._handle)
+
 
 class ServeTTS(TTS):
     def __init__(self, cls: type[TTS], config: Any, handle: Any, *, sample_rate: int) -> None:
@@ -111,6 +123,9 @@ class ServeTTS(TTS):
         self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
+
+    async def warm_route(self) -> None:
+        await warm_route(self._handle)
 
     async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
         delivered = 0  # bytes of audio already yielded: a resumed synthesis skips them
@@ -153,6 +168,9 @@ class ServeChatLLM(ChatLLM):
         self.capabilities = cls.capabilities  # type: ignore[misc]  # likewise
         self.config = config
         self._handle = handle
+
+    async def warm_route(self) -> None:
+        await warm_route(self._handle)
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
                          response_format: dict | None, temperature: float | None,

@@ -28,3 +28,25 @@ async def test_a_call_with_the_models_on_serve(api, voice_server, voices, models
     assert transcript(record) == [("assistant", GREETING), ("user", heard[0]),
                                   ("assistant", HOURS)]
     assert record["metrics"]["usage"]["stt"]["requests"] >= 1
+
+
+async def test_a_new_call_process_warms_its_routes_without_model_work(models_on_serve):
+    """A voice actor warms its providers before its first call; with the models on Serve that
+    means the routes to the deployments, not a decode or a synthesis (a pool refilling while
+    eight calls are live spent ≈300 ms of Whisper CPU per new actor on half a second of
+    silence). The deployments' own counters say what they did."""
+    from ray import serve
+
+    from actors.call_providers import warm_default_providers
+    from providers.serve_clients import ServeSTT, ServeTTS
+
+    stt = serve.get_deployment_handle("stt", app_name="models")
+    tts = serve.get_deployment_handle("tts", app_name="models")
+    decoded = (await stt.batch_stats.remote())["requests"]
+    synthesized = (await tts.greeting_stats.remote())["synthesized"]
+
+    stt_client, tts_client = await warm_default_providers(llm=True)
+
+    assert isinstance(stt_client, ServeSTT) and isinstance(tts_client, ServeTTS)
+    assert (await stt.batch_stats.remote())["requests"] == decoded
+    assert (await tts.greeting_stats.remote())["synthesized"] == synthesized
