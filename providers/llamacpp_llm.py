@@ -93,8 +93,8 @@ class LlamaCppLLM(ChatLLM):
         params.cache_prompt = True  # a turn reuses its call's cached prefix
         params.cache_ram_mib = config.cache_ram_mib  # llama.cpp's default is 8 GiB
         # A slot keeps its prompt while idle (llama.cpp's default moves every idle slot into
-        # the host-memory cache at each new request, and a turn then got its call's prefix
-        # back in 2 of 6 tries), and a request takes a slot only if it shares at least half of
+        # the host-memory cache at each new request, and a call's next turn got its prefix back
+        # in 1 to 4 of 6 tries), and a request takes a slot only if it shares at least half of
         # its prompt with it (default 0.1: a 31-token "Hi" shares the chat template's first
         # 5 tokens with anything and displaced a call's prompt; it now takes the least recently
         # used slot).
