@@ -18,26 +18,13 @@ async def warm_default_providers(*, llm: bool = False) -> tuple[STT, TTS]:
     configs = default_configs()
     stt = await runtime.open_stt(configs["stt"], secrets={})
     tts = await runtime.open_tts(configs["tts"], secrets={})
-    # A model served by a deployment only needs the route to it set up (serve_clients);
-    # one loaded here is exercised once.
-    if hasattr(stt, "warm_route"):
-        await stt.warm_route()
-    else:
-        await stt.recognize(b"\0\0" * 8000, sample_rate=16000)
-    if hasattr(tts, "warm_route"):
-        await tts.warm_route()
-    else:
-        async for _ in tts.synthesize("Hello."):
-            pass
+    # A model loaded here is exercised once; one served by a deployment only has the route
+    # to it set up (providers.serve_clients.warm_route).
+    await stt.warm()
+    await tts.warm()
     if llm:
-        from providers.llm import ChatMessage
-
         model = await runtime.open_llm(configs["llm"], secrets={})
-        if hasattr(model, "warm_route"):
-            await model.warm_route()
-        else:
-            async for _ in model.chat([ChatMessage(role="user", content="Hi")], max_tokens=2):
-                pass
+        await model.warm()
     load_vad()
     from actors.turns import load_end_of_turn_model
     from providers.turn_model import on_model_thread

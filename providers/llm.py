@@ -132,6 +132,11 @@ class ChatLLM(ABC):
         self.policy = policy or CallPolicy(timeout_s=60.0)
         self.usage = LLMUsageTotals()
 
+    async def warm(self) -> None:
+        """Exercise the model once before a call needs it (a process warms its providers)."""
+        async for _ in self.chat([ChatMessage(role="user", content="Hi")], max_tokens=2):
+            pass
+
     async def chat(
         self,
         messages: list[ChatMessage],

@@ -44,11 +44,11 @@ _tts_sample_rates: dict[tuple[Any, ...], int] = {}
 
 
 async def warm_route(handle: Any) -> None:
-    """Send one request through `handle` that costs its replica no model work (its
-    `model_key`): a new process's first request sets up Serve's routing to the deployment.
-    The replica warmed its model itself when it started; a decode here would spend the CPU of
-    the calls that are live while a pool refills (Whisper on half a second of silence:
-    ≈300 ms of CPU, once for each new voice actor)."""
+    """A Serve client's `warm`: one request through `handle` that costs its replica no model
+    work (its `model_key`), so a new process's first request finds Serve's routing to the
+    deployment set up. The replica warmed its model itself when it started; a decode here
+    would spend the CPU of the calls that are live while a pool refills (Whisper on half a
+    second of silence: ≈300 ms of CPU, once for each new voice actor)."""
     await handle.model_key.remote()
 
 
@@ -112,7 +112,7 @@ class ServeSTT(STT):
         return await _asked(lambda: self._handle.recognize.remote(pcm16, sample_rate, language),
                             self.kind, "recognize")
 
-    async def warm_route(self) -> None:
+    async def warm(self) -> None:
         await warm_route(self._handle)
 
 
@@ -124,7 +124,7 @@ class ServeTTS(TTS):
         self.config = config
         self._handle = handle
 
-    async def warm_route(self) -> None:
+    async def warm(self) -> None:
         await warm_route(self._handle)
 
     async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
@@ -169,7 +169,7 @@ class ServeChatLLM(ChatLLM):
         self.config = config
         self._handle = handle
 
-    async def warm_route(self) -> None:
+    async def warm(self) -> None:
         await warm_route(self._handle)
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,

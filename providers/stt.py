@@ -88,6 +88,10 @@ class STT(ABC):
             policy=self.policy, provider=self.kind, what="recognize",
             on_retry=self._count_retry)
 
+    async def warm(self) -> None:
+        """Exercise the model once before a call needs it (a process warms its providers)."""
+        await self.recognize(b"\0\0" * 8000, sample_rate=16000)
+
     def _count_retry(self) -> None:
         self.usage.retries += 1
 

@@ -67,6 +67,11 @@ class TTS(ABC):
         self.policy = policy or CallPolicy(timeout_s=30.0)
         self.usage = TTSUsageTotals()
 
+    async def warm(self) -> None:
+        """Exercise the model once before a call needs it (a process warms its providers)."""
+        async for _ in self.synthesize("Hello."):
+            pass
+
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         """Speak `text`. Retries only before the first frame; waits between frames are bounded
         by the policy's timeout."""
