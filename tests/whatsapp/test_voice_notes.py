@@ -4,6 +4,7 @@ packaged Whisper) and the flow answers the words it heard."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -37,8 +38,9 @@ async def test_a_voice_note_is_transcribed_and_answered(wa_org, graph, pool):
     greeting, echo = graph.texts_to(USER)
     assert greeting == "Hi! I echo." and echo.startswith("Echo: ")
     heard = echo.lower()
-    for word in ("book", "table", "two", "tomorrow", "evening"):
+    for word in ("book", "table", "tomorrow", "evening"):
         assert word in heard, echo
+    assert re.search(r"\b(two|2)\b", heard), echo  # the number as Whisper writes it
     assert graph.media_downloads == [media_id]
 
     turn = await pool.fetchrow(
@@ -88,7 +90,9 @@ async def test_a_voice_note_is_answered_with_a_voice_note_whisper_hears(wa_org, 
         heard.append((await stt.recognize(decode_audio(data), sample_rate=16000)).text.lower())
     # One coarse check per note: tiny.en hears the greeting's "Hi!" as "hi", "hey" or "hey, i".
     assert "echo" in heard[0], heard
-    assert "echo" in heard[1] and "table" in heard[1] and "two" in heard[1], heard
+    # The number as Whisper writes it: "two" or "2" (Piper's voice varies per synthesis).
+    assert "echo" in heard[1] and "table" in heard[1], heard
+    assert re.search(r"\b(two|2)\b", heard[1]), heard
 
 
 async def _replies(graph, n):
