@@ -88,6 +88,7 @@ class VoicePipeline:
         self._greeting_ms: int | None = None
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
+        self._flow_ended: str | None = None  # the flow's End was committed; the call is ending
         self._closing = False
         self._released: list[Any] = []  # providers closed with the call
         # The reply being prepared on the caller's last pause: (its words, normalised; task).
@@ -163,8 +164,15 @@ class VoicePipeline:
 
     async def hang_up(self, reason: str = "hangup") -> None:
         """The caller went away: record it and stop everything."""
-        if self.ended.is_set():
-            await self._stop_work()  # the flow ended the call: release what it still holds
+        if self.ended.is_set() or self._flow_ended is not None:
+            # The flow ended the call (its end is committed; the last words may still have
+            # been playing): nothing to record, only what it still holds to release.
+            self._closing = True
+            await self._stop_work()
+            if not self.ended.is_set():
+                await self._persist(None)
+                self.end_reason = self._flow_ended
+                self.ended.set()
             return
         self._closing = True
         await self._stop_work()
@@ -308,7 +316,7 @@ class VoicePipeline:
             elif isinstance(action, Transfer):
                 self._event({"type": "transfer", "to": action.to, "mode": action.mode})
             elif isinstance(action, End) and action.session_id in (None, str(self.session_id)):
-                end_reason = action.reason
+                end_reason = self._flow_ended = action.reason
         if self._turn is not None and self._turn.get("voice_to_voice_ms") is None \
                 and not self.speech.speaking:
             await self._close_turn()

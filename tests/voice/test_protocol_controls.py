@@ -103,6 +103,27 @@ async def test_a_cold_transfer_reaches_the_caller_and_ends_the_call(api, voice_s
         {"to": TRANSFER_TO, "mode": "cold"}]
 
 
+async def test_a_caller_gone_while_the_flows_last_words_play_leaves_the_flows_end(
+        api, voice_server):
+    # A phone network stops the stream as soon as it moves the call: the hang-up arrives while
+    # the flow's end is committed and its last words still play. It is not a second ending.
+    flow_id = await publish_flow(api, keypad_flow(transfer_mode="cold"))
+    session_id, url = await start_voice_session(api, voice_server, flow_id)
+    async with CallClient(url) as call:
+        await call.wait_event("agent_speech_ended", timeout=60)
+        pressed = time.monotonic()
+        await call.send_event({"type": "dtmf", "digit": "9"})
+        await call.wait_event("transfer", after=pressed, timeout=60)
+        assert not call.has_event("end")  # the last words are still playing
+        await call.send_event({"type": "hangup"})
+        await asyncio.wait_for(call.closed.wait(), 30)
+    await wait_status(api, session_id, "ended")
+    events = await stored_events(api, session_id)
+    assert not [e for e in events if e["type"] == "session.ended"]
+    assert [(e["type"], e["payload"]) for e in events][-2:] == [
+        ("transfer", {"to": TRANSFER_TO, "mode": "cold"}), ("end", {"reason": "transferred"})]
+
+
 async def test_a_warm_transfer_reaches_the_caller_and_the_flow_goes_on(api, voice_server):
     flow_id = await publish_flow(api, keypad_flow(transfer_mode="warm"))
     session_id, url = await start_voice_session(api, voice_server, flow_id)
