@@ -67,6 +67,13 @@ class VoiceSettings(BaseSettings):
     barge_in_min_words: int | None = None
     no_input_s: float | None = None
     max_duration_s: float | None = None
+    # The media port (serve_apps/media_port.py): each API replica also answers on a port of its
+    # own and voice URLs name it, so a call's frames skip the Serve proxy.
+    direct_media: bool = Field(True, description="API replicas answer calls on a media port")
+    media_port: int = Field(0, ge=0, le=65535, description="0: a free port per replica; fixed: "
+                            "a node's replicas share it (behind a load balancer, with media_url)")
+    media_url: str | None = Field(None, pattern=r"^wss?://[^/?#]+/?$", description="the public "
+                                  "ws(s):// base of the media port behind a load balancer")
 
 
 class ModelSettings(BaseSettings):

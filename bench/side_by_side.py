@@ -260,8 +260,7 @@ def measure_aico(work: Path, wavs: dict[str, Path], turns: int, *, concurrency: 
     try:
         flow_id = asyncio.run(_publish(up.api, up.token))
         body = shlex.quote(json.dumps({"channel": "voice"}))
-        parse = shlex.quote("import json,sys; u=json.load(sys.stdin)['voice']['url']; "
-                            f"print('ws://127.0.0.1:{up.port}/v1/' + u.split('/v1/', 1)[1])")
+        parse = shlex.quote("import json,sys; print(json.load(sys.stdin)['voice']['url'])")
         url_cmd = (f"curl -s -X POST -H 'Authorization: Bearer {up.token}' -H "
                    f"'Content-Type: application/json' -d {body} "
                    f"{up.api}/v1/flows/{flow_id}/sessions | python3 -c {parse}")

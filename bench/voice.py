@@ -202,8 +202,7 @@ class AicoClient:
     async def voice_url(self) -> str:
         r = await self.http.post(f"/v1/flows/{self.flow_id}/sessions", json={"channel": "voice"})
         r.raise_for_status()
-        path = r.json()["voice"]["url"].split("/v1/", 1)[1]
-        return f"ws://{self.api.split('://', 1)[1]}/v1/{path}"
+        return r.json()["voice"]["url"]  # the media port of the replica that made it
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -665,8 +664,7 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
 def new_url(args: argparse.Namespace) -> None:
     r = httpx.post(f"{args.api}/v1/flows/{args.flow}/sessions", json={"channel": "voice"},
                    headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
-    path = r.json()["voice"]["url"].split("/v1/", 1)[1]
-    print(f"ws://{args.api.split('://', 1)[1]}/v1/{path}")
+    print(r.json()["voice"]["url"])
 
 
 def main() -> None:

@@ -17,11 +17,12 @@ from serve_apps.body_limit import BodySizeLimit
 from serve_apps.errors import install_error_handlers
 from serve_apps.routes import ROUTERS
 from serve_apps.routes.metrics import start_metrics_push_on_ray
-from serve_apps.state import ApiState, VoiceSessionInfo, app_state
+from serve_apps.state import ApiState, VoiceSessionInfo, app_state, in_serve_replica
 
 if TYPE_CHECKING:
     from actors.host import VoiceHost
     from flows.webhook_outbox import WebhookOutbox
+    from serve_apps.media_port import MediaPort
     from serve_apps.oidc import OidcVerifier
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ def create_app(
         start_metrics_push_on_ray(app_state(app).settings)
         await _start_whatsapp_worker(app)
         outbox = await _start_webhook_outbox(app)
+        media = await _start_media_port(app)
         yield
+        if media is not None:
+            await media.stop()
         if outbox is not None:
             await outbox.stop()
         if app.state.aico is not None:
@@ -86,6 +90,22 @@ async def _start_webhook_outbox(app: FastAPI) -> WebhookOutbox | None:
         return None
     outbox.start()
     return outbox
+
+
+async def _start_media_port(app: FastAPI) -> MediaPort | None:
+    """In a Serve replica, the port that carries calls without the proxy (voice URLs name it)."""
+    state = app_state(app)
+    if not state.settings.voice.direct_media or not in_serve_replica():
+        return None
+    from serve_apps.media_port import MediaPort
+
+    try:
+        media = await MediaPort.start(app, state.settings)
+    except Exception:  # calls still work through the proxy
+        logger.exception("could not open the media port: voice calls go through the proxy")
+        return None
+    state.media_port = media.port
+    return media
 
 
 async def _start_voice_sweeper(app: FastAPI) -> None:

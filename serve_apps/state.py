@@ -45,6 +45,8 @@ class ApiState:
     voice_sweeper: VoiceSweeper | None = None
     # Applies this replica's WhatsApp inbox and sends its outbox; started on first use.
     whatsapp_worker: WhatsAppWorker | None = None
+    # The port this replica answers calls on besides the Serve proxy (serve_apps/media_port.py).
+    media_port: int | None = None
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -87,3 +89,14 @@ def app_state(app: Any) -> ApiState:
     if state is None:
         state = app.state.aico = ApiState(settings=get_settings())
     return state
+
+
+def in_serve_replica() -> bool:
+    """Whether this process is a Ray Serve replica (not a test's or an embedding app's uvicorn)."""
+    try:
+        from ray import serve
+
+        serve.get_replica_context()
+    except Exception:  # noqa: BLE001 - not in Serve, or Ray not installed
+        return False
+    return True

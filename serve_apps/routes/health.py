@@ -36,6 +36,8 @@ async def healthz(state: StateDep) -> JSONResponse:
     ray_state = await asyncio.to_thread(_ray_state)
     ok = bool(database["ok"]) and bool(ray_state["ok"])
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "database": database, "ray": ray_state},
+        {"status": "ok" if ok else "degraded", "database": database, "ray": ray_state,
+         # The port this replica answers calls on besides the proxy (null: none).
+         "media_port": state.media_port},
         status_code=200 if ok else 503,
     )

@@ -52,7 +52,8 @@ from serve_apps.call_lease import (
 )
 from serve_apps.deps import EditorDep, PoolDep, StateDep, oidc_verifier
 from serve_apps.live import LiveHub, TooManyObservers, publish_live_event
-from serve_apps.state import ApiState, app_state
+from serve_apps.media_port import media_ws_base
+from serve_apps.state import ApiState, app_state, in_serve_replica
 from serve_apps.voice_sweeper import VoiceSweeper
 
 log = logging.getLogger("aico.routes.voice")
@@ -72,11 +73,13 @@ def _token_id(token: str) -> str:
 
 def _voice_field(request: Request, state: ApiState, session_id: UUID | str, token: str,
                  expires: int) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/")
-    if state.settings.public_url:
-        base = state.settings.public_url.rstrip("/")
-    ws_base = "wss://" + base[8:] if base.startswith("https://") else \
-        "ws://" + base.removeprefix("http://")
+    ws_base = media_ws_base(state.settings, state.media_port, request.url.hostname)
+    if ws_base is None:  # through the API's own URL (the Serve proxy)
+        base = str(request.base_url).rstrip("/")
+        if state.settings.public_url:
+            base = state.settings.public_url.rstrip("/")
+        ws_base = "wss://" + base[8:] if base.startswith("https://") else \
+            "ws://" + base.removeprefix("http://")
     return {"url": f"{ws_base}/v1/sessions/{session_id}/voice?token={token}", "token": token,
             "expires_at": datetime.fromtimestamp(expires, UTC).isoformat()}
 
@@ -85,7 +88,7 @@ async def voice_session_info(request: Request, row: Any) -> dict[str, Any]:
     """The `voice` field of a created voice session (the chat route's hook)."""
     state = app_state(request.app)
     start_voice_sweeper(state, await state.pool())
-    if _in_serve_replica():
+    if in_serve_replica():
         # The first voice session of a replica starts its actor pool: the call finds it warm.
         await voice_host(state)
     token, expires = mint_voice_token(state.settings, row["id"],
@@ -184,16 +187,6 @@ def _call_alive_on_ray(state: ApiState) -> Any:
         return find is not None and await find(str(session_id)) is not None
 
     return call_alive
-
-
-def _in_serve_replica() -> bool:
-    try:
-        from ray import serve
-
-        serve.get_replica_context()
-    except Exception:  # noqa: BLE001 - not in Serve (tests, a plain uvicorn): nothing to warm
-        return False
-    return True
 
 
 async def _refuse(ws: WebSocket, code: int, error: str, message: str) -> None:

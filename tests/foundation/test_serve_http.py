@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from db.api_clients import insert_api_client, new_token
 from db.organizations import insert_organization
@@ -46,3 +50,21 @@ async def test_flow_lifecycle_over_serve_http(api_on_serve: str, pool):
         too_big = await http.post("/v1/flows", content=b"x" * (300 * 1024),
                                   headers={"content-type": "application/json"})
         assert too_big.status_code == 413
+
+
+async def test_the_replica_answers_calls_on_its_media_port(api_on_serve: str):
+    # A call's frames skip the Serve proxy: the replica listens on a port of its own, serving
+    # the same app (serve_apps/media_port.py); voice URLs name it.
+    async with httpx.AsyncClient(base_url=api_on_serve, timeout=30) as http:
+        media_port = (await http.get("/healthz")).json()["media_port"]
+    assert isinstance(media_port, int) and f":{media_port}" not in api_on_serve
+    direct = f"http://127.0.0.1:{media_port}"
+    async with httpx.AsyncClient(base_url=direct, timeout=30) as http:
+        health = await http.get("/healthz")
+    assert health.status_code == 200 and health.json()["media_port"] == media_port
+    url = f"ws://127.0.0.1:{media_port}/v1/sessions/{uuid.uuid4()}/voice?token=forged"
+    async with connect(url) as ws:
+        refusal = json.loads(await ws.recv())
+        await ws.wait_closed()
+    assert refusal["type"] == "error" and refusal["code"] == "unauthorized"
+    assert ws.close_code == 4401
