@@ -101,6 +101,8 @@ class LlamaCppConfig(ProviderConfig):
                                "prompts (llama.cpp's prompt cache); 0 = off")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(256, ge=1)
+    take_turns: bool = Field(True, description="a reply past its opening pauses while other "
+                             "replies write theirs (providers/llamacpp_llm.py)")
 
     def model_key(self) -> tuple[Any, ...]:
         return (self.kind, self.model, self.n_ctx, self.n_gpu_layers, self.n_threads,

