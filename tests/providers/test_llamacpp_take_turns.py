@@ -72,8 +72,10 @@ async def test_a_reply_past_its_opening_waits_for_anothers_opening(smollm, monke
 
 
 @pytest.mark.parametrize("text,tokens,done", [
-    ("Sure,", 2, False),                       # a clause, but too short to speak first
-    ("We open at nine on Saturdays,", 8, True),  # a clause of four words or more
+    ("Sure, we", 3, False),                     # a clause, but too short to speak first
+    ("We open at nine.", 5, False),             # a sentence has ended only once more follows
+    ("We open at nine. On", 6, True),
+    ("We open at nine on Saturdays, and", 9, True),
     ("We open at nine on Saturdays and", 7, False),
     ("word " * 24, 24, True),                   # no clause end: the token bound
 ])
