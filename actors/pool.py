@@ -90,9 +90,9 @@ class VoiceActorPool:
         return VoiceSession.options(  # type: ignore[attr-defined]  # @ray.remote: an ActorClass
             max_restarts=self.max_restarts, **self.actor_options).remote()
 
-    async def _start_one(self) -> Any:
+    async def _start_one(self, *, background: bool = False) -> Any:
         actor = self._new_actor()
-        await actor.warm.remote()
+        await actor.warm.remote(background)
         return actor
 
     def fill(self) -> None:
@@ -111,7 +111,8 @@ class VoiceActorPool:
 
     async def _add(self) -> None:
         try:
-            actor = await self._start_one()
+            # A spare: while it warms, the live calls beside it keep the CPU (actors.priority).
+            actor = await self._start_one(background=True)
             self._actors[actor_key(actor)] = PooledActor(actor)
         except Exception as err:
             log.exception("could not start a voice actor")
