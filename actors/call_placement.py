@@ -224,8 +224,18 @@ class CallPlacement:
                 return actor
         return None
 
-    async def acquire(self, session_id: str) -> Any:
-        loads = await self.loads()
+    async def find_or_acquire(self, session_id: str) -> tuple[Any, bool]:
+        """`find`, else `acquire`, with the nodes' loads asked in the same round as `find`
+        (one round trip fewer before a new call's greeting). Returns (actor, found)."""
+        found, loads = await asyncio.gather(self.find(session_id), self.loads())
+        if found is not None:
+            return found, True
+        return await self.acquire(session_id, loads=loads), False
+
+    async def acquire(self, session_id: str, *,
+                      loads: list[dict[str, Any]] | None = None) -> Any:
+        if loads is None:
+            loads = await self.loads()
         if not loads:
             self._refresh(force=True)
             loads = await self.loads()

@@ -133,16 +133,18 @@ class RayCall:
         # one), then `resumed`.
         self.reconnected = False
 
-    async def open_link(self) -> None:
+    async def open_link(self, address: Any = None) -> None:
         """The call's media link to its actor (after each attach: a restarted actor listens on
-        a new port). Without one the call carries on over Ray calls."""
+        a new port), at `address` when the caller asked already. Without one the call carries
+        on over Ray calls."""
         if self.link is not None:
             self.link.close()
             self.link = None
         address_of = getattr(self.actor, "media_address", None)
         if address_of is None:
             return  # an actor without links
-        address = await address_of.remote()
+        if not address:
+            address = await address_of.remote()
         if not address:
             return
         try:
@@ -303,16 +305,21 @@ class RayVoiceHost:
                    connected_at: float | None = None) -> RayCall:
         # A caller who reconnects (their first socket went with another replica) gets the
         # actor that still carries their call; it carries on from the last committed step.
-        find = getattr(self.actor_pool, "find", None)
-        actor = await find(str(session_id)) if find is not None else None
-        resume = actor is not None
-        if actor is None:
-            actor = await self.actor_pool.acquire(str(session_id))
+        place = getattr(self.actor_pool, "find_or_acquire", None)
+        if place is not None:
+            actor, resume = await place(str(session_id))
+        else:  # a replica's own pool (tests, benchmarks): no other replica placed the call
+            actor, resume = await self.actor_pool.acquire(str(session_id)), False
         ago = time.monotonic() - connected_at if connected_at else 0.0
-        await actor.attach.remote(str(session_id), sample_rate, resume, ago)
+        attached = actor.attach.remote(str(session_id), sample_rate, resume, ago)
+        address_of = getattr(actor, "media_address", None)
+        # Where its link connects, asked beside the attach (the link itself needs the call
+        # attached: the actor serves a link only for a call it carries).
+        address = await address_of.remote() if address_of is not None else None
+        await attached
         call = self.calls[str(session_id)] = RayCall(self, actor, str(session_id), sample_rate)
         call.reconnected = resume
-        await call.open_link()
+        await call.open_link(address)
         return call
 
     async def release(self, call: RayCall) -> None:
