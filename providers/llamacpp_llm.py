@@ -180,6 +180,29 @@ class LlamaCppLLM(ChatLLM):
         list(self._threads.map(self._server.handle_chat_completions, bodies))
         return len(bodies)
 
+    def read_prompts(self, prompts: list[list[dict[str, str]]]) -> int:
+        """Read each prompt into its share of the slots (round robin: one prompt goes into
+        every slot), blocking, as `warm_slots` does: pinned with `id_slot`, one token each, the
+        last user turn made distinct per slot. A published flow's first turn then reads only the
+        caller's words in whichever slot it gets, eight callers at once too. Slots busy with a
+        call are taken once it is done with them (their next turn reads its prompt again).
+        Returns the requests made."""
+        if not prompts:
+            return 0
+        bodies = []
+        for slot in range(self.config.n_parallel):
+            messages = [dict(m) for m in prompts[slot % len(prompts)]]
+            if messages and messages[-1].get("role") == "user":
+                messages[-1]["content"] = f"{messages[-1]['content']} ({slot})"
+            bodies.append({"messages": messages, "max_tokens": 1, "temperature": 0.0,
+                           "id_slot": slot})
+        for result in self._threads.map(self._server.handle_chat_completions, bodies):
+            if isinstance(result, str):
+                result = json.loads(result)
+            if isinstance(result, dict) and isinstance(result.get("timings"), dict):
+                self._count_prompt(result["timings"])
+        return len(bodies)
+
     def _count_prompt(self, timings: dict[str, Any]) -> None:
         cached, read = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
         self.prompt_cache.prompt_tokens += cached + read

@@ -98,6 +98,8 @@ async def warm_prompts(prompts: Iterable[list[dict[str, str]]]) -> int:
     handle = await deployment("llm")
     if handle is None:
         return 0
+    if await handle.read_prompts.remote(prompts) >= 0:  # into every slot, not only one
+        return len(prompts)
     read = 0
     for messages in prompts:
         async for _ in handle.options(stream=True).chat.remote(messages, max_tokens=1,

@@ -91,6 +91,14 @@ class LLMDeployment:
     def slots_warmed(self) -> bool:
         return self.slots_warm.is_set()
 
+    async def read_prompts(self, prompts: list[list[dict[str, str]]]) -> int:
+        """Read published flows' first-turn prompts into the model's slots (every slot for
+        one flow); -1 for a model without slots (the caller sends a plain request instead)."""
+        read = getattr(self._provider, "read_prompts", None)
+        if read is None:
+            return -1
+        return int(await asyncio.to_thread(read, prompts))
+
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                    response_format: dict | None = None, temperature: float | None = None,
                    max_tokens: int | None = None) -> AsyncIterator[LLMChunk]:

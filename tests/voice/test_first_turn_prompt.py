@@ -47,6 +47,7 @@ async def test_a_published_flows_first_turn_prompt_is_read_before_any_call(api, 
     while (await llm.prompt_cache_stats.remote())["prompt_tokens"] == before["prompt_tokens"]:
         assert time.monotonic() < deadline, "the first turn's prompt was never read"
         await asyncio.sleep(0.2)
+    await settled(llm)  # into every slot: the counters below are the question's alone
 
     # The first caller's question: the prompt a call sends, with the caller's words.
     [prompt] = first_turn_prompts(document)
@@ -99,3 +100,49 @@ async def test_every_slot_has_read_the_voice_hint_that_every_voice_prompt_starts
     cached = end["cached_tokens"] - start["cached_tokens"]
     assert read > 8 * (hint_tokens + 20)  # the hint, the instructions and the question, 8 times
     assert cached >= 8 * hint_tokens, (read, cached)  # the hint came from the cache every time
+
+
+async def test_eight_first_callers_at_once_each_read_only_their_words(api, models_on_serve):
+    """The published flow's first-turn prompt is read into every slot, so the first callers
+    of a flow asking at once (one per slot) each find it, whichever slot they get."""
+    from ray import serve
+
+    llm = serve.get_deployment_handle("llm", app_name="models")
+    instructions = (f"You answer the phone for bakery number {secrets.token_hex(6)}. "
+                    + " ".join(f"Rule {i}: be brief and kind about cakes." for i in range(12)))
+    document = bakery_llm_flow(instructions)
+    [prompt] = first_turn_prompts(document)
+    before = await settled(llm)  # what earlier publishes read into the slots is done
+    await publish_flow(api, document)
+    deadline = time.monotonic() + 120
+    while (await llm.prompt_cache_stats.remote())["prompt_tokens"] - before["prompt_tokens"] \
+            < 8 * 150:  # the prompt (> 150 tokens), read into each of the 8 slots
+        assert time.monotonic() < deadline, "the first turn's prompt was not read into the slots"
+        await asyncio.sleep(0.2)
+    await settled(llm)
+
+    async def ask(i: int) -> None:
+        question = [*prompt[:2], {"role": "user", "content": f"Is the lemon cake fresh, {i}?"}]
+        async for _ in llm.options(stream=True).chat.remote(question, max_tokens=1):
+            pass
+
+    start = await llm.prompt_cache_stats.remote()
+    await asyncio.gather(*(ask(i) for i in range(8)))  # LlamaCppConfig.n_parallel slots
+    end = await llm.prompt_cache_stats.remote()
+    read = end["prompt_tokens"] - start["prompt_tokens"]
+    cached = end["cached_tokens"] - start["cached_tokens"]
+    assert read > 8 * 150
+    assert cached >= read - 8 * 30, (read, cached)  # each read only its question
+
+
+async def settled(llm: Any, quiet_s: float = 1.0) -> dict[str, int]:
+    """The LLM's prompt counters once they have not moved for `quiet_s`."""
+    deadline = time.monotonic() + 120
+    stats = await llm.prompt_cache_stats.remote()
+    while True:
+        await asyncio.sleep(quiet_s)
+        now = await llm.prompt_cache_stats.remote()
+        if now == stats:
+            return now
+        assert time.monotonic() < deadline, "the LLM never went quiet"
+        stats = now
