@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from voice_api import publish_flow
@@ -87,17 +88,9 @@ async def test_every_slot_has_read_the_voice_hint_that_every_voice_prompt_starts
         "instructions": f"You answer for the flower shop number {secrets.token_hex(6)}."})
     hint_tokens = 60  # the hint is ≈ 70 tokens of SmolLM2's vocabulary
 
-    async def ask(i: int) -> None:
-        question = llm_messages(node, variables={}, channel="voice", history=[
-            {"role": "user", "content": f"Are the tulips fresh today, {i}?"}])
-        async for _ in llm.options(stream=True).chat.remote(question, max_tokens=1):
-            pass
-
-    start = await llm.prompt_cache_stats.remote()
-    await asyncio.gather(*(ask(i) for i in range(8)))  # LlamaCppConfig.n_parallel slots
-    end = await llm.prompt_cache_stats.remote()
-    read = end["prompt_tokens"] - start["prompt_tokens"]
-    cached = end["cached_tokens"] - start["cached_tokens"]
+    read, cached = await eight_at_once(llm, lambda i: llm_messages(
+        node, variables={}, channel="voice",
+        history=[{"role": "user", "content": f"Are the tulips fresh today, {i}?"}]))
     assert read > 8 * (hint_tokens + 20)  # the hint, the instructions and the question, 8 times
     assert cached >= 8 * hint_tokens, (read, cached)  # the hint came from the cache every time
 
@@ -121,16 +114,8 @@ async def test_eight_first_callers_at_once_each_read_only_their_words(api, model
         await asyncio.sleep(0.2)
     await settled(llm)
 
-    async def ask(i: int) -> None:
-        question = [*prompt[:2], {"role": "user", "content": f"Is the lemon cake fresh, {i}?"}]
-        async for _ in llm.options(stream=True).chat.remote(question, max_tokens=1):
-            pass
-
-    start = await llm.prompt_cache_stats.remote()
-    await asyncio.gather(*(ask(i) for i in range(8)))  # LlamaCppConfig.n_parallel slots
-    end = await llm.prompt_cache_stats.remote()
-    read = end["prompt_tokens"] - start["prompt_tokens"]
-    cached = end["cached_tokens"] - start["cached_tokens"]
+    read, cached = await eight_at_once(llm, lambda i: [
+        *prompt[:2], {"role": "user", "content": f"Is the lemon cake fresh, {i}?"}])
     assert read > 8 * 150
     assert cached >= read - 8 * 30, (read, cached)  # each read only its question
 
@@ -146,3 +131,18 @@ async def settled(llm: Any, quiet_s: float = 1.0) -> dict[str, int]:
             return now
         assert time.monotonic() < deadline, "the LLM never went quiet"
         stats = now
+
+
+async def eight_at_once(llm: Any, question: Callable[[int], list[dict[str, str]]]
+                        ) -> tuple[int, int]:
+    """Eight questions at once, one per slot (LlamaCppConfig.n_parallel): the prompt tokens
+    llama.cpp read for them, and how many of those came from its cache."""
+    async def ask(i: int) -> None:
+        async for _ in llm.options(stream=True).chat.remote(question(i), max_tokens=1):
+            pass
+
+    start = await llm.prompt_cache_stats.remote()
+    await asyncio.gather(*(ask(i) for i in range(8)))
+    end = await llm.prompt_cache_stats.remote()
+    return (end["prompt_tokens"] - start["prompt_tokens"],
+            end["cached_tokens"] - start["cached_tokens"])
