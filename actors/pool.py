@@ -9,7 +9,11 @@ actor takes to start (and the seconds its models take to load).
 An actor has `calls_per_process` slots, one per call it carries at once. `acquire` packs: it
 fills the actor already carrying the most calls before it takes an idle one, so as few
 processes as possible are live. The pool refills itself in the background after every
-`acquire` until at least `size` slots are free and warm. An actor that has served
+`acquire` until at least `size` slots are free and warm: every missing actor at once while no
+call is live (start-up), one at a time while calls are. A new actor's process costs ≈1 s of CPU
+that Ray spends at the calls' priority (actors.priority lowers only what follows); eight
+callers on two cores, whose arrival emptied the pool, otherwise wait behind four of those at
+once in their first turns. An actor that has served
 `calls_per_actor` calls takes no new call and retires once its last call has ended, so
 whatever its calls leave behind cannot pile up.
 """
@@ -60,6 +64,7 @@ class VoiceActorPool:
         self._actors: dict[str, PooledActor] = {}  # warm actors, idle or carrying calls
         self._starting = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
         self.stats = {"warm": 0, "cold": 0, "retired": 0}
         self.last_error: BaseException | None = None
         self._sampled = False  # its idle actors are read into aico_voice_actors_idle
@@ -96,14 +101,18 @@ class VoiceActorPool:
         return actor
 
     def fill(self) -> None:
-        """Start actors in the background until `size` slots are free or starting."""
+        """Start actors in the background until `size` slots are free or starting (one at a
+        time while calls are live)."""
         if not self._sampled:
             from actors.call_metrics import node_label
             from aico import metrics
 
             self._sampled = True
             metrics.sample_idle_actors(node_label(), lambda: float(len(self.idle)))
-        while self.free_slots() + self._starting * self.calls_per_process < self.size:
+        while not self._closed and \
+                self.free_slots() + self._starting * self.calls_per_process < self.size:
+            if self._starting and any(e.carrying for e in self._actors.values()):
+                return  # the one starting calls `fill` again when it is warm
             self._starting += 1
             task = asyncio.get_running_loop().create_task(self._add())
             self._tasks.add(task)
@@ -117,8 +126,10 @@ class VoiceActorPool:
         except Exception as err:
             log.exception("could not start a voice actor")
             self.last_error = err
+            return
         finally:
             self._starting -= 1
+        self.fill()  # the next, if calls took more
 
     async def wait_warm(self, timeout_s: float = 120.0) -> None:
         """Until the pool is full (startup, benchmarks)."""
@@ -173,6 +184,7 @@ class VoiceActorPool:
             ray.kill(actor, no_restart=True)
 
     async def aclose(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for entry in self._actors.values():

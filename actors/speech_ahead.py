@@ -42,13 +42,13 @@ class SpeechAhead:
         if ahead is not None:
             ahead[1].cancel()
 
-    def synthesize(self, text: str) -> AsyncIterator[Any]:
+    def synthesize(self, text: str, *, slack_s: float = 0.0) -> AsyncIterator[Any]:
         ahead = self._ahead
         if ahead is not None and ahead[0] == text.strip():
             self._ahead = None
             self.used += 1
             return ahead[1].follow()
-        return self.tts.synthesize(text)
+        return self.tts.synthesize(text, slack_s=slack_s)
 
     async def aclose(self) -> None:
         self.drop()

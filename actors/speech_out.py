@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, to_wire
+from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, Metrics, to_wire
 from providers.tts import TTS, split_sentences
 
 log = logging.getLogger("aico.actors.speech_out")
@@ -41,6 +41,8 @@ log = logging.getLogger("aico.actors.speech_out")
 # 40 ms frames: half the messages of 20 ms ones through the actor, the replica and the proxy
 # (each costs CPU in all three), for at most 20 ms more before a barge-in silences the agent.
 FRAME_S = 0.04
+# Audio that resumes later than this after the last frame played out counts as a gap.
+GAP_MIN_S = 0.02
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 # Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
@@ -269,6 +271,7 @@ class SpeechOut:
         self._synthesizing: Sentence | None = None
         self._play_clock = 0.0  # wall time at which the last sent frame finishes playing
         self._speaking = False
+        self._gap_s = 0.0  # silence inside the current speech: its next audio was not ready
         self._idle = asyncio.Event()
         self._idle.set()
         self._cache_ns = tts_cache_key(tts)
@@ -431,7 +434,7 @@ class SpeechOut:
             self._add_audio(sentence, cached)
             return
         chunks: list[bytes] = []
-        async for frame in self.tts.synthesize(sentence.tts_text):
+        async for frame in self.tts.synthesize(sentence.tts_text, slack_s=self._queued_s()):
             if not chunks:
                 self._first_audio(sentence)
             chunks.append(frame.pcm16)
@@ -440,6 +443,12 @@ class SpeechOut:
             pcm = b"".join(chunks)
             greeting_cache.put(key, pcm)
             self.tts.keep_greeting(sentence.text, pcm)
+
+    def _queued_s(self) -> float:
+        """How long the caller still hears audio already made: a sentence synthesized now is
+        not needed before then (0 when the caller waits for it)."""
+        unsent = sum(len(chunk) for _, chunk in self._frames) / (2 * self.sample_rate)
+        return max(0.0, self._play_clock - time.monotonic()) + unsent
 
     def _first_audio(self, sentence: Sentence) -> None:
         if self._on_first_audio is not None:
@@ -483,6 +492,8 @@ class SpeechOut:
                 await self._frames_ready.wait()
                 continue
             now = time.monotonic()
+            if self._speaking and now - self._play_clock > GAP_MIN_S:
+                self._gap_s += now - self._play_clock
             self._play_clock = max(self._play_clock, now)
             ahead = self._play_clock - now
             if ahead > self.lead_s:
@@ -503,10 +514,13 @@ class SpeechOut:
             return
         self._speaking = speaking
         if speaking:
+            self._gap_s = 0.0
             self._send_event(to_wire(AgentSpeechStarted()))
         else:
             self._opening = False
             self._send_event(to_wire(AgentSpeechEnded()))
+            # Dead air the caller heard inside this speech (TTS or LLM late), for operators.
+            self._send_event(to_wire(Metrics(speech_gap_ms=round(self._gap_s * 1000))))
 
     def _check_streams(self) -> None:
         """Resolve streams whose every sentence has been sent and synthesized."""

@@ -154,11 +154,14 @@ class TurnMetrics(BaseModel):
 
 
 class Metrics(ServerModel):
-    """After each turn's first agent audio (`turn`), or the greeting's (`greeting_first_audio_ms`)."""
+    """After each turn's first agent audio (`turn`), the greeting's (`greeting_first_audio_ms`),
+    or when the agent's speech has played out (`speech_gap_ms`: silence inside it, its next
+    audio not ready in time)."""
 
     type: Literal["metrics"] = "metrics"
     turn: TurnMetrics | None = None
     greeting_first_audio_ms: Figure = None
+    speech_gap_ms: Figure = None
 
 
 class TimerFired(ServerModel):

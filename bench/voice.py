@@ -242,6 +242,9 @@ async def live_caller(client: AicoClient, caller: bytes, *, turns: int,
             await asyncio.sleep(0.3)
         out["server"] = [e["turn"] for _, e in call.events
                          if e.get("type") == "metrics" and "turn" in e]
+        # Per agent speech (greeting, each reply): silence inside it, audio late.
+        out["speech_gap_ms"] = [e["speech_gap_ms"] for _, e in call.events
+                                if e.get("type") == "metrics" and "speech_gap_ms" in e]
     return out
 
 
@@ -341,6 +344,9 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
         "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
         "server_stage_ms_p50_p95": stage_percentiles([t for r in ok for t in r["server"]]),
+        # Dead air inside the agent's speech (its next audio late): per speech, and in all.
+        "speech_gap_ms_p95": pct(gaps := [g for r in ok for g in r["speech_gap_ms"]], 95),
+        "speech_gaps": sum(1 for g in gaps if g > 0), "speech_gap_ms_total": sum(gaps),
         # How each turn's reply was prepared: adopted from the pause (speculative), cancelled...
         "speculation": dict(Counter(str(t.get("speculation")) for r in ok for t in r["server"])),
         # Share of one core each process used during the run (2.0 = both cores).

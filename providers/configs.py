@@ -160,7 +160,8 @@ class PiperConfig(ProviderConfig):
                                         "lengths; 0 = none")
     use_cuda: bool = False
     parallel: int = Field(2, ge=1, le=16, description="sentences synthesized at once by one "
-                          "loaded voice (others wait, first sentences of replies first)")
+                          "loaded voice in each lane: those a caller needs within a second "
+                          "(openings first), and, at low priority, those needed later")
     cpu_threads: int = Field(0, ge=0, description="onnxruntime threads per synthesis; "
                              "0 = min(2, CPUs)")
 

@@ -50,7 +50,8 @@ class ElevenLabsTTS(TTS):
         return LiveKitSynthesizeStream(
             self, lambda: plugin.stream(conn_options=connect_options(self.policy)))
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         async for frame in collect_synthesis(self._plugin(), text, policy=self.policy):
             yield frame
 

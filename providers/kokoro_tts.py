@@ -222,7 +222,8 @@ class KokoroTTS(TTS):
                 parts.append(gap)
             yield (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16).tobytes()
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()

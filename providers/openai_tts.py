@@ -30,7 +30,8 @@ class OpenAITTS(TTS):
                                               api_key_secret=config.api_key_secret,
                                               secrets=secrets, timeout_s=config.timeout_s))
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         try:
             async with self._client.audio.speech.with_streaming_response.create(
                     model=self.config.model, voice=self.config.voice, input=text,

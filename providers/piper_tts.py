@@ -4,17 +4,25 @@ Piper synthesizes sentence by sentence; each sentence's audio is yielded as soon
 ready, so the stream's first audio follows the first sentence, not the whole text.
 
 Many calls share one loaded voice (a Serve replica, or a process in-process mode). Synthesis is
-scheduled per sentence, not per request: `parallel` sentences run at once on the one ONNX
-session (onnxruntime's `run` is thread-safe), and when more wait, the next slot goes to a
-request's first sentence before any later one, the shortest first: a caller waiting for the
-first audio of a reply goes ahead of a reply already playing, whose next sentence has the
-playing audio's length to be ready. A sentence that has waited `MAX_WAIT_S` goes next
-whatever it is, so nothing starves.
+scheduled per sentence, not per request. Each sentence is due when its caller needs its audio:
+now for a reply's opening (`slack_s` 0: someone is waiting), once the audio before it has
+played for a reply's next sentence (the caller's `slack_s`, then the request's own earlier
+sentences). Two lanes, `parallel` sentences at once in each:
+- due within `LATER_S`: the voice's own session (onnxruntime's `run` is thread-safe), urgent
+  sentences (due within `URGENT_S`) first and the shortest of them first, then by due time;
+- due later (most of a reply: only its opening is awaited): a one-thread session on threads
+  at nice 19, below everything Ray starts (nice 15), earliest due first. The LLM writing
+  another caller's opening and that caller's first audio take the CPU first; a sentence that
+  waits here until it is due within `LATER_S` moves to the first lane.
+A sentence that has waited `MAX_WAIT_S` goes next in its lane whatever it is, so nothing
+starves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import importlib.util
 import os
 import threading
@@ -33,9 +41,16 @@ from providers.errors import ProviderConfigError, ProviderError
 from providers.tts import TTS, AudioFrame, TTSCapabilities
 
 _DONE = object()
+# A sentence needed within this long is urgent: urgent ones go first, the shortest first (a
+# first clause synthesizes in 0.1-0.2 s alone on these cores).
+URGENT_S = 0.3
+# A sentence needed no sooner than this synthesizes in the low-priority lane, on one thread.
+LATER_S = 1.0
+LATER_NICE = 19
 # A sentence that has waited this long goes next, whatever its place in the order: longer
 # than a first sentence waits behind a full queue, shorter than a reply's sentence plays.
 MAX_WAIT_S = 2.0
+NOW, LATER = "now", "later"  # the lanes
 
 
 def packaged_voice_path() -> Path:
@@ -48,85 +63,123 @@ def packaged_voice_path() -> Path:
 
 @dataclass
 class _Ticket:
-    first: bool  # a request's first sentence: someone is waiting for the reply's first audio
+    due: float  # monotonic time at which the caller needs its audio
     cost: int  # phonemes: how long the sentence takes to synthesize
     seq: int
     since: float
 
-    def order(self, now: float, max_wait_s: float) -> tuple[int, int, int, int]:
-        starved = now - self.since >= max_wait_s
-        return (0 if starved else 1, 0 if self.first else 1, 0 if starved else self.cost,
-                self.seq)
+    def starved(self, now: float, max_wait_s: float) -> bool:
+        return now - self.since >= max_wait_s
+
+    def order(self, now: float, max_wait_s: float) -> tuple[int, float, int, int]:
+        if self.starved(now, max_wait_s):
+            return (0, self.since, 0, self.seq)
+        if self.due - now <= URGENT_S:
+            return (1, 0.0, self.cost, self.seq)
+        return (2, self.due, self.cost, self.seq)
+
+    def wake_in(self, now: float, max_wait_s: float) -> float:
+        """Seconds until its lane or its place in the order changes by itself."""
+        changes = [self.since + max_wait_s, self.due - LATER_S, self.due - URGENT_S]
+        return max(0.001, min((at for at in changes if at > now), default=now + 60.0) - now)
 
 
 class SynthesisSlots:
-    """At most `parallel` sentences synthesize at once; waiting ones in `_Ticket.order`."""
+    """At most `parallel` sentences synthesize at once in the first lane and `later_parallel`
+    in the low-priority one (0: none, every sentence in the first); waiting ones in
+    `_Ticket.order` within their lane."""
 
-    def __init__(self, parallel: int, *, max_wait_s: float = MAX_WAIT_S) -> None:
+    def __init__(self, parallel: int, *, later_parallel: int = 0,
+                 max_wait_s: float = MAX_WAIT_S) -> None:
         self.parallel = parallel
+        self.later_parallel = later_parallel
         self.max_wait_s = max_wait_s
         self._cond = threading.Condition()
         self._waiting: list[_Ticket] = []
-        self._running = 0
+        self._running = {NOW: 0, LATER: 0}
         self._seq = 0
-        self.started: list[tuple[int, bool]] = []  # (cost, first) in start order, last 64
-        self.most_at_once = 0
+        self.started: list[tuple[int, str]] = []  # (cost, lane) in start order, last 64
+        self.most_at_once = 0  # in the first lane
 
     @contextmanager
-    def slot(self, *, first: bool, cost: int,
-             stop: threading.Event | None = None) -> Iterator[bool]:
-        """Yields True holding a slot, or False as soon as `stop` is set while it waits (a
-        caller who barged in leaves the queue at once; `wake` makes waiters look)."""
-        granted = False
+    def slot(self, *, due: float, cost: int,
+             stop: threading.Event | None = None) -> Iterator[str | None]:
+        """Yields the lane it holds a slot in, or None as soon as `stop` is set while it waits
+        (a caller who barged in leaves the queue at once; `wake` makes waiters look)."""
+        lane: str | None = None
         with self._cond:
             self._seq += 1
-            ticket = _Ticket(first, cost, self._seq, time.monotonic())
+            ticket = _Ticket(due, cost, self._seq, time.monotonic())
             self._waiting.append(ticket)
             while not (stop is not None and stop.is_set()):
-                if self._running < self.parallel and self._next() is ticket:
-                    granted = True
+                now = time.monotonic()
+                if self._may_start(ticket, self._lane(ticket, now), now):
+                    lane = self._lane(ticket, now)
                     break
-                self._cond.wait()
+                self._cond.wait(ticket.wake_in(now, self.max_wait_s))
             self._waiting.remove(ticket)
-            if granted:
-                self._running += 1
-                self.most_at_once = max(self.most_at_once, self._running)
-                self.started = [*self.started[-63:], (cost, first)]
+            if lane is not None:
+                self._running[lane] += 1
+                self.most_at_once = max(self.most_at_once, self._running[NOW])
+                self.started = [*self.started[-63:], (cost, lane)]
             # Another slot may be free too (or this one left the queue): the next looks.
             self._cond.notify_all()
         try:
-            yield granted
+            yield lane
         finally:
-            if granted:
+            if lane is not None:
                 with self._cond:
-                    self._running -= 1
+                    self._running[lane] -= 1
                     self._cond.notify_all()
+
+    def _lane(self, ticket: _Ticket, now: float) -> str:
+        return LATER if self.later_parallel and ticket.due - now >= LATER_S else NOW
+
+    def _may_start(self, ticket: _Ticket, lane: str, now: float) -> bool:
+        limit = self.parallel if lane == NOW else self.later_parallel
+        if self._running[lane] >= limit:
+            return False
+        rivals = [t for t in self._waiting if self._lane(t, now) == lane]
+        return min(rivals, key=lambda t: t.order(now, self.max_wait_s)) is ticket
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-    def _next(self) -> _Ticket:
-        now = time.monotonic()
-        return min(self._waiting, key=lambda t: t.order(now, self.max_wait_s))
 
     def waiting(self) -> int:
         with self._cond:
             return len(self._waiting)
 
 
-class PiperVoiceModel:
-    """One loaded voice, shared by every session in the process."""
+def _lower_this_thread() -> None:
+    """This thread at `LATER_NICE` (a thread may always lower its own priority)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       max(LATER_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
 
-    def __init__(self, voice: Any, *, parallel: int = 1) -> None:
+
+class PiperVoiceModel:
+    """One loaded voice, shared by every session in the process. `later_voice`: the same
+    voice on a one-thread session, for the low-priority lane (None: one lane)."""
+
+    def __init__(self, voice: Any, *, parallel: int = 1, later_voice: Any = None) -> None:
         self.voice = voice
+        self.later_voice = later_voice
         self.sample_rate: int = voice.config.sample_rate
-        self.slots = SynthesisSlots(parallel)
+        self.slots = SynthesisSlots(parallel, later_parallel=parallel if later_voice else 0)
+        self.later = ThreadPoolExecutor(max_workers=parallel, initializer=_lower_this_thread,
+                                        thread_name_prefix="piper-later")
         # espeak-ng (phonemes) keeps global state: one text at a time; it takes milliseconds.
         self.phonemize_lock = threading.Lock()
         # Its own threads: a sentence waiting for a slot must not hold one of asyncio's few
         # default executor threads, which would queue later first sentences behind it (FIFO).
         self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="piper")
+
+    def audio(self, ids: list[int], syn: Any, *, lane: str) -> Any:
+        """Synthesize (blocking) in `lane`."""
+        if lane == LATER and self.later_voice is not None:
+            return self.later.submit(self.later_voice.phoneme_ids_to_audio, ids, syn).result()
+        return self.voice.phoneme_ids_to_audio(ids, syn)
 
 
 def session_options(cpu_threads: int) -> Any:
@@ -160,18 +213,26 @@ class PiperTTS(TTS):
         if not path.is_file():
             raise ProviderConfigError(f"Piper voice not found: {path}", provider="piper")
         voice = PiperVoice.load(path, use_cuda=config.use_cuda)
-        if not config.use_cuda:  # Piper's own session uses onnxruntime's spinning defaults
-            voice.session = onnxruntime.InferenceSession(
-                str(path), sess_options=session_options(config.cpu_threads),
-                providers=["CPUExecutionProvider"])
-        return PiperVoiceModel(voice, parallel=config.parallel)
+        if config.use_cuda:
+            return PiperVoiceModel(voice, parallel=config.parallel)
+        # Piper's own session uses onnxruntime's spinning defaults.
+        voice.session = onnxruntime.InferenceSession(
+            str(path), sess_options=session_options(config.cpu_threads),
+            providers=["CPUExecutionProvider"])
+        later = copy.copy(voice)
+        later.session = onnxruntime.InferenceSession(
+            str(path), sess_options=session_options(1), providers=["CPUExecutionProvider"])
+        return PiperVoiceModel(voice, parallel=config.parallel, later_voice=later)
 
     def warm_up(self) -> None:
         """One synthesis (blocking): the first one allocates; a deployment does it at start."""
-        for _ in self._sentences("Hello.", threading.Event()):
+        for _ in self._sentences("Hello.", threading.Event(), slack_s=0.0):
             pass
+        if self._model.later_voice is not None:  # and the low-priority lane's session
+            for _ in self._sentences("Hello.", threading.Event(), slack_s=2 * LATER_S):
+                pass
 
-    def _sentences(self, text: str, stop: threading.Event) -> Iterator[bytes]:
+    def _sentences(self, text: str, stop: threading.Event, *, slack_s: float) -> Iterator[bytes]:
         """PCM16 per sentence, each synthesized in its turn for a slot (blocking); none more
         once `stop` is set (the reader went away: a barge-in)."""
         from piper import SynthesisConfig
@@ -183,22 +244,27 @@ class PiperTTS(TTS):
                               noise_w_scale=self.config.noise_w_scale)
         with self._model.phonemize_lock:
             sentences = [p for p in voice.phonemize(text) if p]
-        for i, phonemes in enumerate(sentences):
+        due = time.monotonic() + slack_s
+        for phonemes in sentences:
             ids = voice.phonemes_to_ids(phonemes)
-            with self._model.slots.slot(first=i == 0, cost=len(ids), stop=stop) as granted:
-                if not granted or stop.is_set():
+            with self._model.slots.slot(due=due, cost=len(ids), stop=stop) as lane:
+                if lane is None or stop.is_set():
                     return
-                audio = voice.phoneme_ids_to_audio(ids, syn)
-            yield _pcm16(audio)
+                audio = self._model.audio(ids, syn, lane=lane)
+            pcm = _pcm16(audio)
+            # The next sentence is needed once this one has played, not before.
+            due = max(due, time.monotonic()) + len(pcm) / (2 * self.sample_rate)
+            yield pcm
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
         def run() -> None:
             try:
-                for pcm in self._sentences(text, stop):
+                for pcm in self._sentences(text, stop, slack_s=slack_s):
                     loop.call_soon_threadsafe(queue.put_nowait, pcm)
             except Exception as err:  # noqa: BLE001 - handed to the reader
                 loop.call_soon_threadsafe(queue.put_nowait, err)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -127,13 +128,17 @@ class ServeTTS(TTS):
     async def warm(self) -> None:
         await warm_route(self._handle)
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         delivered = 0  # bytes of audio already yielded: a resumed synthesis skips them
         attempt = 0
+        due = time.monotonic() + slack_s
         while True:
             skip = delivered
+            slack_s = max(0.0, due - time.monotonic())
             try:
-                async for frame in self._handle.options(stream=True).synthesize.remote(text):
+                async for frame in self._handle.options(stream=True).synthesize.remote(
+                        text, slack_s):
                     if skip >= len(frame.pcm16):
                         skip -= len(frame.pcm16)
                         continue

@@ -11,6 +11,11 @@ The default stream cuts text into sentences and synthesizes each one as soon as 
 complete, so the first audio comes out while the LLM is still writing. A provider fills in
 `_synthesize_impl`; one with a native text-streaming protocol (ElevenLabs' WebSocket) returns
 its own `SynthesizeStream` from `_stream_impl`.
+
+`synthesize(text, slack_s=...)` says how long the caller still has audio to hear before this
+text's: 0 when someone is waiting for it now (a reply's opening, a greeting), the playing
+audio's length for a reply's next sentence. A TTS that serves many calls on one model may
+synthesize the texts with the least slack first (Piper does); a remote one ignores it.
 """
 
 from __future__ import annotations
@@ -72,9 +77,9 @@ class TTS(ABC):
         async for _ in self.synthesize("Hello."):
             pass
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
-        """Speak `text`. Retries only before the first frame; waits between frames are bounded
-        by the policy's timeout."""
+    async def synthesize(self, text: str, *, slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
+        """Speak `text`, needed `slack_s` from now. Retries only before the first frame; waits
+        between frames are bounded by the policy's timeout."""
         text = text.strip()
         if not text:
             return
@@ -82,7 +87,8 @@ class TTS(ABC):
         self.usage.characters += len(text)
         attempt, started = 0, time.monotonic()
         while True:
-            frames = self._synthesize_impl(text)
+            frames = self._synthesize_impl(
+                text, slack_s=max(0.0, slack_s - (time.monotonic() - started)))
             try:
                 first = await self._next(frames)
                 # Time to the first chunk, retries included: the latency a caller waits.
@@ -133,8 +139,9 @@ class TTS(ABC):
         return SentenceSynthesizeStream(self)
 
     @abstractmethod
-    def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
-        """An async generator of frames at `self.sample_rate`; raise ProviderError on failure."""
+    def _synthesize_impl(self, text: str, *, slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
+        """An async generator of frames at `self.sample_rate`; raise ProviderError on failure.
+        `slack_s`: how soon the audio is needed (a scheduling hint; may be ignored)."""
 
     async def aclose(self) -> None:
         """Release connections; the base holds none."""

@@ -31,10 +31,11 @@ class TTSDeployment:
         self._namespace = tts_cache_key(self._provider)
         self.synthesized = 0  # texts this replica synthesized (calls and greeting fills)
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
-        """Streamed: call with `handle.options(stream=True)`."""
+    async def synthesize(self, text: str, slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
+        """Streamed: call with `handle.options(stream=True)`. `slack_s`: how soon the caller
+        needs the audio (`TTS.synthesize`)."""
         self.synthesized += 1
-        async for frame in self._provider._synthesize_impl(text):
+        async for frame in self._provider._synthesize_impl(text, slack_s=slack_s):
             yield frame
 
     async def greeting(self, text: str) -> bytes | None:

@@ -1,5 +1,5 @@
 """Piper shared by many calls: sentences from several calls synthesize at once, and a caller
-waiting for a reply's first audio goes ahead of a reply that is already playing.
+waiting for audio now goes ahead of a sentence that is not needed yet (a playing reply's next).
 
 Real packaged voice (joe medium), loaded once per test with its own slot count.
 """
@@ -7,7 +7,9 @@ Real packaged voice (joe medium), loaded once per test with its own slot count.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 
 import pytest
 
@@ -26,9 +28,10 @@ def voice(parallel: int) -> tuple[PiperConfig, PiperVoiceModel]:
     return config, PiperTTS.load_model(config)
 
 
-async def audio_of(tts: PiperTTS, text: str, log: list[str], name: str) -> list[bytes]:
+async def audio_of(tts: PiperTTS, text: str, log: list[str], name: str, *,
+                   slack_s: float = 0.0) -> list[bytes]:
     chunks = []
-    async for frame in tts.synthesize(text):
+    async for frame in tts.synthesize(text, slack_s=slack_s):
         chunks.append(frame.pcm16)
         log.append(f"{name}{len(chunks)}")
     return chunks
@@ -40,7 +43,7 @@ async def holding_the_slot(model: PiperVoiceModel) -> tuple[asyncio.Future[None]
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with model.slots.slot(first=True, cost=0):
+        with model.slots.slot(due=time.monotonic(), cost=0):
             held.set()
             release.wait()
 
@@ -83,12 +86,40 @@ async def test_one_slot_runs_one_sentence_at_a_time() -> None:
     assert sorted(log) == ["01", "11", "21"]
 
 
-async def test_a_replys_first_audio_goes_ahead_of_a_playing_replys_next_sentence() -> None:
+def one_lane(model: PiperVoiceModel) -> PiperVoiceModel:
+    """Every sentence in the first lane, as on a GPU: the order within it is what is tested."""
+    model.slots.later_parallel = 0
+    return model
+
+
+async def test_a_caller_waiting_goes_ahead_of_a_sentence_not_needed_yet() -> None:
     config, model = voice(parallel=1)
-    model.slots.max_wait_s = 600  # this test is about the order, not about starvation
+    one_lane(model).slots.max_wait_s = 600  # this test is about the order, not starvation
     playing, other, caller = (PiperTTS(config, model=model) for _ in range(3))
     log: list[str] = []
-    # Another call's synthesis holds the one slot while the first two requests queue up.
+    holder, release = await holding_the_slot(model)
+    # Queued in this order while another call's synthesis holds the one slot: a playing
+    # reply's next sentence (its caller hears 30 s of audio before it), a long sentence and a
+    # short one that callers are waiting for now.
+    later = asyncio.create_task(audio_of(playing, LATER, log, "later", slack_s=30.0))
+    await wait_until(lambda: model.slots.waiting() == 1)
+    long_one = asyncio.create_task(audio_of(other, LONG, log, "long"))
+    await wait_until(lambda: model.slots.waiting() == 2)
+    answer = asyncio.create_task(audio_of(caller, "We open at seven.", log, "answer"))
+    await wait_until(lambda: model.slots.waiting() == 3)
+    release.set()
+    await holder
+    await asyncio.gather(later, long_one, answer)
+
+    # The callers waiting first, the shorter before the longer; the sentence with slack last.
+    assert log == ["answer1", "long1", "later1"]
+
+
+async def test_a_replys_next_sentence_is_due_once_its_first_has_played() -> None:
+    config, model = voice(parallel=1)
+    one_lane(model).slots.max_wait_s = 600
+    playing, other, caller = (PiperTTS(config, model=model) for _ in range(3))
+    log: list[str] = []
     holder, release = await holding_the_slot(model)
     reply = asyncio.create_task(audio_of(playing, f"Yes. {LATER}", log, "reply"))
     await wait_until(lambda: model.slots.waiting() == 1)
@@ -96,16 +127,64 @@ async def test_a_replys_first_audio_goes_ahead_of_a_playing_replys_next_sentence
     await wait_until(lambda: model.slots.waiting() == 2)
     release.set()
     await holder
-    # The reply's short first sentence goes first; then the long sentence takes the slot and
-    # the reply's second sentence waits for it.
+    # The reply's short first sentence goes first; its second is not needed until "Yes." has
+    # played, so the long sentence a caller waits for takes the slot.
     await wait_until(lambda: log == ["reply1"])
     await wait_until(lambda: model.slots.waiting() == 1)
-    # Now a caller finishes a turn: its reply's first audio is what they are waiting for.
+    # Meanwhile a caller finishes a turn; by the time the slot is free both wait, and the
+    # shorter goes first.
     answer = asyncio.create_task(audio_of(caller, "We open at seven.", log, "answer"))
     await asyncio.gather(reply, long_one, answer)
 
     assert log == ["reply1", "long1", "answer1", "reply2"]
-    assert [first for _, first in model.slots.started] == [True, True, True, True, False]
+
+
+async def test_a_sentence_not_needed_yet_runs_in_its_own_lane_at_low_priority() -> None:
+    config, model = voice(parallel=1)
+    playing, caller = PiperTTS(config, model=model), PiperTTS(config, model=model)
+    log: list[str] = []
+    holder, release = await holding_the_slot(model)  # the first lane's one slot is busy
+    try:
+        # A playing reply's next sentence does not wait for it: it has a lane of its own.
+        later = await asyncio.wait_for(
+            audio_of(playing, LATER, log, "later", slack_s=30.0), timeout=60)
+        assert log == ["later1"] and model.slots.started[-1][1] == "later"
+    finally:
+        release.set()
+        await holder
+    await audio_of(caller, "We open at seven.", log, "answer")  # a caller waits: first lane
+    assert [lane for _, lane in model.slots.started] == ["now", "later", "now"]
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert model.later.submit(nice).result() == max(19, nice())
+    # The same voice on its one-thread session: the whole sentence, seconds of speech.
+    assert len(later) == 1 and len(later[0]) / 2 / model.sample_rate > 2.0
+
+
+async def test_a_sentence_that_waited_in_the_low_lane_moves_up_when_it_is_due() -> None:
+    config, model = voice(parallel=1)
+    tts = PiperTTS(config, model=model)
+    log: list[str] = []
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_low_lane() -> None:
+        with model.slots.slot(due=time.monotonic() + 600, cost=0):
+            held.set()
+            release.wait()
+
+    holder = asyncio.get_running_loop().run_in_executor(None, hold_the_low_lane)
+    await wait_until(held.is_set)
+    try:
+        # Due in 1.5 s: it waits for the busy low lane, and once it is due within a second
+        # it takes the free first lane.
+        await asyncio.wait_for(audio_of(tts, LATER, log, "later", slack_s=1.5), timeout=60)
+        assert log == ["later1"]
+        assert [lane for _, lane in model.slots.started] == ["later", "now"]
+    finally:
+        release.set()
+        await holder
 
 
 @pytest.mark.parametrize("parallel", [0, 17])
@@ -131,4 +210,4 @@ async def test_a_caller_who_barges_in_leaves_the_queue_at_once() -> None:
     finally:
         release.set()
         await holder
-    assert [first for _, first in model.slots.started] == [True]
+    assert [lane for _, lane in model.slots.started] == ["now"]

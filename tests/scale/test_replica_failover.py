@@ -69,7 +69,7 @@ class FlakyModel:
         return Transcript(text="what time do you open", language=language,
                           audio_s=len(pcm16) / (2 * sample_rate))
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def synthesize(self, text: str, slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         falls = self._takes_the_fall("synthesize")
         for i in range(FRAMES):
             if falls and i == HOLD_AT_FRAME:

@@ -30,7 +30,8 @@ class ChunkedTTS(TTS):
     def __init__(self) -> None:
         super().__init__(sample_rate=RATE)
 
-    async def _synthesize_impl(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def _synthesize_impl(self, text: str, *,
+                               slack_s: float = 0.0) -> AsyncIterator[AudioFrame]:
         yield AudioFrame(silence(0.1), RATE)
         yield AudioFrame(silence(0.2) + tone(0.5, 8000) + silence(0.1), RATE)
 

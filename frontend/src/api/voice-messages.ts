@@ -62,11 +62,12 @@ export type Interrupted = {
   heard: string;
 };
 
-/** After each turn's first agent audio (`turn`), or the greeting's (`greeting_first_audio_ms`). */
+/** After each turn's first agent audio (`turn`), the greeting's (`greeting_first_audio_ms`), or when the agent's speech has played out (`speech_gap_ms`: silence inside it, its next audio not ready in time). */
 export type Metrics = {
   type: 'metrics';
   turn?: TurnMetrics | null;
   greeting_first_audio_ms?: number | null;
+  speech_gap_ms?: number | null;
 };
 
 /** The live observers' socket's first message; the call's events follow, each with `session_id`. */
