@@ -8,12 +8,14 @@ scheduled per sentence, not per request. Each sentence is due when its caller ne
 now for a reply's opening (`slack_s` 0: someone is waiting), once the audio before it has
 played for a reply's next sentence (the caller's `slack_s`, then the request's own earlier
 sentences). Two lanes, `parallel` sentences at once in each:
-- due within `LATER_S`: the voice's own session (onnxruntime's `run` is thread-safe), urgent
-  sentences (due within `URGENT_S`) first and the shortest of them first, then by due time;
-- due later (most of a reply: only its opening is awaited): a one-thread session on threads
-  at nice 19, below everything Ray starts (nice 15), earliest due first. The LLM writing
-  another caller's opening and that caller's first audio take the CPU first; a sentence that
-  waits here until it is due within `LATER_S` moves to the first lane.
+- the voice's own session (onnxruntime's `run` is thread-safe): urgent sentences (due within
+  `URGENT_S`) first and the shortest of them first, then by due time;
+- a sentence with time to spare (most of a reply: only its opening is awaited) goes to a
+  one-thread session on threads at nice 19, below everything Ray starts (nice 15), earliest
+  due first: the LLM writing another caller's opening and that caller's first audio take the
+  CPU first. Time to spare: due in `LATER_S` or more and in `LATER_MARGIN` times what a
+  sentence that long has lately taken in that lane (it slows down as the box gets busy). A
+  sentence that waits there until it no longer has time to spare moves to the first lane.
 A sentence that has waited `MAX_WAIT_S` goes next in its lane whatever it is, so nothing
 starves.
 """
@@ -46,6 +48,7 @@ _DONE = object()
 URGENT_S = 0.3
 # A sentence needed no sooner than this synthesizes in the low-priority lane, on one thread.
 LATER_S = 1.0
+LATER_MARGIN = 2.0
 LATER_NICE = 19
 # A sentence that has waited this long goes next, whatever its place in the order: longer
 # than a first sentence waits behind a full queue, shorter than a reply's sentence plays.
@@ -78,9 +81,9 @@ class _Ticket:
             return (1, 0.0, self.cost, self.seq)
         return (2, self.due, self.cost, self.seq)
 
-    def wake_in(self, now: float, max_wait_s: float) -> float:
+    def wake_in(self, now: float, max_wait_s: float, later_until: float) -> float:
         """Seconds until its lane or its place in the order changes by itself."""
-        changes = [self.since + max_wait_s, self.due - LATER_S, self.due - URGENT_S]
+        changes = [self.since + max_wait_s, later_until, self.due - URGENT_S]
         return max(0.001, min((at for at in changes if at > now), default=now + 60.0) - now)
 
 
@@ -100,6 +103,9 @@ class SynthesisSlots:
         self._seq = 0
         self.started: list[tuple[int, str]] = []  # (cost, lane) in start order, last 64
         self.most_at_once = 0  # in the first lane
+        # Seconds per unit of cost a sentence lately took in the low-priority lane (moving
+        # average; the first guess is ≈4 times a quiet box's).
+        self.later_s_per_cost = 0.01
 
     @contextmanager
     def slot(self, *, due: float, cost: int,
@@ -116,7 +122,7 @@ class SynthesisSlots:
                 if self._may_start(ticket, self._lane(ticket, now), now):
                     lane = self._lane(ticket, now)
                     break
-                self._cond.wait(ticket.wake_in(now, self.max_wait_s))
+                self._cond.wait(ticket.wake_in(now, self.max_wait_s, self._later_until(ticket)))
             self._waiting.remove(ticket)
             if lane is not None:
                 self._running[lane] += 1
@@ -132,8 +138,18 @@ class SynthesisSlots:
                     self._running[lane] -= 1
                     self._cond.notify_all()
 
+    def _later_until(self, ticket: _Ticket) -> float:
+        """Until when `ticket` has time to spare for the low-priority lane."""
+        return ticket.due - max(LATER_S, LATER_MARGIN * ticket.cost * self.later_s_per_cost)
+
     def _lane(self, ticket: _Ticket, now: float) -> str:
-        return LATER if self.later_parallel and ticket.due - now >= LATER_S else NOW
+        return LATER if self.later_parallel and now < self._later_until(ticket) else NOW
+
+    def took(self, lane: str, cost: int, seconds: float) -> None:
+        """A sentence of `cost` took `seconds` in `lane`: the low lane's pace is learned."""
+        if lane == LATER and cost > 0:
+            with self._cond:
+                self.later_s_per_cost += 0.2 * (seconds / cost - self.later_s_per_cost)
 
     def _may_start(self, ticket: _Ticket, lane: str, now: float) -> bool:
         limit = self.parallel if lane == NOW else self.later_parallel
@@ -177,9 +193,12 @@ class PiperVoiceModel:
 
     def audio(self, ids: list[int], syn: Any, *, lane: str) -> Any:
         """Synthesize (blocking) in `lane`."""
-        if lane == LATER and self.later_voice is not None:
-            return self.later.submit(self.later_voice.phoneme_ids_to_audio, ids, syn).result()
-        return self.voice.phoneme_ids_to_audio(ids, syn)
+        if lane != LATER or self.later_voice is None:
+            return self.voice.phoneme_ids_to_audio(ids, syn)
+        started = time.monotonic()
+        audio = self.later.submit(self.later_voice.phoneme_ids_to_audio, ids, syn).result()
+        self.slots.took(LATER, len(ids), time.monotonic() - started)
+        return audio
 
 
 def session_options(cpu_threads: int) -> Any:

@@ -174,6 +174,7 @@ async def test_a_sentence_that_waited_in_the_low_lane_moves_up_when_it_is_due() 
             held.set()
             release.wait()
 
+    model.slots.later_s_per_cost = 0.001  # a quiet box: only LATER_S decides here
     holder = asyncio.get_running_loop().run_in_executor(None, hold_the_low_lane)
     await wait_until(held.is_set)
     try:
@@ -185,6 +186,20 @@ async def test_a_sentence_that_waited_in_the_low_lane_moves_up_when_it_is_due() 
     finally:
         release.set()
         await holder
+
+
+async def test_a_sentence_goes_to_the_low_lane_only_with_time_to_synthesize_it_there() -> None:
+    config, model = voice(parallel=1)
+    tts = PiperTTS(config, model=model)
+    log: list[str] = []
+    model.slots.later_s_per_cost = 0.02  # the low lane lately slow: 2 s per 100 phonemes
+    # Needed in 5 s: the long sentence would take longer than that to spare there, the short
+    # one would not.
+    await audio_of(tts, LONG, log, "long", slack_s=5.0)
+    await audio_of(tts, "We open at seven.", log, "short", slack_s=5.0)
+    assert [lane for _, lane in model.slots.started] == ["now", "later"]
+    # What the short one took there is the lane's new pace.
+    assert model.slots.later_s_per_cost != 0.02
 
 
 @pytest.mark.parametrize("parallel", [0, 17])
