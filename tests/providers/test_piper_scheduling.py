@@ -121,13 +121,14 @@ async def test_a_replys_next_sentence_is_due_once_its_first_has_played() -> None
     playing, other, caller = (PiperTTS(config, model=model) for _ in range(3))
     log: list[str] = []
     holder, release = await holding_the_slot(model)
-    reply = asyncio.create_task(audio_of(playing, f"Yes. {LATER}", log, "reply"))
+    # Its first sentence plays ≈1 s: its second is not urgent for a good while after.
+    reply = asyncio.create_task(audio_of(playing, f"Yes, we do. {LATER}", log, "reply"))
     await wait_until(lambda: model.slots.waiting() == 1)
     long_one = asyncio.create_task(audio_of(other, LONG, log, "long"))
     await wait_until(lambda: model.slots.waiting() == 2)
     release.set()
     await holder
-    # The reply's short first sentence goes first; its second is not needed until "Yes." has
+    # The reply's short first sentence goes first; its second is not needed until that has
     # played, so the long sentence a caller waits for takes the slot.
     await wait_until(lambda: log == ["reply1"])
     await wait_until(lambda: model.slots.waiting() == 1)
