@@ -107,6 +107,7 @@ def gpu_available() -> bool:
 class PromptCacheTotals:
     prompt_tokens: int = 0  # every prompt token of every request
     cached_tokens: int = 0  # of those, the ones llama.cpp reused instead of reading again
+    requests: int = 0  # the requests counted
 
 
 def cpu_threads(config: LlamaCppConfig) -> int:
@@ -207,6 +208,7 @@ class LlamaCppLLM(ChatLLM):
         cached, read = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
         self.prompt_cache.prompt_tokens += cached + read
         self.prompt_cache.cached_tokens += cached
+        self.prompt_cache.requests += 1
 
     @property
     def listening_address(self) -> str:

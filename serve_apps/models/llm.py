@@ -116,11 +116,12 @@ class LLMDeployment:
         return self._provider.config.model_key()
 
     def prompt_cache_stats(self) -> dict[str, int]:
-        """Prompt tokens this replica was asked to read and how many came from llama.cpp's
-        cache (zeros for a model without one)."""
+        """Prompt tokens this replica was asked to read, how many came from llama.cpp's cache,
+        and in how many requests (zeros for a model without one)."""
         totals = getattr(self._provider, "prompt_cache", None)
         return {"prompt_tokens": int(getattr(totals, "prompt_tokens", 0)),
-                "cached_tokens": int(getattr(totals, "cached_tokens", 0))}
+                "cached_tokens": int(getattr(totals, "cached_tokens", 0)),
+                "requests": int(getattr(totals, "requests", 0))}
 
     def check_health(self) -> None:
         if self._provider is None:
