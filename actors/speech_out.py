@@ -47,10 +47,14 @@ _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 # Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
 CLAUSE_MIN_WORDS = 3
-CLAUSE_MAX_WORDS = 8
+# With no break at all, the opening is its first six words: SmolLM2 often opens with a long
+# noun phrase ("The maker of the Samsung Galaxy S21 ..."), and every word more is LLM text to
+# wait for and synthesis time. One caller, 16 calls a run, three alternating pairs: v2v p50
+# 777 / 855 / 774 ms at eight words, 744 / 758 / 746 at six (bench/results/voice_side_by_side.md).
+CLAUSE_MAX_WORDS = 6
 # Words a new phrase starts with: with no comma yet, a reply's opening may end before one of
 # these once CLAUSE_MIN_WORDS words precede it ("Our bakery opens | at seven tomorrow"), so its
-# first audio is made from ~3-5 words instead of waiting for 8 (less LLM text to wait for, and
+# first audio is made from ~3-5 words instead of waiting for 6 (less LLM text to wait for, and
 # synthesis time grows with the text). Not "to" or "of": they bind to the words around them.
 PHRASE_STARTS = frozenset({
     "at", "on", "in", "from", "for", "with", "by", "about", "until", "after", "before", "since",

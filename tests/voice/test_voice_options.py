@@ -40,7 +40,7 @@ def test_heard_text_and_first_clause() -> None:
     assert first_clause(longer)[0] == "Every morning at five,"
 
 
-def test_an_llm_reply_opens_at_a_comma_a_new_phrase_or_eight_words() -> None:
+def test_an_llm_reply_opens_at_a_comma_a_new_phrase_or_six_words() -> None:
     # A comma after three words ends the opening, even when a phrase started before it.
     assert opening_clause("Sure, we open at seven, and") == ("Sure, we open at seven,", "and")
     # No comma: the words before a complete word that starts a new phrase.
@@ -49,10 +49,11 @@ def test_an_llm_reply_opens_at_a_comma_a_new_phrase_or_eight_words() -> None:
     assert opening_clause("We sell bread and") is None
     assert opening_clause("We sell fresh bread and cakes") == ("We sell fresh bread",
                                                               "and cakes")
-    # "to" and "of" bind to their neighbours; eight words without a break are a clause.
+    # "to" and "of" bind to their neighbours; six words without a break are a clause.
     text = "I would like to tell you all of our prices "
-    assert opening_clause(text) == ("I would like to tell you all of", "our prices ")
+    assert opening_clause(text) == ("I would like to tell you", "all of our prices ")
     assert opening_clause("I would like to tell") is None
+    assert opening_clause("I would like to tell yo") is None  # "yo" may be "your"
     # A finished short sentence goes whole (the sentence path).
     assert opening_clause("We open at seven. And") is None
     # The voice carries on after a cut the reply did not punctuate; the transcript does not
