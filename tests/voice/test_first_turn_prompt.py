@@ -17,9 +17,11 @@ from typing import Any
 from voice_api import publish_flow
 
 from flows.llm_context import CHANNEL_HINTS
+from providers.configs import LlamaCppConfig
 from serve_apps.greetings import WARM_USER_TEXT, first_turn_prompts
 
-SLOTS = 8  # LlamaCppConfig.n_parallel
+# llama.cpp's slots: tests/voice/conftest.py deploys the `models` app with the default.
+SLOTS = LlamaCppConfig.model_fields["n_parallel"].default
 GREETING = "Hello, this is the corner bakery. What would you like to know?"
 
 
@@ -136,7 +138,7 @@ async def settled(llm: Any, quiet_s: float = 1.0) -> dict[str, int]:
 
 async def eight_at_once(llm: Any, question: Callable[[int], list[dict[str, str]]]
                         ) -> tuple[int, int]:
-    """Eight questions at once, one per slot (LlamaCppConfig.n_parallel): the prompt tokens
+    """A question per slot, all at once: the prompt tokens
     llama.cpp read for them, and how many of those came from its cache."""
     async def ask(i: int) -> None:
         async for _ in llm.options(stream=True).chat.remote(question(i), max_tokens=1):
