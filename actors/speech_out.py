@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, Metrics, to_wire
-from providers.tts import TTS, split_sentences
+from providers.tts import (  # noqa: F401 - the opening rule, re-exported for the pipeline
+    CLAUSE_MAX_WORDS,
+    CLAUSE_MIN_WORDS,
+    PHRASE_STARTS,
+    TTS,
+    opening_clause,
+    split_sentences,
+)
 
 log = logging.getLogger("aico.actors.speech_out")
 
@@ -44,22 +51,6 @@ FRAME_S = 0.04
 # Audio that resumes later than this after the last frame played out counts as a gap.
 GAP_MIN_S = 0.02
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
-# Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
-_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
-CLAUSE_MIN_WORDS = 3
-# With no break at all, the opening is its first six words: SmolLM2 often opens with a long
-# noun phrase ("The maker of the Samsung Galaxy S21 ..."), and every word more is LLM text to
-# wait for and synthesis time. One caller, 16 calls a run, three alternating pairs: v2v p50
-# 777 / 855 / 774 ms at eight words, 744 / 758 / 746 at six (bench/results/voice_side_by_side.md).
-CLAUSE_MAX_WORDS = 6
-# Words a new phrase starts with: with no comma yet, a reply's opening may end before one of
-# these once CLAUSE_MIN_WORDS words precede it ("Our bakery opens | at seven tomorrow"), so its
-# first audio is made from ~3-5 words instead of waiting for 6 (less LLM text to wait for, and
-# synthesis time grows with the text). Not "to" or "of": they bind to the words around them.
-PHRASE_STARTS = frozenset({
-    "at", "on", "in", "from", "for", "with", "by", "about", "until", "after", "before", "since",
-    "during", "through", "between", "and", "but", "or", "so", "because", "if", "when", "while",
-    "which", "who", "where", "unless", "although"})
 _CLOSED = re.compile(r"[.,;:!?\u2026\-\u2013\u2014]$")
 # A piece's audio starts where the voice does: what a TTS puts before it (Piper: 20-60 ms,
 # now and then 300 ms) is cut to ONSET_KEEP_S, so the caller hears the reply that much sooner.
@@ -147,45 +138,6 @@ async def cache_greeting(tts: TTS, text: str) -> int:
         greeting_cache.put(key, pcm)
         made += 1
     return made
-
-
-def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
-                   max_words: int = CLAUSE_MAX_WORDS) -> tuple[str, str] | None:
-    """The first clause of an LLM reply that is still being written, and the rest; None to
-    keep waiting for more text.
-
-    A clause ends at a comma, semicolon, colon or dash inside the first sentence after at least
-    `min_words` words. With no such boundary and no finished sentence, it ends before a complete
-    word of `PHRASE_STARTS` that follows at least `min_words` words, else after `max_words`
-    complete words. A short first sentence goes whole (None here: the sentence path)."""
-    sentences, _ = split_sentences(text)
-    first_end = len(text)
-    if sentences:
-        first_end = text.find(sentences[0]) + len(sentences[0])
-    for m in _CLAUSE_END.finditer(text):
-        if m.start() >= first_end:
-            break
-        head = text[:m.start()].strip()
-        if len(head.split()) >= min_words:
-            return head, text[m.end():]
-    if sentences:
-        return None
-    words = text.split()
-    complete = words if text[-1:].isspace() else words[:-1]
-    for i in range(min_words, min(len(complete), max_words)):
-        if complete[i].lower() in PHRASE_STARTS:
-            return _cut_after(text, complete[:i])
-    if len(complete) < max_words:
-        return None
-    return _cut_after(text, complete[:max_words])
-
-
-def _cut_after(text: str, words: list[str]) -> tuple[str, str]:
-    """`text` cut after its first `len(words)` words (which are `words`)."""
-    cut = 0
-    for word in words:
-        cut = text.index(word, cut) + len(word)
-    return text[:cut].strip(), text[cut:].lstrip()
 
 
 def spoken_form(piece: str) -> str:

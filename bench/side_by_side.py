@@ -357,6 +357,10 @@ def live_table(r: dict[str, Any]) -> str:
                   f"{_pair(c.get('pss_mib_per_call_p50'), c.get('pss_mib_per_call_max'), ' MiB')}"
                   f" ({c.get('calls_per_live_actor_max', '–')}) | "
                   f"{c['call_actors_live_max']} |")]
+        by_round = c.get("v2v_ms_p50_p95_by_round")
+        if by_round:
+            lines += ["", "v2v p50 / p95 by round (every caller's first turn, then the second...): "
+                      + ", ".join(_pair(p50, p95) for p50, p95 in by_round)]
     a = r.get("in_a_row")
     if a:
         lines += ["", ("| calls in a row (hang up at the greeting) | greeted | connect → greeting p50 / p95"

@@ -327,6 +327,9 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
     cpu_after = replica_cpu_s(client.root_pid)
     ok = [r for r in results if isinstance(r, dict)]
     v2v = [x for r in ok for x in r["v2v_ms"]]
+    # Per round (every caller's first turn, then second...): the callers dial within a few
+    # seconds, so their first turns end together; later rounds spread out.
+    rounds = [[r["v2v_ms"][i] for r in ok if len(r["v2v_ms"]) > i] for i in range(turns)]
     busiest = max(samples, key=len, default=[])
     per_actor = [pss for s in samples for pss, _ in s]
     # An actor carrying calls when sampled: its PSS shared out among them.
@@ -337,6 +340,7 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "turns_answered": len(v2v), "turns_asked": callers * turns,
         "calls_failed": [repr(r)[:200] for r in results if not isinstance(r, dict)],
         "v2v_ms_p50": pct(v2v, 50), "v2v_ms_p95": pct(v2v, 95), "v2v_ms": v2v,
+        "v2v_ms_p50_p95_by_round": [[pct(r, 50), pct(r, 95)] for r in rounds],
         "greeting_ms": [r["greeting_ms"] for r in ok],
         "call_actor_pss_mib_max": max(per_actor, default=None),
         "call_actor_pss_mib_p50": pct(per_actor, 50),
@@ -649,6 +653,8 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
                   f"{r['call_actor_pss_mib_max']} MiB; per call p50 "
                   f"{r['pss_mib_per_call_p50']} MiB, max {r['pss_mib_per_call_max']} MiB "
                   f"(up to {r['calls_per_live_actor_max']} calls an actor)", flush=True)
+            print(f"v2v p50/p95 ms by round (every caller's first turn, second...): "
+                  f"{r['v2v_ms_p50_p95_by_round']}", flush=True)
             print(f"server stages p50/p95 ms: {r['server_stage_ms_p50_p95']}", flush=True)
             print(f"replies prepared at the pause: {r['speculation']}", flush=True)
             print(f"cores used: {r['cpu_cores_used']}", flush=True)

@@ -294,6 +294,12 @@ async def _llm_prompt(ctx: StepContext, snap: Any, node: Any) -> list[dict[str, 
     return await memory.with_memory(ctx.pool, snap, node, prompt, settings=ctx.settings)
 
 
+def _chat_options(node: Any, snap: Any) -> dict[str, Any]:
+    """How an llm node's reply is asked for on the session's channel."""
+    return {"temperature": node.temperature, "max_tokens": node.max_tokens,
+            "spoken": snap["channel"] in llm_context.SPOKEN_CHANNELS}
+
+
 async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
                       speculation: asyncio.Future[SpeculativeReply | None] | None = None,
                       ) -> AsyncIterator[Action]:
@@ -305,7 +311,7 @@ async def _stream_llm(ctx: StepContext, snap: Any, effect: dict[str, Any], *,
     doc = await flow_document(ctx.pool, snap["flow_version_id"])
     node = doc.node_map()[effect["node_id"]]
     prompt = await _llm_prompt(ctx, snap, node)
-    options = {"temperature": node.temperature, "max_tokens": node.max_tokens}
+    options = _chat_options(node, snap)
     stream = None
     if speculation is not None:
         reply = await _settled(speculation)
@@ -377,7 +383,7 @@ async def speculate(ctx: StepContext, session_id: UUID | str,
     node = doc.node_map()[outcome.effects[0]["node_id"]]
     committed = {**snap, "state": outcome.state, "variables": outcome.variables}
     prompt = await _llm_prompt(ctx, committed, node)
-    options = {"temperature": node.temperature, "max_tokens": node.max_tokens}
+    options = _chat_options(node, snap)
     # The pipeline's turn metrics time the real turn's LLM call: this one is not announced.
     llm = await _session_llm(replace(ctx, on_llm_start=None, speculations={}), snap)
     reply = SpeculativeReply(text, node_id=node.id, prompt=prompt, options=options)

@@ -24,6 +24,9 @@ CHANNEL_HINTS = {
     "whatsapp": ("You are chatting on WhatsApp. Keep replies short; you may use *bold* and"
                  " _italic_, no tables or headings."),
 }
+# Channels whose replies are spoken as they stream: the LLM is told so (`ChatLLM.chat`'s
+# `spoken`), and a local model writes a reply's opening first.
+SPOKEN_CHANNELS = frozenset({"voice", "phone"})
 
 
 def append_history(history: list[dict[str, str]], role: str, text: str) -> list[dict[str, str]]:

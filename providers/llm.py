@@ -145,16 +145,21 @@ class ChatLLM(ABC):
         response_format: dict | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        spoken: bool = False,
     ) -> AsyncIterator[LLMChunk]:
         """Stream the reply. Retries only before the first chunk; every wait between chunks is
-        bounded by the policy's timeout. Usage from the provider is added to `self.usage`."""
+        bounded by the policy's timeout. Usage from the provider is added to `self.usage`.
+        `spoken`: the reply is spoken as it streams (a voice or phone call), so a provider may
+        pace its writing to the speech (llamacpp writes the opening first, then waits while it
+        is synthesized)."""
         if tools and not self.capabilities.tools:
             raise ProviderError(f"{self.kind} does not support tools", provider=self.kind)
         self.usage.requests += 1
         attempt, started = 0, time.monotonic()
         while True:
             stream = self._chat_impl(messages, tools=tools, response_format=response_format,
-                                     temperature=temperature, max_tokens=max_tokens)
+                                     temperature=temperature, max_tokens=max_tokens,
+                                     spoken=spoken)
             try:
                 first = await self._next(stream)
                 # Time to the first chunk, retries included: the latency a caller waits.
@@ -211,6 +216,7 @@ class ChatLLM(ABC):
         response_format: dict | None,
         temperature: float | None,
         max_tokens: int | None,
+        spoken: bool = False,
     ) -> AsyncIterator[LLMChunk]:
         """An async generator of chunks. Raise ProviderError subclasses on failure."""
 

@@ -43,7 +43,8 @@ class OpenAICompatibleLLM(ChatLLM):
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
                          response_format: dict | None, temperature: float | None,
-                         max_tokens: int | None) -> AsyncIterator[LLMChunk]:
+                         max_tokens: int | None, spoken: bool = False,
+                         ) -> AsyncIterator[LLMChunk]:
         body = chat_request(
             messages, model=self.model_id, tools=tools, response_format=response_format,
             temperature=self.config.temperature if temperature is None else temperature,

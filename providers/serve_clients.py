@@ -179,7 +179,8 @@ class ServeChatLLM(ChatLLM):
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: list[dict] | None,
                          response_format: dict | None, temperature: float | None,
-                         max_tokens: int | None) -> AsyncIterator[LLMChunk]:
+                         max_tokens: int | None, spoken: bool = False,
+                         ) -> AsyncIterator[LLMChunk]:
         # The session's config (temperature, max_tokens) applies, not the replica's.
         temperature = getattr(self.config, "temperature", None) if temperature is None \
             else temperature
@@ -190,7 +191,7 @@ class ServeChatLLM(ChatLLM):
         while True:
             try:
                 async for chunk in self._handle.options(stream=True).chat.remote(
-                        wire, tools, response_format, temperature, max_tokens):
+                        wire, tools, response_format, temperature, max_tokens, spoken):
                     delivered = delivered or bool(chunk.text or chunk.tool_calls)
                     yield chunk
                 return

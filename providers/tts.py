@@ -169,6 +169,69 @@ def split_sentences(text: str) -> tuple[list[str], str]:
     return sentences, text[start:]
 
 
+# A streamed reply's opening, the piece a voice call speaks first (actors/speech_out.py) and
+# the part a local LLM writes before anything else (providers/llamacpp_llm.py): one rule for both.
+# Where an opening clause may end: after , ; : (then a space), or at a free-standing dash.
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-\u2013\u2014]+\s+")
+CLAUSE_MIN_WORDS = 3
+# With no break at all, the opening is its first six words: SmolLM2 often opens with a long
+# noun phrase ("The maker of the Samsung Galaxy S21 ..."), and every word more is LLM text to
+# wait for and synthesis time. One caller, 16 calls a run, three alternating pairs: v2v p50
+# 777 / 855 / 774 ms at eight words, 744 / 758 / 746 at six (bench/results/voice_side_by_side.md).
+CLAUSE_MAX_WORDS = 6
+# Words a new phrase starts with: with no comma yet, a reply's opening may end before one of
+# these once CLAUSE_MIN_WORDS words precede it ("Our bakery opens | at seven tomorrow"), so its
+# first audio is made from ~3-5 words instead of waiting for 6 (less LLM text to wait for, and
+# synthesis time grows with the text). Not "to" or "of": they bind to the words around them.
+PHRASE_STARTS = frozenset({
+    "at", "on", "in", "from", "for", "with", "by", "about", "until", "after", "before", "since",
+    "during", "through", "between", "and", "but", "or", "so", "because", "if", "when", "while",
+    "which", "who", "where", "unless", "although"})
+def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
+                   max_words: int = CLAUSE_MAX_WORDS) -> tuple[str, str] | None:
+    """The first clause of an LLM reply that is still being written, and the rest; None to
+    keep waiting for more text.
+
+    A clause ends at a comma, semicolon, colon or dash inside the first sentence after at least
+    `min_words` words. With no such boundary and no finished sentence, it ends before a complete
+    word of `PHRASE_STARTS` that follows at least `min_words` words, else after `max_words`
+    complete words. A short first sentence goes whole (None here: the sentence path)."""
+    sentences, _ = split_sentences(text)
+    first_end = len(text)
+    if sentences:
+        first_end = text.find(sentences[0]) + len(sentences[0])
+    for m in _CLAUSE_END.finditer(text):
+        if m.start() >= first_end:
+            break
+        head = text[:m.start()].strip()
+        if len(head.split()) >= min_words:
+            return head, text[m.end():]
+    if sentences:
+        return None
+    words = text.split()
+    complete = words if text[-1:].isspace() else words[:-1]
+    for i in range(min_words, min(len(complete), max_words)):
+        if complete[i].lower() in PHRASE_STARTS:
+            return _cut_after(text, complete[:i])
+    if len(complete) < max_words:
+        return None
+    return _cut_after(text, complete[:max_words])
+
+
+def _cut_after(text: str, words: list[str]) -> tuple[str, str]:
+    """`text` cut after its first `len(words)` words (which are `words`)."""
+    cut = 0
+    for word in words:
+        cut = text.index(word, cut) + len(word)
+    return text[:cut].strip(), text[cut:].lstrip()
+
+
+def opening_ready(text: str) -> bool:
+    """Whether a voice call would cut its first piece from a reply written up to `text`:
+    an opening clause (`opening_clause`) or a finished first sentence."""
+    return opening_clause(text) is not None or bool(split_sentences(text)[0])
+
+
 class SynthesizeStream(ProviderStream[AudioFrame]):
     def __init__(self, tts: TTS) -> None:
         self._tts = tts

@@ -101,11 +101,13 @@ class LLMDeployment:
 
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                    response_format: dict | None = None, temperature: float | None = None,
-                   max_tokens: int | None = None) -> AsyncIterator[LLMChunk]:
+                   max_tokens: int | None = None, spoken: bool = False,
+                   ) -> AsyncIterator[LLMChunk]:
         """Streamed: call with `handle.options(stream=True)`."""
         stream = self._provider._chat_impl(
             [ChatMessage.model_validate(m) for m in messages], tools=tools,
-            response_format=response_format, temperature=temperature, max_tokens=max_tokens)
+            response_format=response_format, temperature=temperature, max_tokens=max_tokens,
+            spoken=spoken)
         async for chunk in coalesce(stream):
             yield chunk
 

@@ -33,7 +33,8 @@ class ScriptedLLM(ChatLLM):
         self.requests: list[list[ChatMessage]] = []
 
     async def _chat_impl(self, messages: list[ChatMessage], *, tools: Any, response_format: Any,
-                         temperature: Any, max_tokens: Any) -> AsyncIterator[LLMChunk]:
+                         temperature: Any, max_tokens: Any, spoken: bool = False,
+                         ) -> AsyncIterator[LLMChunk]:
         self.requests.append(messages)
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if response_format:

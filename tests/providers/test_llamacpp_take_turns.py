@@ -81,3 +81,59 @@ async def test_a_reply_past_its_opening_waits_for_anothers_opening(smollm, monke
 ])
 def test_what_counts_as_an_opening(text, tokens, done):
     assert _opening_done(text, tokens) is done
+
+
+@pytest.mark.parametrize("text,tokens,spoken,done", [
+    # A spoken reply's opening is the piece the call speaks first (providers.tts.opening_ready).
+    ("The maker of", 3, True, False),
+    ("The maker of the Samsung Galaxy ", 7, True, True),   # six words, no break
+    ("The maker of the Samsung Galaxy ", 7, False, False),
+    ("We open at nine on Saturdays and", 7, True, True),   # before the phrase word "on"
+    ("Yes. ", 2, True, True),                                # a finished first sentence
+    ("Yes. ", 2, False, False),
+])
+def test_a_spoken_replys_opening_is_what_the_call_speaks_first(text, tokens, spoken, done):
+    assert _opening_done(text, tokens, spoken=spoken) is done
+
+
+async def test_a_spoken_reply_waits_after_its_opening_while_it_is_synthesized(smollm,
+                                                                             monkeypatch):
+    monkeypatch.setattr(llamacpp_llm, "OPENING_HOLD_S", 0.6)
+    requests: list[dict] = []
+    stream = smollm._stream
+
+    def counting(body, **kwargs):
+        requests.append(body)
+        return stream(body, **kwargs)
+
+    monkeypatch.setattr(smollm, "_stream", counting)
+
+    async def timed(spoken: bool) -> tuple[str, list[tuple[float, str]]]:
+        requests.clear()
+        text, seen = "", []
+        async for chunk in smollm.chat([SYSTEM, LONG], max_tokens=40, temperature=0.0,
+                                       spoken=spoken):
+            if chunk.text:
+                text += chunk.text
+                seen.append((time.monotonic(), text))
+        return text, seen
+
+    # Other tests' requests to this model may still be ending: none may be writing an opening.
+    openings = llamacpp_llm._openings_of(smollm._server)
+    deadline = time.monotonic() + 30
+    while openings.count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    _, _ = await timed(spoken=False)
+    assert len(requests) == 1  # a text reply alone is written in one go
+    spoken_text, seen = await timed(spoken=True)
+    # Spoken: the opening, then the rest as a continuation after the wait.
+    assert len(requests) >= 2, requests
+    paused_at = requests[1]["messages"][-1]
+    assert paused_at["role"] == "assistant", requests[1]
+    before = [i for i, (_, text) in enumerate(seen) if text == paused_at["content"]]
+    assert before, (paused_at, seen)
+    assert _opening_done(paused_at["content"], before[-1] + 1, spoken=True), paused_at
+    resumed = before[-1] + 1
+    assert resumed < len(seen), spoken_text  # it went on after the wait, from where it was
+    waited = seen[resumed][0] - seen[resumed - 1][0]
+    assert waited >= 0.6 - 0.05, (waited, spoken_text)
