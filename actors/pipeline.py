@@ -79,6 +79,9 @@ class VoicePipeline:
         self._step_task: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._unconfirmed: set[str] = set()  # LLM streams whose reply is not committed yet
+        # Streams a barge-in dropped: anything more of them is not spoken (a backstop: the
+        # step that wrote them is cancelled).
+        self._dropped: set[str] = set()
         self._stream_text: dict[str, str] = {}
         self._listening = False
         self._turn: dict[str, Any] | None = None  # metrics of the turn being answered
@@ -285,6 +288,8 @@ class VoicePipeline:
                 self.speech.say(action.text, interruptible=action.interruptible)
             elif isinstance(action, SayChunk):
                 sid = action.stream_id
+                if sid in self._dropped:
+                    continue
                 if sid not in self._stream_text:
                     self._stream_text[sid] = ""
                     self._unconfirmed.add(sid)
@@ -358,6 +363,7 @@ class VoicePipeline:
             self._events.put_nowait(InboundEvent.llm_completed(sid, heard.get(sid, ""),
                                                                interrupted=True))
             self._stream_text.pop(sid, None)
+            self._dropped.add(sid)
         self._unconfirmed.clear()
 
     def _on_pause_text(self, text: str, utt: Utterance) -> None:

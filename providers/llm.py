@@ -199,8 +199,12 @@ class ChatLLM(ABC):
         return ChatResult(text="".join(text), tool_calls=calls, usage=usage, finish_reason=finish)
 
     async def _next(self, stream: AsyncIterator[LLMChunk]) -> LLMChunk | None:
+        # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` loses a cancellation
+        # that arrives as the chunk does (it returns the chunk), and a reply the caller
+        # interrupted then went on being read and spoken.
         try:
-            return await asyncio.wait_for(anext(stream), timeout=self.policy.timeout_s)
+            async with asyncio.timeout(self.policy.timeout_s):
+                return await anext(stream)
         except StopAsyncIteration:
             return None
         except TimeoutError:

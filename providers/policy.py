@@ -42,7 +42,8 @@ async def call_with_retries(fn: Callable[[], Awaitable[T]], *, policy: CallPolic
     started = time.monotonic()
     while True:
         try:
-            result = await asyncio.wait_for(fn(), timeout=policy.timeout_s)
+            async with asyncio.timeout(policy.timeout_s):  # keeps a cancellation (llm._next)
+                result = await fn()
             record_provider_call(provider, what, time.monotonic() - started)
             return result
         except TimeoutError:

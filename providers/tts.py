@@ -116,8 +116,9 @@ class TTS(ABC):
     async def _next(self, frames: AsyncIterator[AudioFrame]) -> AudioFrame | None:
         from providers.errors import ProviderTimeout
 
-        try:
-            return await asyncio.wait_for(anext(frames), timeout=self.policy.timeout_s)
+        try:  # asyncio.timeout keeps a cancellation that comes with a frame (ChatLLM._next)
+            async with asyncio.timeout(self.policy.timeout_s):
+                return await anext(frames)
         except StopAsyncIteration:
             return None
         except TimeoutError:
