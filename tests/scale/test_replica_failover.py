@@ -77,7 +77,8 @@ class FlakyModel:
             yield AudioFrame(pcm16=frame_pcm(i), sample_rate=16000)
 
     async def chat(self, messages: list[dict[str, Any]], tools: Any, response_format: Any,
-                   temperature: Any, max_tokens: Any) -> AsyncIterator[LLMChunk]:
+                   temperature: Any, max_tokens: Any, spoken: bool = False,
+                   ) -> AsyncIterator[LLMChunk]:
         when = messages[-1]["content"]  # "before" or "after": the first token
         falls = self._takes_the_fall(f"chat-{when}")
         for i, text in enumerate(REPLY):
