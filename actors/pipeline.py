@@ -36,7 +36,7 @@ import asyncpg
 from actors.call_providers import load_vad
 from actors.options import VoiceOptions, voice_options
 from actors.speech_ahead import SpeechAhead
-from actors.speech_out import Sentence, SpeechOut, opening_clause, spoken_form
+from actors.speech_out import Sentence, SpeechOut, spoken_form
 from actors.turns import RATE, TurnDetector, TurnTimings, Utterance, load_end_of_turn_model
 from aico.errors import NotFound
 from aico.settings import Settings
@@ -46,7 +46,7 @@ from flows.events import End, InboundEvent, Listen, Say, SayChunk, Transfer
 from flows.executor import StepContext, speculate, step
 from flows.sessions import open_session_speech, provider_usage, resume_point
 from providers.pcm import resample_pcm16
-from providers.tts import split_sentences
+from providers.tts import opening_clause, split_sentences
 
 log = logging.getLogger("aico.actors.pipeline")
 

@@ -34,14 +34,7 @@ from typing import Any
 import numpy as np
 
 from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, Metrics, to_wire
-from providers.tts import (  # noqa: F401 - the opening rule, re-exported for the pipeline
-    CLAUSE_MAX_WORDS,
-    CLAUSE_MIN_WORDS,
-    PHRASE_STARTS,
-    TTS,
-    opening_clause,
-    split_sentences,
-)
+from providers.tts import CLAUSE_MAX_WORDS, CLAUSE_MIN_WORDS, TTS, opening_clause, split_sentences
 
 log = logging.getLogger("aico.actors.speech_out")
 

@@ -188,6 +188,8 @@ PHRASE_STARTS = frozenset({
     "at", "on", "in", "from", "for", "with", "by", "about", "until", "after", "before", "since",
     "during", "through", "between", "and", "but", "or", "so", "because", "if", "when", "while",
     "which", "who", "where", "unless", "although"})
+
+
 def opening_clause(text: str, *, min_words: int = CLAUSE_MIN_WORDS,
                    max_words: int = CLAUSE_MAX_WORDS) -> tuple[str, str] | None:
     """The first clause of an LLM reply that is still being written, and the rest; None to

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from actors.options import voice_options
-from actors.speech_out import first_clause, heard_words, opening_clause, spoken_form
+from actors.speech_out import first_clause, heard_words, spoken_form
 from aico.settings import VoiceSettings
+from providers.tts import opening_clause
 from serve_apps.routes.voice import mint_voice_token, verify_voice_token
 
 
