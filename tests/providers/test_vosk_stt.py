@@ -64,10 +64,13 @@ def assert_partials_then_final(events: list[SpeechEvent], *, audio_s: float) -> 
     assert kinds[-1] == "final" and kinds.count("final") == 1, kinds
     interims = [e.text for e in events if e.type == "interim"]
     assert len(interims) >= 2, interims  # heard while "speaking", before the final
-    # The first partial is the start of the phrase, heard before its end was spoken (later
-    # partials may revise a word, as Kaldi's do).
-    first = squeeze(interims[0])
-    assert first and squeeze(PHRASE).startswith(first) and first != squeeze(PHRASE), interims
+    # The start of the phrase is heard before its end was spoken. Not necessarily in the first
+    # partial: Kaldi revises its guesses, and audio that piled up while it was busy is read in
+    # one batch, so which guess is read first depends on the machine's load (under load the
+    # first read was once "었어", then "어서 오세요").
+    whole = squeeze(PHRASE)
+    assert any(squeeze(t) and whole.startswith(squeeze(t)) and squeeze(t) != whole
+               for t in interims), interims
     final = events[-1]
     assert squeeze(final.text) == squeeze(PHRASE), final.text
     assert final.language == "ko" and final.start_s == 0.0
