@@ -14,12 +14,15 @@ from flows.expressions import render
 HISTORY_WINDOW = 20
 MAX_HISTORY_MESSAGE_CHARS = 4_000
 
+# What a spoken channel's LLM is told. It asks for plain words only: no TTS path here reads
+# markup (an SSML `<break>` would be said aloud).
+SPOKEN_HINT = (
+    "You are speaking on a live voice call. Reply in short, plain, speakable sentences."
+    " No markdown, lists, emoji or URLs. Spell out numbers and symbols as they are said."
+)
 CHANNEL_HINTS = {
-    "voice": (
-        "You are speaking on a live voice call. Reply in short, plain, speakable sentences."
-        " No markdown, lists, emoji or URLs. Spell out numbers and symbols as they are said."
-        " You may add a pause with an inline SSML tag such as <break time=\"300ms\"/>."
-    ),
+    "voice": SPOKEN_HINT,
+    "phone": SPOKEN_HINT,  # the same words, so a phone call's prompt finds the warmed slots
     "chat": "You are chatting in a text window. You may format replies with Markdown.",
     "whatsapp": ("You are chatting on WhatsApp. Keep replies short; you may use *bold* and"
                  " _italic_, no tables or headings."),

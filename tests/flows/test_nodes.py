@@ -19,8 +19,10 @@ from flow_fakes import (
 
 from db.session_events import list_session_events_for_session
 from db.sessions import get_session_brief
+from flows.document import LLMNode
 from flows.events import InboundEvent, SayChunk
 from flows.executor import step
+from flows.llm_context import CHANNEL_HINTS, llm_messages
 from providers.llm import LLMChunk
 
 
@@ -97,6 +99,16 @@ async def test_llm_streams_before_anything_is_persisted(api, pool, settings):
     assert "Markdown" in system.content  # the chat channel hint
     brief = await get_session_brief(pool, session_id=UUID(sid))
     assert brief["variables"]["answer"] == "You said: hello there"
+
+
+def test_a_phone_calls_llm_is_told_it_is_speaking_as_a_voice_calls_is():
+    node = LLMNode.model_validate({"id": "think", "type": "llm", "instructions": "Be brief."})
+    history = [{"role": "user", "content": "when do you open?"}]
+    phone, voice = (llm_messages(node, variables={}, history=history, channel=channel)
+                    for channel in ("phone", "voice"))
+    assert phone == voice  # one prompt prefix: a phone call's first turn finds the warm slots
+    assert phone[0]["content"] == CHANNEL_HINTS["voice"] + "\n\nBe brief."
+    assert "speakable" in phone[0]["content"] and "<" not in phone[0]["content"]  # no markup
 
 
 async def test_llm_voice_channel_hint_and_barge_in(pool, settings, make_org):
