@@ -11,7 +11,7 @@ fills the actor already carrying the most calls before it takes an idle one, so 
 processes as possible are live. The pool refills itself in the background after every
 `acquire` until at least `size` slots are free and warm: every missing actor at once while no
 call is live (start-up), one at a time while calls are. A new actor's process costs ≈1 s of CPU
-that Ray spends at the calls' priority (actors.priority lowers only what follows); eight
+that Ray spends at the calls' priority (aico.priority lowers only what follows); eight
 callers on two cores, whose arrival emptied the pool, otherwise wait behind four of those at
 once in their first turns. An actor that has served
 `calls_per_actor` calls takes no new call and retires once its last call has ended, so
@@ -120,7 +120,7 @@ class VoiceActorPool:
 
     async def _add(self) -> None:
         try:
-            # A spare: while it warms, the live calls beside it keep the CPU (actors.priority).
+            # A spare: while it warms, the live calls beside it keep the CPU (aico.priority).
             actor = await self._start_one(background=True)
             self._actors[actor_key(actor)] = PooledActor(actor)
         except Exception as err:

@@ -63,17 +63,17 @@ class VoiceSession:
         self.calls = 0
         self.node = ""
         self._media: Any = None  # actors.media_link.MediaServer, started by the warm-up
-        self._low: Any = None  # actors.priority.LowPriority of a background warm-up
+        self._low: Any = None  # aico.priority.LowPriority of a background warm-up
 
     async def warm(self, background: bool = False) -> int:
         """Ready to take a call at once. Returns the worker's pid. A `background` warm-up (a
         spare for the pool, not a call waiting) runs at a lower CPU priority than live calls
-        (actors.priority); a call that comes meanwhile raises it back."""
-        from actors.priority import LowPriority
+        (aico.priority); a call that comes meanwhile raises it back."""
+        from aico.priority import LowPriority
 
         if self._warm is None:
             if background:
-                self._low = LowPriority()
+                self._low = LowPriority(what="a spare voice actor's warm-up")
                 self._low.lower()
             self._warm = asyncio.create_task(self._warm_up())
         elif not background and self._low is not None:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Self
 
 from ray import serve
 
@@ -64,6 +64,57 @@ def _merge(items: list[LLMChunk]) -> LLMChunk:
                     finish_reason=finish)
 
 
+class BackgroundReading:
+    """While the replica reads prompts ahead (slots warmed at start, a published flow's first
+    turn) and serves no request, its threads run at idle CPU priority (aico.priority), so a
+    call being set up beside it keeps the CPU. Eight slots of a first-turn prompt take one of
+    two cores ≈2 s, and the first call after a publish heard its greeting 177-443 ms after
+    connecting (7 runs of bench/greeting.py); 108-204 ms with the reading at idle priority (4),
+    77-98 ms with no reading at all (3). A request puts the replica back at its normal
+    priority at once; the reading goes on beside it.
+
+        with background:          # nested and concurrent readings share one lowering
+            provider.read_prompts(prompts)
+        with background.serving():
+            ...                   # a request, at normal priority
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._requests = 0
+        self._low: Any = None
+
+    def __enter__(self) -> Self:
+        self._change(readers=1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._change(readers=-1)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        self._change(requests=1)
+        try:
+            yield
+        finally:
+            self._change(requests=-1)
+
+    def _change(self, *, readers: int = 0, requests: int = 0) -> None:
+        from aico.priority import LowPriority
+
+        with self._lock:
+            self._readers += readers
+            self._requests += requests
+            low = self._readers > 0 and self._requests == 0
+            if low and self._low is None:
+                self._low = LowPriority(what="the LLM replica's reading ahead")
+                self._low.lower()
+            elif not low and self._low is not None:
+                self._low.restore()
+                self._low = None
+
+
 @serve.deployment(name="llm", max_ongoing_requests=16)
 class LLMDeployment:
     def __init__(self, config: dict[str, Any]) -> None:
@@ -74,6 +125,7 @@ class LLMDeployment:
         # it read the 107-token bakery prompt in 1-2 s with eight callers at once; with it, 39
         # tokens). Models without slots (no `warm_slots`) have nothing to do.
         self.slots_warm = threading.Event()
+        self._background = BackgroundReading()
         threading.Thread(target=self._warm_slots, name="llm-warm-slots", daemon=True).start()
 
     def _warm_slots(self) -> None:
@@ -82,7 +134,8 @@ class LLMDeployment:
         try:
             warm = getattr(self._provider, "warm_slots", None)
             if warm is not None:
-                warm([CHANNEL_HINTS["voice"]])
+                with self._background:
+                    warm([CHANNEL_HINTS["voice"]])
         except Exception:  # a turn then reads the hint itself
             log.warning("llm slots not warmed", exc_info=True)
         finally:
@@ -97,19 +150,25 @@ class LLMDeployment:
         read = getattr(self._provider, "read_prompts", None)
         if read is None:
             return -1
-        return int(await asyncio.to_thread(read, prompts))
+
+        def read_in_background() -> int:
+            with self._background:
+                return int(read(prompts))
+
+        return await asyncio.to_thread(read_in_background)
 
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                    response_format: dict | None = None, temperature: float | None = None,
                    max_tokens: int | None = None, spoken: bool = False,
                    ) -> AsyncIterator[LLMChunk]:
         """Streamed: call with `handle.options(stream=True)`."""
-        stream = self._provider._chat_impl(
-            [ChatMessage.model_validate(m) for m in messages], tools=tools,
-            response_format=response_format, temperature=temperature, max_tokens=max_tokens,
-            spoken=spoken)
-        async for chunk in coalesce(stream):
-            yield chunk
+        with self._background.serving():
+            stream = self._provider._chat_impl(
+                [ChatMessage.model_validate(m) for m in messages], tools=tools,
+                response_format=response_format, temperature=temperature,
+                max_tokens=max_tokens, spoken=spoken)
+            async for chunk in coalesce(stream):
+                yield chunk
 
     def capabilities(self) -> LLMCapabilities:
         return self._provider.capabilities

@@ -1,5 +1,5 @@
 """A spare call actor warms up at idle CPU priority and is back at normal priority once warm
-(actors/priority.py): the mechanism on this process's threads, then a pool actor on Ray."""
+(aico/priority.py): the mechanism on this process's threads, then a pool actor on Ray."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_actor_restart import PinnedModelsPool
 
-from actors.priority import LowPriority, can_restore
+from aico.priority import LowPriority, can_restore
 
 pytestmark = pytest.mark.skipif(
     not can_restore(), reason="this machine does not let a thread leave SCHED_IDLE again "
@@ -32,7 +32,7 @@ def thread_policies(pid: int | str = "self") -> dict[int, tuple[int, int]]:
 def test_every_thread_is_lowered_and_put_back_even_one_started_meanwhile():
     before = set(thread_policies().values())
     assert {policy for policy, _ in before} == {os.SCHED_OTHER}
-    low = LowPriority()
+    low = LowPriority(what="this test")
     assert low.lower() and low.lowered
     stop = threading.Event()
     late = threading.Thread(target=stop.wait, name="started-while-low")

@@ -1,22 +1,23 @@
-"""A spare call actor warms up at idle CPU priority, below the live calls beside it.
+"""Background work of a process at idle CPU priority, below the live calls beside it.
 
-The pool refills as calls take its actors (actors/pool.py): each new process imports the
-pipeline, loads its models and opens its connections, ≈1.5 s of CPU, at the moment calls are
-live. With eight callers on two cores the refill ran beside their first turns and their p95
-doubled. While it warms, a spare actor's threads are scheduled SCHED_IDLE (they run when a core
-would otherwise idle; a nice value would not do: Ray starts its workers at nice 15, four steps
-from the floor), and when it is ready they are put back to the normal policy at the nice value
-they had, so the calls it then takes are not slowed.
+Two users: a spare call actor warming up (actors/pool.py refills the pool as calls take its
+actors; each new process imports the pipeline, loads its models and opens its connections,
+≈1.5 s of CPU, at the moment calls are live: with eight callers on two cores the refill beside
+their first turns doubled their p95), and the LLM replica reading prompts ahead
+(serve_apps/models/llm.py). While the work runs, the process's threads are scheduled
+SCHED_IDLE (they run when a core would otherwise idle; a nice value would not do: Ray starts
+its workers at nice 15, four steps from the floor), and when it is done, or a call needs the
+process, they are put back to the normal policy at the nice value they had.
 
 Linux schedules threads, not processes: every thread of the process is moved, and every thread
-it has when it is ready (those started meanwhile inherited the idle policy) is moved back.
+it has when it is restored (those started meanwhile inherited the idle policy) is moved back.
 Leaving SCHED_IDLE needs CAP_SYS_NICE or an RLIMIT_NICE that allows the thread's nice value;
-where neither is there the warm-up runs at normal priority, since a call actor left idle would
-be far worse.
+where neither is there the work runs at normal priority, since a process left idle would be
+far worse.
 
-    low = LowPriority()
+    low = LowPriority(what="a spare voice actor's warm-up")
     low.lower()      # False where it could not be undone later: nothing changed
-    ...              # the warm-up
+    ...              # the work
     low.restore()    # idempotent
 """
 
@@ -26,7 +27,7 @@ import logging
 import os
 import threading
 
-log = logging.getLogger("aico.actors.priority")
+log = logging.getLogger("aico.priority")
 
 _TASKS = "/proc/self/task"
 
@@ -64,15 +65,16 @@ def can_restore() -> bool:
 
 
 class LowPriority:
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.what = what  # for the log
         self.lowered = False
 
     def lower(self) -> bool:
         if self.lowered:
             return True
         if not can_restore():
-            log.info("a spare voice actor warms at normal priority: idle priority could not be"
-                     " left again here (no CAP_SYS_NICE, RLIMIT_NICE)")
+            log.info("%s runs at normal priority: idle priority could not be left again here"
+                     " (no CAP_SYS_NICE, RLIMIT_NICE)", self.what)
             return False
         self.lowered = True
         for tid in _threads():
