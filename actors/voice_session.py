@@ -41,6 +41,21 @@ log = logging.getLogger("aico.actors.voice_session")
 CALLS_DIR = Path(tempfile.gettempdir()) / "aico-voice-calls"
 
 
+def prune_calls_dir() -> int:
+    """Remove the files of processes that have ended (Ray kills a retired actor without a word,
+    so none removes its own; 950 had piled up on one machine over two days). Run by each new
+    actor as it warms; only where /proc tells which processes live. Returns how many went."""
+    if not Path("/proc/self").exists():
+        return 0
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in CALLS_DIR.iterdir():
+            if entry.name.isdigit() and not Path("/proc", entry.name).exists():
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 @dataclass
 class CallState:
     """One call carried by the actor."""
@@ -95,6 +110,7 @@ class VoiceSession:
         from providers.onnx_session import return_large_buffers_to_os
 
         return_large_buffers_to_os()  # before the models run: their buffers go back to the OS
+        prune_calls_dir()
         settings = get_settings()
         self.node = node_label()
         metrics.sample_queue("voice_outbox", self._queued_out)
