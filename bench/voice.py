@@ -350,6 +350,10 @@ async def concurrent_callers(client: AicoClient, caller: bytes, *, callers: int,
         "call_actors_live_max": len(busiest), "call_actors_before": len(idle_actors),
         "model_replicas_pss_mib": model_replicas_pss_mib(client.root_pid),
         "server_stage_ms_p50_p95": stage_percentiles([t for r in ok for t in r["server"]]),
+        # The first round is the busiest (every caller's first turn within a few seconds).
+        "server_stage_ms_p50_p95_by_round": [
+            stage_percentiles([r["server"][i] for r in ok if len(r["server"]) > i])
+            for i in range(turns)],
         # Dead air inside the agent's speech (its next audio late): per speech, and in all.
         "speech_gap_ms_p95": pct(gaps := [g for r in ok for g in r["speech_gap_ms"]], 95),
         "speech_gaps": sum(1 for g in gaps if g > 0), "speech_gap_ms_total": sum(gaps),
