@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from aico.voice_messages import AgentSpeechEnded, AgentSpeechStarted, CallError, Metrics, to_wire
-from providers.tts import CLAUSE_MAX_WORDS, CLAUSE_MIN_WORDS, TTS, opening_clause, split_sentences
+from providers.tts import (
+    CLAUSE_MAX_WORDS,
+    CLAUSE_MIN_WORDS,
+    TTS,
+    opening_clause,
+    split_sentences,
+)
 
 log = logging.getLogger("aico.actors.speech_out")
 
@@ -43,6 +49,16 @@ log = logging.getLogger("aico.actors.speech_out")
 FRAME_S = 0.04
 # Audio that resumes later than this after the last frame played out counts as a gap.
 GAP_MIN_S = 0.02
+# After its opening a reply is spoken a sentence at a time (one piece, one intonation), unless
+# the audio the caller has ahead would run out before a whole sentence could be written and
+# synthesized: then it goes on with the next piece cut as the opening was (a clause, a phrase
+# word, six words). With four or more callers on two cores the LLM writes slower, and the
+# sentence after a short opening came late: dead air inside the reply
+# (bench/results/voice_concurrency.md).
+CLAUSE_CUT_AHEAD_S = 1.0
+# Roughly how long a word takes to say (Piper's joe: 0.31-0.33 s, pauses included), for the
+# audio of a piece not synthesized yet.
+WORD_S = 0.3
 _CLAUSE = re.compile(r"(?<=[,;:])\s+")
 _CLOSED = re.compile(r"[.,;:!?\u2026\-\u2013\u2014]$")
 # A piece's audio starts where the voice does: what a TTS puts before it (Piper: 20-60 ms,
@@ -249,6 +265,19 @@ class SpeechOut:
         sentences, stream.pending = split_sentences(stream.pending)
         for sentence in sentences:
             self._add_to_stream(stream, sentence)
+        self._cut_if_running_short(stream)
+
+    def _cut_if_running_short(self, stream: _Stream) -> None:
+        """The stream's next piece, cut as its opening was, queued now if the opening is queued
+        and the audio ahead of the caller is running short (CLAUSE_CUT_AHEAD_S)."""
+        while stream.sentences and not stream.ended and stream.pending.strip() \
+                and self._ahead_s() < CLAUSE_CUT_AHEAD_S:
+            clause = opening_clause(stream.pending, min_words=self.clause_min_words,
+                                    max_words=self.clause_max_words)
+            if clause is None:
+                return
+            head, stream.pending = clause
+            self._add_to_stream(stream, head, spoken=spoken_form(head))
 
     def end_stream(self, stream_id: str, *, interruptible: bool = True) -> None:
         stream = self._stream(stream_id, interruptible)
@@ -393,6 +422,14 @@ class SpeechOut:
             greeting_cache.put(key, pcm)
             self.tts.keep_greeting(sentence.text, pcm)
 
+    def _ahead_s(self) -> float:
+        """How long the caller will hear audio already made or being made: `_queued_s`, and
+        the pieces not synthesized yet at WORD_S a word."""
+        making = [self._synthesizing] if self._synthesizing is not None else []
+        return self._queued_s() + sum(
+            max(0.0, len(s.tts_text.split()) * WORD_S - s.audio_s) for s in (*making,
+                                                                           *self._todo))
+
     def _queued_s(self) -> float:
         """How long the caller still hears audio already made: a sentence synthesized now is
         not needed before then (0 when the caller waits for it)."""
@@ -457,6 +494,9 @@ class SpeechOut:
             sentence.sent_s += duration
             if not self._frames or self._frames[0][0] is not sentence:
                 self._check_streams()
+            if not self._todo and self._synthesizing is None:
+                for stream in list(self._streams.values()):
+                    self._cut_if_running_short(stream)
 
     def _set_speaking(self, speaking: bool) -> None:
         if speaking == self._speaking:
