@@ -74,6 +74,9 @@ class Utterance:
     speech_s: float = 0.0  # voiced seconds, measured on the audio (see TurnDetector.heard_s)
     segment_heard_at: float = 0.0  # `heard_s` when the current voiced segment started
     paused_at: float | None = None
+    # `heard_s` when the current pause began: a pause lasts as long as its audio, not as long
+    # as its frames took to arrive (an actor starved of CPU gets the next second in a burst).
+    paused_heard: float = 0.0
     stream: SpeechStream | None = None
     transcript: asyncio.Task[str] | None = None  # drains the stream: the final text
     sent: int = 0  # bytes of `audio` fed into the stream
@@ -146,9 +149,9 @@ class TurnDetector:
         if utt.paused_at is None:
             self._check_barge_in(utt, now)
             self._feed(utt)
-        elif now - utt.paused_at >= self.options.end_of_turn_silence_s:
+        elif self.heard_s - utt.paused_heard >= self.options.end_of_turn_silence_s:
             self._end_of_turn(utt, now)
-        elif utt.awaiting_judgement and now - utt.paused_at >= PAUSE_S:
+        elif utt.awaiting_judgement and self.heard_s - utt.paused_heard >= PAUSE_S:
             self._ask_model(utt)
 
     def reset(self) -> None:
@@ -195,6 +198,7 @@ class TurnDetector:
         if utt is None or utt.paused_at is not None:
             return
         utt.paused_at = now - DECODE_PAUSE_S
+        utt.paused_heard = self.heard_s - DECODE_PAUSE_S
         utt.speech_s += max(0.0, self.heard_s - DECODE_PAUSE_S - utt.segment_heard_at)
         if utt.speech_s >= self.options.min_speech_s and self._transcribing(utt):
             self._feed(utt)

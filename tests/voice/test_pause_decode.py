@@ -145,3 +145,26 @@ async def test_a_caller_who_goes_on_after_a_short_pause_makes_one_turn(parts) ->
     assert len(stt.heard_at) == 2  # the short pause's decode, then the final's
     assert len(model.heard_at) == 1  # the model heard only the real pause
     await det.aclose()
+
+
+async def test_a_pause_whose_frames_arrive_late_lasts_as_long_as_its_audio(parts) -> None:
+    # The actor is starved of CPU in the middle of a short pause: the caller's next frames
+    # arrive seconds late, in a burst. The pause is the audio's (well under PAUSE_S), not
+    # the wall clock's (past the end-of-turn silence): one turn, not the words before it.
+    stt_inner, tts, model_inner = parts
+    stt, model = NotedSTT(stt_inner), NotedModel(model_inner)
+    turns: list[str] = []
+    det = detector(stt, model, turns)
+    before = b"\0\0" * (RATE // 4) + await said(tts, "I would like") + b"\0\0" * int(RATE * 0.14)
+    await feed(det, before)
+    assert det.utterance is not None and det.utterance.paused_at is not None, \
+        "the VAD heard no pause before the stall"
+    await asyncio.sleep(det.options.end_of_turn_silence_s + 0.5)
+    await feed(det, await said(tts, "a birthday cake for Saturday.") + b"\0\0" * RATE)
+    for _ in range(200):
+        if turns:
+            break
+        await asyncio.sleep(0.05)
+    assert len(turns) == 1, turns
+    assert "like" in turns[0].lower() and "cake" in turns[0].lower(), turns
+    await det.aclose()
