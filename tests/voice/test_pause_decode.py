@@ -99,6 +99,20 @@ async def feed(det: TurnDetector, pcm: bytes) -> None:
         await asyncio.sleep(max(0.0, start + (n + 1) * FRAME / (2 * RATE) - time.monotonic()))
 
 
+async def wait_for_turn(turns: list[str]) -> None:
+    """Until the detector has ended a turn (10 s at most)."""
+    for _ in range(200):
+        if turns:
+            return
+        await asyncio.sleep(0.05)
+
+
+def assert_one_turn_with_both_phrases(turns: list[str]) -> None:
+    """"I would like" and "a birthday cake for Saturday." made one turn."""
+    assert len(turns) == 1, turns
+    assert "like" in turns[0].lower() and "cake" in turns[0].lower(), turns
+
+
 async def test_the_decode_starts_before_the_model_is_asked(parts) -> None:
     stt_inner, tts, model_inner = parts
     stt, model = NotedSTT(stt_inner), NotedModel(model_inner)
@@ -106,10 +120,7 @@ async def test_the_decode_starts_before_the_model_is_asked(parts) -> None:
     det = detector(stt, model, turns)
     speech = b"\0\0" * (RATE // 4) + await said(tts, "What time do you open tomorrow?")
     await feed(det, speech + b"\0\0" * RATE)
-    for _ in range(200):
-        if turns:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for_turn(turns)
     assert turns and "open" in turns[0].lower(), turns
     spoken_s = len(speech) / (2 * RATE)
     [decoded_at] = stt.heard_at  # one decode: the pause's, reused as the final
@@ -136,12 +147,8 @@ async def test_a_caller_who_goes_on_after_a_short_pause_makes_one_turn(parts) ->
     speech = (b"\0\0" * (RATE // 4) + await said(tts, "I would like") + gap
               + await said(tts, "a birthday cake for Saturday."))
     await feed(det, speech + b"\0\0" * RATE)
-    for _ in range(200):
-        if turns:
-            break
-        await asyncio.sleep(0.05)
-    assert len(turns) == 1, turns
-    assert "like" in turns[0].lower() and "cake" in turns[0].lower(), turns
+    await wait_for_turn(turns)
+    assert_one_turn_with_both_phrases(turns)
     assert len(stt.heard_at) == 2  # the short pause's decode, then the final's
     assert len(model.heard_at) == 1  # the model heard only the real pause
     await det.aclose()
@@ -161,10 +168,6 @@ async def test_a_pause_whose_frames_arrive_late_lasts_as_long_as_its_audio(parts
         "the VAD heard no pause before the stall"
     await asyncio.sleep(det.options.end_of_turn_silence_s + 0.5)
     await feed(det, await said(tts, "a birthday cake for Saturday.") + b"\0\0" * RATE)
-    for _ in range(200):
-        if turns:
-            break
-        await asyncio.sleep(0.05)
-    assert len(turns) == 1, turns
-    assert "like" in turns[0].lower() and "cake" in turns[0].lower(), turns
+    await wait_for_turn(turns)
+    assert_one_turn_with_both_phrases(turns)
     await det.aclose()
